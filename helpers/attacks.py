@@ -1,0 +1,288 @@
+"""Pixle, batched: the score-based black-box attack that rearranges pixels, many times faster.
+
+Pixle (Pomponi, Scardapane & Uncini, "Pixle: a fast and effective black-box attack based on
+rearranging pixels", IJCNN 2022, arXiv:2202.02236). Each candidate copies a random patch of the
+*original* image onto positions of the current image chosen by a pixel mapping; a candidate that
+lowers the true-class probability is kept; the attack stops at the first candidate that changes
+the prediction. This follows ``torchattacks.Pixle`` (restart and iterative modes, patch sizes as
+fractions or pixels, the five pixel mappings, targeted/untargeted, early exit in candidate
+order, including its quirks: the last row/column is never drawn, and a restart without any
+improvement continues from its last candidate) but
+
+- scores a *block* of candidates for every image of a batch in one forward pass, and reads
+  success from the same scores (torchattacks runs a second batch-of-one forward per candidate);
+- builds candidates on the model's device with batched tensor operations (gather/scatter);
+- draws its randomness from a counter-based hash of (seed, image id, restart, iteration, slot),
+  so the result for an image does not depend on the batch it is in, the block size or the
+  device, and the global numpy/torch random state is never touched.
+
+Two deliberate differences from torchattacks, both orientation/ordering fixes that matter only
+for non-square images or duplicated destinations: destinations are (row, column) in range of
+(H, W) (torchattacks swaps them for the similarity/distance mappings), and when two patch pixels
+land on the same destination the later one wins deterministically (torchattacks leaves that to
+``index_put``). Queries are counted as the algorithm's model evaluations: one for the clean
+image plus one per candidate up to and including the successful one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+from typing import Literal, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from helpers.metrics import l0_pixels
+
+PixelMapping = Literal["random", "similarity", "similarity_random", "distance", "distance_random"]
+MAPPINGS: tuple[str, ...] = ("random", "similarity", "similarity_random", "distance", "distance_random")
+_M32 = 0xFFFFFFFF
+
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer mixer on int64 tensors (constants < 2**31, so products never overflow)."""
+    x = x & _M32
+    x = x ^ (x >> 16)
+    x = (x * 0x45D9F3B) & _M32
+    x = x ^ (x >> 16)
+    x = (x * 0x45D9F3B) & _M32
+    return x ^ (x >> 16)
+
+
+def counter_uniform(seed: int, counters: torch.Tensor) -> torch.Tensor:
+    """Uniform floats in [0, 1) that depend only on (seed, counter): batch- and device-independent."""
+    key = _hash32(torch.tensor(((seed >> 32) & _M32) + 0x9E3779B9, device=counters.device))
+    key = _hash32(key ^ (seed & _M32))
+    h = _hash32((counters & _M32) ^ _hash32(((counters >> 32) & _M32) ^ key))
+    return (h >> 8).to(torch.float32) * (1.0 / (1 << 24))
+
+
+def _bounds(dims: Sequence[int | float], size: int) -> tuple[int, int]:
+    lo, hi = (max(1, d if isinstance(d, int) else round(size * d)) for d in dims)
+    return int(lo), int(hi)
+
+
+@dataclass
+class PixleResult:
+    """What one attack run returns, per image."""
+
+    adv: torch.Tensor            # (B, C, H, W) adversarial images, in [0, 1]
+    success: torch.Tensor        # (B,) bool: the attack saw the returned image misclassified (or hit the target)
+    queries: torch.Tensor        # (B,) model evaluations the algorithm needed (1 + candidates until stop)
+    forwards: torch.Tensor       # (B,) evaluations actually computed (block scoring may compute a few extra)
+    l0: torch.Tensor             # (B,) pixels changed (any channel)
+    final_prob: torch.Tensor     # (B,) lowest true-class (targeted: 1 - target) probability the attack saw
+
+    def cpu(self) -> "PixleResult":
+        return PixleResult(*(getattr(self, f).cpu() for f in self.__dataclass_fields__))
+
+
+class Pixle:
+    """Batched Pixle. Call it like torchattacks: ``Pixle(model, ...)(images, labels)``.
+
+    Arguments follow ``torchattacks.Pixle``; in addition:
+
+    - ``block``: candidates scored per image per forward pass. ``None`` adapts it so each forward
+      holds about ``target_batch`` images (small blocks keep early exit cheap on a CPU; on a GPU a
+      large ``target_batch`` scores a whole restart at once).
+    - ``seed``: the attack's own random stream; ``ids`` in the call identify images across batches.
+    - ``skip_misclassified``: images the model already gets wrong are returned unchanged (one query).
+    - ``amp``: bfloat16 autocast for the forward passes (CUDA only).
+    """
+
+    def __init__(self, model: nn.Module, x_dimensions=(2, 10), y_dimensions=(2, 10),
+                 pixel_mapping: PixelMapping = "random", restarts: int = 20, max_iterations: int = 10,
+                 update_each_iteration: bool = False, block: int | None = None, target_batch: int = 256,
+                 seed: int = 0, skip_misclassified: bool = False, amp: bool = False,
+                 channels_last: bool = True, progress: bool = False):
+        if not isinstance(restarts, int) or restarts < 0:
+            raise ValueError(f"restarts must be an integer >= 0 ({restarts})")
+        if pixel_mapping.lower() not in MAPPINGS:
+            raise ValueError(f"pixel_mapping must be one of {MAPPINGS} ({pixel_mapping})")
+        x_dimensions = [x_dimensions] * 2 if isinstance(x_dimensions, (int, float)) else list(x_dimensions)
+        y_dimensions = [y_dimensions] * 2 if isinstance(y_dimensions, (int, float)) else list(y_dimensions)
+        if not all((isinstance(d, int) and d > 0) or (isinstance(d, float) and 0 <= d <= 1)
+                   for d in chain(x_dimensions, y_dimensions)):
+            raise ValueError(f"patch dimensions must be integers > 0 or floats in [0, 1] "
+                             f"({x_dimensions}, {y_dimensions})")
+        self.model = model
+        self.x_dimensions, self.y_dimensions = x_dimensions, y_dimensions
+        self.pixel_mapping = pixel_mapping.lower()
+        self.restarts, self.max_iterations = restarts, max_iterations
+        self.update_each_iteration = update_each_iteration
+        self.block, self.target_batch = block, max(1, target_batch)
+        self.seed, self.skip_misclassified, self.amp = seed, skip_misclassified, amp
+        self.channels_last, self.progress = channels_last, progress
+
+    # ------------------------------------------------------------------ scoring
+    def _probs(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            if self.amp and x.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    logits = self.model(x)
+            else:
+                logits = self.model(x)
+            return torch.softmax(logits.float(), dim=1)
+
+    def _score(self, probs: torch.Tensor, labels: torch.Tensor, targeted: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, success) for probs (..., classes) and labels broadcastable to (...)."""
+        p = probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        pred = probs.argmax(-1)
+        if targeted:
+            return 1 - p, pred == labels
+        return p, pred != labels
+
+    # ------------------------------------------------------------------ candidates
+    def _slots(self, h: int, w: int) -> tuple[tuple[int, int], tuple[int, int], int]:
+        xb, yb = _bounds(self.x_dimensions, w), _bounds(self.y_dimensions, h)
+        return xb, yb, xb[1] * yb[1]
+
+    def candidates(self, x0: torch.Tensor, base: torch.Tensor, ids: torch.Tensor, restart: int,
+                   it_start: int, k: int) -> torch.Tensor:
+        """``k`` consecutive candidates per image: (n, k, C, H, W). Pure function of its arguments."""
+        n, c, h, w = x0.shape
+        dev = x0.device
+        (xlo, xhi), (ylo, yhi), pmax = self._slots(h, w)
+        s_total = 4 + 2 * pmax
+        its = torch.arange(it_start, it_start + k, device=dev)
+        ctr = ((ids.to(dev).long()[:, None] * max(self.restarts, 1) + restart) * max(self.max_iterations, 1)
+               + its[None, :]) * s_total
+        u = counter_uniform(self.seed, ctr[..., None] + torch.arange(s_total, device=dev))  # (n, k, S)
+        px = (u[..., 0] * (w - 1)).long()
+        py = (u[..., 1] * (h - 1)).long()
+        xo = torch.minimum(xlo + (u[..., 2] * (xhi - xlo + 1)).long(), w - px)
+        yo = torch.minimum(ylo + (u[..., 3] * (yhi - ylo + 1)).long(), h - py)
+        slot = torch.arange(pmax, device=dev)
+        valid = slot < (xo * yo)[..., None]                                   # (n, k, P)
+        xo_safe = xo.clamp_min(1)[..., None]
+        src_r = (py[..., None] + slot // xo_safe).clamp_max(h - 1)
+        src_c = (px[..., None] + slot % xo_safe).clamp_max(w - 1)
+        src_flat = src_r * w + src_c                                          # (n, k, P)
+        x0f = x0.reshape(n, c, h * w)
+        vals = x0f.gather(2, src_flat.reshape(n, 1, -1).expand(n, c, -1)).reshape(n, c, k, pmax)
+        vals = vals.permute(0, 2, 1, 3)                                       # (n, k, C, P)
+        ud = u[..., 4:].reshape(n, k, pmax, 2)
+        if self.pixel_mapping == "random":
+            dst = (ud[..., 0] * (h - 1)).long() * w + (ud[..., 1] * (w - 1)).long()
+        else:
+            dst = self._mapped_destinations(base, vals, src_flat, ud[..., 0])
+        # last write wins among duplicated destinations; invalid slots go to a dummy column
+        dst = torch.where(valid, dst, torch.full_like(dst, h * w))
+        later_same = (dst[..., :, None] == dst[..., None, :]) & torch.triu(
+            torch.ones(pmax, pmax, dtype=torch.bool, device=dev), diagonal=1)
+        dst = torch.where(later_same.any(-1), torch.full_like(dst, h * w), dst)
+        out = torch.cat([base.reshape(n, 1, c, h * w).expand(n, k, c, h * w),
+                         torch.zeros(n, k, c, 1, device=dev, dtype=base.dtype)], dim=3).clone()
+        out.scatter_(3, dst[:, :, None, :].expand(n, k, c, pmax), vals.to(out.dtype))
+        return out[..., : h * w].reshape(n, k, c, h, w)
+
+    def _mapped_destinations(self, base: torch.Tensor, vals: torch.Tensor, src_flat: torch.Tensor,
+                             u: torch.Tensor) -> torch.Tensor:
+        """Similarity / distance mappings: softmax over all destination pixels of a score."""
+        n, c, h, w = base.shape
+        basef = base.reshape(n, 1, 1, c, h * w)
+        out = []
+        for j in range(vals.shape[1]):  # one candidate slot at a time keeps memory at n*P*C*HW
+            diff = (basef[:, 0] - vals[:, j, :, :].permute(0, 2, 1)[..., None]).abs().mean(2)  # (n, P, HW)
+            if "similarity" in self.pixel_mapping:
+                diff = 1 / (1 + diff)
+                diff = torch.where(diff == 1, torch.zeros_like(diff), diff)
+            probs = torch.softmax(diff, dim=-1)
+            own = torch.nn.functional.one_hot(src_flat[:, j], h * w).bool()
+            if "random" in self.pixel_mapping:
+                probs = probs.masked_fill(own, 0)
+                cdf = probs.cumsum(-1)
+                r = u[:, j, :, None] * cdf[..., -1:]
+                idx = torch.searchsorted(cdf.contiguous(), r.contiguous()).squeeze(-1).clamp_max(h * w - 1)
+            else:
+                idx = probs.masked_fill(own, -1.0).argmax(-1)
+            out.append(idx)
+        return torch.stack(out, dim=1)
+
+    # ------------------------------------------------------------------ attack
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None,
+                 target_labels: torch.Tensor | None = None) -> PixleResult:
+        return self.attack(images, labels, ids, target_labels)
+
+    def attack(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None,
+               target_labels: torch.Tensor | None = None) -> PixleResult:
+        if images.dim() == 3:
+            images = images.unsqueeze(0)
+        if images.min() < 0 or images.max() > 1:
+            raise ValueError("Pixle expects images in [0, 1]")
+        was_training = self.model.training
+        self.model.eval()
+        dev = images.device
+        x0 = images.detach().clone()
+        b = x0.shape[0]
+        targeted = target_labels is not None
+        lab = (target_labels if targeted else labels).to(dev).long()
+        ids = torch.arange(b, device=dev) if ids is None else ids.to(dev).long()
+
+        p0, s0 = self._score(self._probs(x0), lab, targeted)
+        best_p = p0.clone()
+        queries = torch.ones(b, dtype=torch.long, device=dev)
+        forwards = queries.clone()
+        success = torch.zeros(b, dtype=torch.bool, device=dev)
+        done = torch.zeros(b, dtype=torch.bool, device=dev)
+        if self.skip_misclassified:
+            done |= s0
+            success |= s0
+        base = x0.clone()             # restart mode: the image candidates are built on
+        best_sol = x0.clone()         # torchattacks' best_solution
+        have_best = torch.zeros(b, dtype=torch.bool, device=dev)
+        last = x0.clone()
+        restarts = 1 if self.update_each_iteration else self.restarts
+        bar = tqdm(total=restarts * self.max_iterations, desc="Pixle", leave=False, disable=not self.progress)
+        for r in range(restarts):
+            it = 0
+            while it < self.max_iterations and not bool(done.all()):
+                act = (~done).nonzero().squeeze(1)
+                k = 1 if self.update_each_iteration else (self.block or max(1, self.target_batch // len(act)))
+                k = min(k, self.max_iterations - it)
+                cand = self.candidates(x0[act], base[act], ids[act], r, it, k)   # (n, k, C, H, W)
+                n = cand.shape[0]
+                probs = self._probs(cand.reshape(n * k, *cand.shape[2:])).reshape(n, k, -1)
+                p, succ = self._score(probs, lab[act, None].expand(n, k), targeted)
+                forwards[act] += k
+                any_s = succ.any(1)
+                first = torch.where(any_s, succ.float().argmax(1), torch.full_like(any_s, k - 1, dtype=torch.long))
+                kk = torch.arange(k, device=dev)
+                evaluated = kk[None, :] <= first[:, None]
+                queries[act] += first + 1
+                pm = torch.where(evaluated, p, torch.full_like(p, float("inf")))
+                minp, argk = pm.min(1)
+                improve = minp < best_p[act]
+                rows = torch.arange(n, device=dev)
+                # successful images: the successful candidate is the answer
+                win = cand[rows, first]
+                s_idx = act[any_s]
+                best_sol[s_idx] = win[any_s]
+                base[s_idx] = win[any_s]
+                success[s_idx] = True
+                done[s_idx] = True
+                best_p[act] = torch.where(improve, minp, best_p[act])
+                best_p[s_idx] = p[rows, first][any_s]
+                # the others keep their best candidate so far, and the last one tried
+                keep = ~any_s
+                upd = keep & improve
+                best_sol[act[upd]] = cand[rows, argk][upd]
+                have_best[act[upd]] = True
+                last[act[keep]] = cand[rows, first][keep]
+                if self.update_each_iteration:
+                    base[act[upd]] = best_sol[act[upd]]
+                it += k
+                bar.update(k)
+            if not self.update_each_iteration:
+                cont = ~done
+                base[cont] = torch.where(have_best[cont, None, None, None], best_sol[cont], last[cont])
+        bar.close()
+        if was_training:
+            self.model.train()
+        adv = base.clamp(0, 1)
+        return PixleResult(adv=adv, success=success, queries=queries, forwards=forwards,
+                           l0=l0_pixels(x0, adv), final_prob=best_p)

@@ -1,0 +1,164 @@
+"""One loader for either corpus: keys file + audio folder -> a table of trials, sampled and split.
+
+``load_corpus(keys_path, audio_dir)`` works for the official unpack layout
+(``keys/DF/CM/trial_metadata.txt`` + ``ASVspoof2021_DF_eval/flac/``) and for the copy-synthesis
+corpus (``keys/CM/trial_metadata.txt`` + ``flac/``). Every trial's audio path is confined to the
+audio folder; a trial without audio, or audio without a keys line, is an error (or, with
+``on_missing="skip"``, a warning and a line in ``skipped.csv``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from helpers.keys import KeysFormatError, read_keys_frame, validate_trial_id
+
+Dataset = Literal["copysynth", "asvspoof2021_df"]
+CLASSES: tuple[str, str] = ("bonafide", "spoof")  # class index 0 = bonafide, 1 = spoof (ImageFolder order)
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+class CorpusError(RuntimeError):
+    """A corpus whose keys and audio disagree."""
+
+
+@dataclass(frozen=True)
+class CorpusLayout:
+    keys: Path
+    audio_dir: Path
+    groups: Path | None = None  # optional "trial group" sidecar
+
+
+def audio_path(audio_dir: Path, trial: str) -> Path:
+    """``audio_dir/<trial>.flac``, refusing any trial id that would leave ``audio_dir``."""
+    validate_trial_id(trial)
+    base = Path(audio_dir).resolve()
+    p = (base / f"{trial}.flac").resolve()
+    if base not in p.parents:
+        raise KeysFormatError(f"trial {trial!r} resolves outside the audio folder {base}")
+    return p
+
+
+def load_corpus(layout: CorpusLayout, on_missing: Literal["error", "skip"] = "error",
+                check_orphans: bool = True) -> tuple[pd.DataFrame, list[dict]]:
+    """Read the keys, attach audio paths and split groups; returns the table and skipped rows."""
+    df = read_keys_frame(layout.keys)
+    audio_dir = Path(layout.audio_dir)
+    if not audio_dir.is_dir():
+        raise CorpusError(f"audio folder {audio_dir} does not exist (keys: {layout.keys})")
+    df["path"] = [str(audio_path(audio_dir, t)) for t in df["trial"]]
+    exists = np.array([Path(p).exists() for p in df["path"]])
+    skipped: list[dict] = []
+    if not exists.all():
+        missing = df.loc[~exists, "trial"].tolist()
+        msg = (f"{len(missing)} trial(s) in {layout.keys} have no audio in {audio_dir}, e.g. "
+               f"{missing[:3]}; extract the matching archive part or remove the lines")
+        if on_missing == "error":
+            raise CorpusError(msg + " (or set ON_MISSING='skip')")
+        warnings.warn(msg, stacklevel=2)
+        skipped += [{"file": str(layout.keys), "trial": t, "reason": "audio missing"} for t in missing]
+        df = df.loc[exists].reset_index(drop=True)
+    if check_orphans:
+        known = set(df["trial"])
+        orphans = sorted(p.stem for p in audio_dir.glob("*.flac") if p.stem not in known)
+        if orphans and on_missing == "error":
+            # Only an error for a corpus that should be complete (copy-synthesis); an ASVspoof
+            # part holds audio of trials sampled out, so callers pass check_orphans=False there.
+            raise CorpusError(f"{len(orphans)} audio file(s) in {audio_dir} have no line in "
+                              f"{layout.keys}, e.g. {orphans[:3]}; add keys lines or remove the files")
+        skipped += [{"file": str(audio_dir / f"{t}.flac"), "trial": t, "reason": "no keys line"}
+                    for t in orphans]
+    df["group"] = _groups(df, layout.groups)
+    df["y"] = (df["label"] == "spoof").astype(int)
+    return df, skipped
+
+
+def _groups(df: pd.DataFrame, groups_file: Path | None) -> pd.Series:
+    """Split unit: the sidecar's source utterance, else the speaker (if several), else the trial."""
+    if groups_file is not None and Path(groups_file).exists():
+        mapping = dict(line.split() for line in Path(groups_file).read_text().splitlines() if line.strip())
+        return df["trial"].map(mapping).fillna(df["trial"])
+    if df["speaker"].nunique() > 1:
+        return df["speaker"]
+    return df["trial"]
+
+
+def sample_trials(df: pd.DataFrame, n: int | None, bonafide_share: float | None = 0.5,
+                  seed: int = 2022) -> pd.DataFrame:
+    """A seeded sample of ``n`` trials stratified by label (and by attack within spoof).
+
+    ``bonafide_share=None`` keeps the corpus's own class mix (ASVspoof 2021 DF: about 3.7%
+    bonafide); ``0.5`` balances the classes. If a class has too few trials, all are taken and
+    the shortfall is reported in the returned frame's ``attrs["note"]``.
+    """
+    if n is None or n >= len(df) and bonafide_share is None:
+        return df.reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    share = float((df["label"] == "bonafide").mean()) if bonafide_share is None else bonafide_share
+    want = {"bonafide": int(round(n * share)), "spoof": n - int(round(n * share))}
+    parts, note = [], []
+    for label, k in want.items():
+        pool = df[df["label"] == label]
+        if k > len(pool):
+            note.append(f"asked for {k} {label} trials, corpus has {len(pool)}")
+            k = len(pool)
+        if label == "spoof" and k > 0:  # proportional by attack, remainder at random
+            take = _stratified(pool, "attack", k, rng)
+        else:
+            take = pool.iloc[rng.permutation(len(pool))[:k]]
+        parts.append(take)
+    out = pd.concat(parts).sort_values("trial").reset_index(drop=True)
+    out.attrs["note"] = "; ".join(note)
+    return out
+
+
+def _stratified(pool: pd.DataFrame, col: str, k: int, rng: np.random.Generator) -> pd.DataFrame:
+    counts = pool[col].value_counts(sort=False).sort_index()
+    alloc = np.floor(counts / counts.sum() * k).astype(int)
+    rest = k - int(alloc.sum())
+    if rest > 0:
+        extra = rng.choice(len(counts), size=rest, replace=False, p=None) if rest <= len(counts) else \
+            rng.choice(len(counts), size=rest, replace=True)
+        for i in np.atleast_1d(extra):
+            alloc.iloc[int(i)] += 1
+    chosen = []
+    for value, m in alloc.items():
+        sub = pool[pool[col] == value]
+        m = min(int(m), len(sub))
+        chosen.append(sub.iloc[rng.permutation(len(sub))[:m]])
+    got = pd.concat(chosen)
+    if len(got) < k:  # a stratum was too small: fill from the rest
+        left = pool.drop(got.index)
+        got = pd.concat([got, left.iloc[rng.permutation(len(left))[: k - len(got)]]])
+    return got
+
+
+def split_by_group(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+                   seed: int = 2022) -> pd.DataFrame:
+    """Assign ``split`` in {train, val, test} so that no group straddles two splits.
+
+    Groups are shuffled with the seed and filled into splits in order until each split holds
+    its fraction of the trials. Deterministic for a given seed and table.
+    """
+    if abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"split fractions {fractions} must sum to 1")
+    groups = np.array(sorted(df["group"].unique()))
+    rng = np.random.default_rng(seed)
+    groups = groups[rng.permutation(len(groups))]
+    sizes = df.groupby("group").size()
+    bounds = np.cumsum(fractions) * len(df)
+    assign, filled, idx = {}, 0, 0
+    for g in groups:
+        while idx < len(SPLITS) - 1 and filled >= bounds[idx] - 1e-9:
+            idx += 1
+        assign[g] = SPLITS[idx]
+        filled += int(sizes[g])
+    out = df.copy()
+    out["split"] = out["group"].map(assign)
+    return out

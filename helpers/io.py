@@ -1,0 +1,120 @@
+"""Atomic writes, JSON helpers and parameter-derived cache keys.
+
+Every cache, checkpoint and metrics file goes through :func:`atomic_write`: the bytes land in
+a temporary file in the same folder, are fsync'ed, then renamed over the target. A run killed
+at any moment therefore leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; on success fsync it and rename it over ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+        _fsync_dir(target.parent)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write(target: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` to ``target`` atomically (temp file, fsync, rename)."""
+    with atomic_path(target) as tmp:
+        mode = "wb" if isinstance(data, bytes) else "w"
+        with open(tmp, mode) as fh:
+            fh.write(data)
+    return Path(target)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy/torch scalars and arrays, paths and NaN into plain JSON values (NaN -> None)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "detach"):  # torch tensor
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def save_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Atomically write ``obj`` as pretty JSON."""
+    return atomic_write(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def update_json(path: str | os.PathLike, key: str, value: Any) -> Path:
+    """Set ``key`` in the JSON object stored at ``path`` (created if missing), atomically."""
+    path = Path(path)
+    data = load_json(path) if path.exists() else {}
+    data[key] = value
+    return save_json(path, data)
+
+
+def cache_key(params: dict[str, Any], length: int = 12) -> str:
+    """A short, stable hash of the parameters that produced an artefact."""
+    blob = json.dumps(to_jsonable(params), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cached(path: str | os.PathLike, compute: Callable[[], Any], save: Callable[[Path, Any], Any],
+           load: Callable[[Path], Any]) -> Any:
+    """Return ``load(path)`` if it exists, else ``compute()``, saved atomically with ``save``."""
+    path = Path(path)
+    if path.exists():
+        return load(path)
+    value = compute()
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        save(tmp, value)
+    return value

@@ -1,0 +1,119 @@
+"""Metrics the field uses: accuracy, balanced accuracy, EER, DET/ROC, bootstrap CIs, attack stats.
+
+Convention: class 0 = bonafide, 1 = spoof; the detection score is the bonafide score (higher =
+more bonafide), and EER treats bonafide as the positive class, as ASVspoof's official
+evaluation does (``compute_det_curve`` / ``compute_eer`` in the ASVspoof 2021 evaluation
+package): sweep the threshold over all scores, take the point where the miss rate (bonafide
+rejected) and false-alarm rate (spoof accepted) meet.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+BONAFIDE, SPOOF = 0, 1
+
+
+def _np(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def accuracy(y_true, y_pred) -> float:
+    y_true, y_pred = _np(y_true), _np(y_pred)
+    return float((y_true == y_pred).mean()) if len(y_true) else float("nan")
+
+
+def balanced_accuracy(y_true, y_pred) -> float:
+    """Mean per-class recall over the classes present (sklearn's definition)."""
+    y_true, y_pred = _np(y_true), _np(y_pred)
+    recalls = [float((y_pred[y_true == c] == c).mean()) for c in np.unique(y_true)]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def confusion(y_true, y_pred, n_classes: int = 2) -> np.ndarray:
+    """Rows = true class, columns = predicted class."""
+    y_true, y_pred = _np(y_true).astype(int), _np(y_pred).astype(int)
+    cm = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def det_curve(bonafide_scores, spoof_scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Miss (FRR) and false-alarm (FAR) rates over all thresholds, as ASVspoof computes them."""
+    target, nontarget = _np(bonafide_scores).astype(float), _np(spoof_scores).astype(float)
+    n_t, n_n = target.size, nontarget.size
+    scores = np.concatenate((target, nontarget))
+    labels = np.concatenate((np.ones(n_t), np.zeros(n_n)))
+    order = np.argsort(scores, kind="mergesort")
+    labels = labels[order]
+    tar_trial_sums = np.cumsum(labels)
+    nontarget_trial_sums = n_n - (np.arange(1, n_t + n_n + 1) - tar_trial_sums)
+    frr = np.concatenate((np.atleast_1d(0), tar_trial_sums / n_t))
+    far = np.concatenate((np.atleast_1d(1), nontarget_trial_sums / n_n))
+    thresholds = np.concatenate((np.atleast_1d(scores[order[0]] - 0.001), scores[order]))
+    return frr, far, thresholds
+
+
+def eer(y_true, bonafide_score) -> float:
+    """Equal error rate (0..1) with bonafide as positive; NaN if a class is absent."""
+    y_true, s = _np(y_true), _np(bonafide_score).astype(float)
+    bona, spoof = s[y_true == BONAFIDE], s[y_true == SPOOF]
+    if bona.size == 0 or spoof.size == 0:
+        return float("nan")
+    frr, far, _ = det_curve(bona, spoof)
+    i = int(np.nanargmin(np.abs(frr - far)))
+    return float(np.mean((frr[i], far[i])))
+
+
+def roc_points(y_true, bonafide_score) -> dict[str, list[float]]:
+    """ROC (TPR vs FPR, bonafide positive) and DET (FRR vs FAR) points for plotting."""
+    y_true, s = _np(y_true), _np(bonafide_score).astype(float)
+    frr, far, thr = det_curve(s[y_true == BONAFIDE], s[y_true == SPOOF])
+    return {"far": far.tolist(), "frr": frr.tolist(), "tpr": (1 - frr).tolist(), "thresholds": thr.tolist()}
+
+
+def bonafide_score(logits: torch.Tensor) -> torch.Tensor:
+    """Log-likelihood-ratio style score: logit(bonafide) - logit(spoof)."""
+    return (logits[:, BONAFIDE] - logits[:, SPOOF]).float()
+
+
+def classification_report(y_true, y_pred, score) -> dict[str, float]:
+    return {"accuracy": accuracy(y_true, y_pred), "balanced_accuracy": balanced_accuracy(y_true, y_pred),
+            "eer": eer(y_true, score), "n": int(len(_np(y_true)))}
+
+
+def bootstrap_ci(stat: Callable[..., float], arrays: Sequence, n_boot: int = 1000, alpha: float = 0.05,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``stat(*arrays)`` resampling items (test clips) with replacement."""
+    arrays = [_np(a) for a in arrays]
+    n = len(arrays[0])
+    if n == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        v = stat(*[a[idx] for a in arrays])
+        if np.isfinite(v):
+            vals.append(v)
+    if not vals:
+        return (float("nan"), float("nan"))
+    return (float(np.quantile(vals, alpha / 2)), float(np.quantile(vals, 1 - alpha / 2)))
+
+
+def l0_pixels(x: torch.Tensor, x_adv: torch.Tensor, atol: float = 0.0) -> torch.Tensor:
+    """Pixels (spatial positions) changed in any channel, per image."""
+    diff = (x - x_adv).abs().amax(dim=1) > atol
+    return diff.flatten(1).sum(1)
+
+
+def attack_success_rate(y_true, pred_clean, pred_adv) -> float:
+    """Among clips classified correctly before the attack, the share misclassified after it."""
+    y_true, pc, pa = _np(y_true), _np(pred_clean), _np(pred_adv)
+    ok = pc == y_true
+    return float((pa[ok] != y_true[ok]).mean()) if ok.any() else float("nan")

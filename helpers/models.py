@@ -1,0 +1,70 @@
+"""CIFAR-style ResNet-18 / ResNet-50 detectors (bonafide vs spoof), as in the thesis.
+
+Built from torchvision's ResNet and its BasicBlock / Bottleneck blocks (He et al., CVPR 2016)
+with the CIFAR stem the thesis used: a 3x3 stride-1 convolution and no max-pool, then the four
+residual stages, average pooling (global, which equals the thesis's 4x4 pooling at 32x32 and
+lets other sizes work), and a 2-way linear head. Input normalisation is the model's first
+layer, so attacks and defenses work on images in [0, 1] as torchattacks expects.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+Arch = Literal["resnet18", "resnet50"]
+ARCHS: tuple[str, ...] = ("resnet18", "resnet50")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel, as a layer (buffers move with the model)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class Detector(nn.Module):
+    """``Normalize`` followed by a CIFAR-style ResNet; outputs 2 logits (0 = bonafide, 1 = spoof)."""
+
+    def __init__(self, arch: Arch = "resnet18", in_channels: int = 3, num_classes: int = 2):
+        super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"unknown architecture {arch!r}; choose from {ARCHS}")
+        block, layers = (BasicBlock, [2, 2, 2, 2]) if arch == "resnet18" else (Bottleneck, [3, 4, 6, 3])
+        net = ResNet(block, layers, num_classes=num_classes)
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+        # torchvision's ResNet already ends in AdaptiveAvgPool2d(1): 4x4 pooling at 32x32 inputs.
+        if in_channels == 3:
+            norm = Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        else:
+            norm = Normalize((0.5,) * in_channels, (0.25,) * in_channels)
+        self.arch, self.in_channels = arch, in_channels
+        self.normalize = norm
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+
+def build_model(arch: Arch, in_channels: int = 3, seed: int | None = None) -> Detector:
+    """A freshly initialised detector (seeded initialisation when ``seed`` is given)."""
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return Detector(arch, in_channels)
+    return Detector(arch, in_channels)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,61 @@
+"""Seeding, device choice and the version banner every notebook prints after its parameters."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import torch
+
+KEY_PACKAGES = ("torch", "torchvision", "torchaudio", "torchattacks", "numpy", "librosa",
+                "soundfile", "pyworld", "scikit-learn", "pandas", "seaborn", "papermill")
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The one place that chooses the device: ``prefer`` (e.g. ``"cpu"``), else CUDA if present."""
+    if prefer:
+        return torch.device(prefer)
+    env = os.environ.get("DEVICE")
+    if env:
+        return torch.device(env)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = version(n)
+        except PackageNotFoundError:
+            out[n] = "not installed"
+    return out
+
+
+def device_description(device: torch.device | None = None) -> str:
+    device = device or get_device()
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def setup(seed: int, device: str | None = None, quiet: bool = False) -> torch.device:
+    """Seed everything, pick the device, print versions; returns the device."""
+    seed_everything(seed)
+    dev = get_device(device)
+    if not quiet:
+        vers = package_versions()
+        print("seed:", seed, "| device:", device_description(dev))
+        print(" | ".join(f"{k} {v}" for k, v in vers.items()))
+    return dev
