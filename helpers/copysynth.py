@@ -228,6 +228,14 @@ class CopySynthConfig:
     seed: int = 2022
 
 
+def _worker_init() -> None:
+    """One thread per worker process: the pool already uses every core."""
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
 def _process_source(args: tuple[int, str, CopySynthConfig, str]) -> tuple[list[str], list[str], list[str]]:
     """Worker: one source recording -> bonafide segments and their vocoded copies."""
     idx, path, cfg, out_dir = args
@@ -282,8 +290,8 @@ def build_copysynth(speech_dir: str | None = None, cfg: CopySynthConfig = CopySy
     workers = workers or min(os.cpu_count() or 1, 8)
     jobs = [(i, str(f), cfg, str(root)) for i, f in enumerate(files)]
     all_lines, all_groups, problems = [], [], []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for lines, groups, probs in tqdm(pool.map(_process_source, jobs, chunksize=4),
+    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+        for lines, groups, probs in tqdm(pool.map(_process_source, jobs, chunksize=2),
                                          total=len(jobs), desc="copy-synthesis", unit="rec"):
             all_lines += lines
             all_groups += groups

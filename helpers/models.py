@@ -68,3 +68,21 @@ def build_model(arch: Arch, in_channels: int = 3, seed: int | None = None) -> De
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device: torch.device | str | None = None,
+            preprocess: nn.Module | None = None) -> torch.Tensor:
+    """Logits for ``x`` in eval mode, batched; ``preprocess`` (e.g. a blur) is applied per batch."""
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(device)
+        if preprocess is not None:
+            xb = preprocess(xb)
+        out.append(model(xb.contiguous(memory_format=torch.channels_last)).float().cpu())
+    if was_training:
+        model.train()
+    return torch.cat(out) if out else torch.empty(0, 2)

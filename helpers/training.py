@@ -1,0 +1,242 @@
+"""One training loop for every detector: plain (the thesis baselines) and adversarial.
+
+SGD with momentum and cross-entropy, as in the thesis. Adversarial training plugs in an example
+generator: each batch, Pixle examples are generated against a frozen copy of the current model and
+the loss is ``CE(clean) + CE(adversarial)`` (the thesis's recipe). Every epoch ends with an atomic
+checkpoint: model weights, optimizer state and metadata (architecture, feature setting, training
+parameters, data hash, epoch, per-epoch metrics) in one safetensors file, so an interrupted run
+resumes from its last finished epoch and ends with the same weights as an uninterrupted one
+(shuffling and attack randomness are seeded per epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from helpers.io import atomic_path, save_json
+from helpers.metrics import accuracy, bonafide_score, eer
+from helpers.models import Detector, build_model, predict
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint made for another architecture, feature setting or data."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    momentum: float = 0.9
+    seed: int = 2022
+    early_stop_patience: int | None = None   # epochs without val-loss improvement; None = off
+    max_batches: int | None = None           # cap per epoch (smoke profile)
+
+
+class AdvGenerator(Protocol):
+    def __call__(self, frozen: nn.Module, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor,
+                 epoch: int) -> torch.Tensor: ...
+
+
+def data_hash(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, meta: dict) -> None:
+    """Weights, optimizer momentum and metadata in one safetensors file, written atomically."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if optimizer is not None:
+        for i, p in enumerate(optimizer.param_groups[0]["params"]):
+            buf = optimizer.state.get(p, {}).get("momentum_buffer")
+            if buf is not None:
+                tensors[f"opt.{i}"] = buf.detach().cpu().contiguous()
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta)})
+    save_json(Path(path).with_suffix(".json"), meta)   # human-readable copy
+
+
+def read_checkpoint_meta(path: Path) -> dict:
+    with safe_open(str(path), framework="pt") as fh:
+        return json.loads(fh.metadata()["meta"])
+
+
+def check_compatible(meta: dict, expect: dict, path: Path) -> None:
+    for k, v in expect.items():
+        if k in meta and meta[k] != v:
+            raise CheckpointMismatchError(
+                f"{path}: checkpoint has {k}={meta[k]!r} but this run expects {k}={v!r}; "
+                "delete the file or change the parameters to match")
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    expect: dict | None = None) -> dict:
+    """Check the metadata against ``expect`` first, then load weights (and optimizer state)."""
+    path = Path(path)
+    meta = read_checkpoint_meta(path)
+    check_compatible(meta, expect or {}, path)
+    with safe_open(str(path), framework="pt") as fh:
+        state = {k[len("model."):]: fh.get_tensor(k) for k in fh.keys() if k.startswith("model.")}
+        missing = set(model.state_dict()) - set(state)
+        unexpected = set(state) - set(model.state_dict())
+        if missing or unexpected:
+            raise CheckpointMismatchError(f"{path}: weights do not fit this model (missing {sorted(missing)[:3]}, "
+                                          f"unexpected {sorted(unexpected)[:3]})")
+        for k, v in state.items():
+            if v.shape != model.state_dict()[k].shape:
+                raise CheckpointMismatchError(f"{path}: {k} has shape {tuple(v.shape)}, model expects "
+                                              f"{tuple(model.state_dict()[k].shape)}")
+        model.load_state_dict(state)
+        if optimizer is not None:
+            params = optimizer.param_groups[0]["params"]
+            for i, p in enumerate(params):
+                if f"opt.{i}" in fh.keys():
+                    optimizer.state[p]["momentum_buffer"] = fh.get_tensor(f"opt.{i}").to(p.device)
+    return meta
+
+
+# --------------------------------------------------------------------------- loop
+
+@dataclass
+class TrainResult:
+    model: Detector
+    history: list[dict] = field(default_factory=list)
+    resumed_from: int = 0
+    reused: bool = False
+    seconds: float = 0.0
+    checkpoint: Path | None = None
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1000 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict[str, float]:
+    logits = predict(model, x, batch_size)
+    return {"loss": float(F.cross_entropy(logits, y).item()) if len(y) else float("nan"),
+            "accuracy": accuracy(y, logits.argmax(1)), "eer": eer(y, bonafide_score(logits))}
+
+
+def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tensor],
+          val_xy: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, checkpoint: Path | None = None,
+          meta: dict | None = None, adv: AdvGenerator | None = None, init: Detector | None = None,
+          device: torch.device | str = "cpu", progress: bool = True,
+          on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train (or resume, or reuse) a detector; plain when ``adv`` is None, adversarial otherwise.
+
+    ``checkpoint`` is the safetensors file that holds the run; a finished run there is reused,
+    an unfinished one resumed. ``meta`` (architecture, features, ...) is stored with it and
+    checked on load. ``init`` starts from given weights (e.g. fine-tuning a baseline).
+    """
+    t0 = time.perf_counter()
+    device = torch.device(device)
+    x_tr, y_tr = train_xy
+    x_va, y_va = val_xy
+    meta = dict(meta or {})
+    meta.update({"arch": arch, "in_channels": in_channels, "train": asdict(cfg),
+                 "data_hash": data_hash(x_tr, y_tr), "adversarial": adv is not None})
+    expect = {k: meta[k] for k in ("arch", "in_channels", "features", "data_hash", "train", "adversarial", "init")
+              if k in meta}
+    torch.manual_seed(cfg.seed)
+    model = copy.deepcopy(init) if init is not None else build_model(arch, in_channels, seed=cfg.seed)  # type: ignore[arg-type]
+    model = model.to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    history: list[dict] = []
+    start = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        prev = load_checkpoint(checkpoint, model, opt, expect=expect)
+        history, start = prev.get("history", []), int(prev.get("epoch", 0))
+        if prev.get("complete"):
+            return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint))
+    frozen = copy.deepcopy(model).eval() if adv is not None else None
+    best_val, bad = float("inf"), 0
+    for h in history:
+        best_val = min(best_val, h["val_loss"])
+    n = len(x_tr)
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        order = _epoch_order(n, cfg.seed, epoch)
+        batches = [order[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+        if cfg.max_batches:
+            batches = batches[: cfg.max_batches]
+        sums = {"loss": 0.0, "correct": 0, "n": 0, "adv_loss": 0.0, "adv_correct": 0}
+        bar = tqdm(batches, desc=f"{arch} epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
+        for idx in bar:
+            xb = x_tr[idx].to(device).contiguous(memory_format=torch.channels_last)
+            yb = y_tr[idx].to(device)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            total = loss
+            if adv is not None:
+                frozen.load_state_dict(model.state_dict())
+                x_adv = adv(frozen, xb, yb, idx, epoch).contiguous(memory_format=torch.channels_last)
+                logits_adv = model(x_adv)
+                adv_loss = F.cross_entropy(logits_adv, yb)
+                total = loss + adv_loss
+                sums["adv_loss"] += float(adv_loss) * len(idx)
+                sums["adv_correct"] += int((logits_adv.argmax(1) == yb).sum())
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            sums["loss"] += float(loss) * len(idx)
+            sums["correct"] += int((logits.argmax(1) == yb).sum())
+            sums["n"] += len(idx)
+            bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}")
+        val = evaluate(model, x_va, y_va)
+        row = {"epoch": epoch + 1, "train_loss": sums["loss"] / sums["n"], "train_accuracy": sums["correct"] / sums["n"],
+               "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_eer": val["eer"]}
+        if adv is not None:
+            row.update({"train_adv_loss": sums["adv_loss"] / sums["n"], "train_adv_accuracy": sums["adv_correct"] / sums["n"]})
+        history.append(row)
+        stop = False
+        if cfg.early_stop_patience is not None:
+            if val["loss"] < best_val - 1e-6:
+                best_val, bad = val["loss"], 0
+            else:
+                bad += 1
+                stop = bad >= cfg.early_stop_patience
+        done = stop or epoch + 1 == cfg.epochs
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, opt, {**meta, "epoch": epoch + 1, "history": history,
+                                                     "complete": done, "early_stopped": stop})
+        if on_epoch:
+            on_epoch(epoch + 1, row)
+        if progress:
+            print(f"{arch} epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
+        if stop:
+            break
+    return TrainResult(model.eval(), history, start, False, time.perf_counter() - t0,
+                       Path(checkpoint) if checkpoint else None)
+
+
+def pixle_generator(attack_kwargs: dict, seed: int, device: torch.device | str = "cpu") -> AdvGenerator:
+    """The thesis's adversarial-example generator: batched Pixle against the frozen copy."""
+    from helpers.attacks import Pixle
+
+    def gen(frozen: nn.Module, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, epoch: int) -> torch.Tensor:
+        atk = Pixle(frozen, seed=seed * 7919 + epoch, **attack_kwargs)
+        return atk(x, y, ids=ids).adv.detach()
+
+    return gen
+
+
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "save_checkpoint", "load_checkpoint",
+           "read_checkpoint_meta", "CheckpointMismatchError", "pixle_generator", "data_hash"]
