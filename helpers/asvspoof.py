@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pooch
 import requests
+from urllib.parse import urlparse
 from tqdm.auto import tqdm
 
 from helpers.io import atomic_path, atomic_write, load_json, save_json
@@ -69,10 +70,9 @@ def resumable_downloader(url: str, output_file: str, pooch_obj: object, check_on
     """A pooch downloader that resumes an interrupted download with an HTTP Range request."""
     if check_only:
         return bool(requests.head(url, timeout=30, allow_redirects=True).ok)
-    part = Path(str(output_file) + ".part")
-    # pooch downloads into a temporary name; keep the partial file beside the final target instead
-    stable = Path(getattr(pooch_obj, "path", Path(output_file).parent)) / (Path(url).name + ".part")
-    part = stable if stable.parent.exists() else part
+    # pooch hands us a temporary name; the partial file keeps a stable name beside it so a
+    # later call can resume it
+    part = Path(output_file).parent / (Path(urlparse(url).path).name + ".part")
     have = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
     with requests.get(url, headers=headers, stream=True, timeout=60) as r:

@@ -97,10 +97,13 @@ def sample_trials(df: pd.DataFrame, n: int | None, bonafide_share: float | None 
     bonafide); ``0.5`` balances the classes. If a class has too few trials, all are taken and
     the shortfall is reported in the returned frame's ``attrs["note"]``.
     """
-    if n is None or n >= len(df) and bonafide_share is None:
+    if bonafide_share is None and (n is None or n >= len(df)):
         return df.reset_index(drop=True)
     rng = np.random.default_rng(seed)
     share = float((df["label"] == "bonafide").mean()) if bonafide_share is None else bonafide_share
+    if n is None:  # the largest sample with the requested class mix
+        n_b, n_s = int((df["label"] == "bonafide").sum()), int((df["label"] == "spoof").sum())
+        n = int(min(n_b / share if share > 0 else float("inf"), n_s / (1 - share) if share < 1 else float("inf")))
     want = {"bonafide": int(round(n * share)), "spoof": n - int(round(n * share))}
     parts, note = [], []
     for label, k in want.items():

@@ -1,0 +1,46 @@
+# Two commands do everything on a fresh machine:
+#   make run    set up .venv (if missing), install, then run every notebook (profile: demo)
+#   make test   same set-up, then unit tests, the smoke end-to-end run and nbval over every notebook
+# Both are idempotent: the venv is reused while pyproject.toml is unchanged, data and results are cached.
+
+PYTHON  ?= $(shell command -v python3.11 || command -v python3)
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PROFILE ?= demo
+TEST_OUT ?= build/test-outputs
+# torchattacks 3.5.1 pins requests~=2.25.1, which no current Jupyter accepts: install it alone, without deps.
+REFERENCE := torchattacks==3.5.1
+
+.PHONY: run test venv unit e2e nbval notebooks-clean lab benchmarks clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(REFERENCE)
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/python run_all.py --profile $(PROFILE)
+
+test: venv notebooks-clean
+	rm -rf $(TEST_OUT)
+	OUTPUT_DIR=$(abspath $(TEST_OUT)) $(BIN)/python -m pytest tests -q
+	OUTPUT_DIR=$(abspath $(TEST_OUT)) $(BIN)/python run_all.py --profile smoke --prepare-only
+	OUTPUT_DIR=$(abspath $(TEST_OUT)) $(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider $(TEST_OUT)/smoke/notebooks
+
+notebooks-clean:
+	$(BIN)/python tools/check_notebooks.py notebooks
+
+lab: venv
+	$(BIN)/jupyter lab notebooks
+
+benchmarks: venv
+	$(BIN)/python benchmarks/pixle_speed.py
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf build $(VENV)

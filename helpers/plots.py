@@ -1,0 +1,194 @@
+"""Seaborn styling in one place, and the figures the notebooks draw (saved as PNG, shown inline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "module://ipykernel")):
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+from helpers.paths import figures_dir
+
+PALETTE = "colorblind"
+
+
+def style() -> None:
+    """The project's look: seaborn whitegrid, colourblind palette, readable sizes."""
+    sns.set_theme(style="whitegrid", palette=PALETTE, context="notebook")
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 120, "savefig.bbox": "tight"})
+
+
+def save(fig: plt.Figure, profile: str, name: str) -> Path:
+    """Save ``fig`` as ``outputs/<profile>/figures/<name>.png`` (atomically) and return the path."""
+    from helpers.io import atomic_path
+
+    path = figures_dir(profile) / f"{name}.png"
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def _img(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu()
+    if t.shape[0] == 1:
+        return t[0].numpy()
+    return t.permute(1, 2, 0).numpy().clip(0, 1)
+
+
+def show_image(ax: plt.Axes, t: torch.Tensor, title: str = "") -> None:
+    ax.imshow(_img(t), cmap="viridis" if t.shape[0] == 1 else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def class_balance(table: pd.DataFrame) -> plt.Figure:
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+    sns.countplot(data=table, x="split", hue="label", order=["train", "val", "test"], ax=axes[0])
+    axes[0].set_title("trials by split and label")
+    sns.countplot(data=table, y="attack", hue="label", ax=axes[1])
+    axes[1].set_title("trials by attack (vocoder)")
+    sns.countplot(data=table, x="codec", hue="label", ax=axes[2])
+    axes[2].set_title("trials by codec")
+    fig.tight_layout()
+    return fig
+
+
+def durations(table: pd.DataFrame, seconds: Sequence[float]) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 3))
+    sns.histplot(x=np.asarray(seconds), hue=table["label"].to_numpy(), bins=20, multiple="stack", ax=ax)
+    ax.set_xlabel("clip length (s)")
+    ax.set_title("clip-length distribution")
+    return fig
+
+
+def waveforms_and_spectrograms(clips: dict[str, np.ndarray], sr: int = 16000) -> plt.Figure:
+    """One column per clip (bonafide and its vocoded copies): waveform above, spectrogram below."""
+    n = len(clips)
+    fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 4.6), squeeze=False)
+    for j, (name, wav) in enumerate(clips.items()):
+        t = np.arange(len(wav)) / sr
+        axes[0, j].plot(t, wav, lw=0.5)
+        axes[0, j].set_title(name, fontsize=10)
+        axes[0, j].set_xlabel("s")
+        axes[1, j].specgram(wav + 1e-7, NFFT=512, Fs=sr, noverlap=384, cmap="viridis")
+        axes[1, j].set_xlabel("s")
+        axes[1, j].set_ylabel("Hz" if j == 0 else "")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(x: torch.Tensor, y: torch.Tensor, per_class: int = 8, classes=("bonafide", "spoof")) -> plt.Figure:
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.3 * per_class, 1.5 * len(classes)), squeeze=False)
+    for c, name in enumerate(classes):
+        idx = (y == c).nonzero().flatten()[:per_class]
+        for j in range(per_class):
+            ax = axes[c, j]
+            ax.axis("off")
+            if j < len(idx):
+                show_image(ax, x[idx[j]], name if j == 0 else "")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, list[dict]], title: str = "") -> plt.Figure:
+    """The thesis's training figures: accuracy and loss per epoch, train and validation, per model."""
+    rows = []
+    for name, hist in histories.items():
+        for h in hist:
+            rows += [{"model": name, "epoch": h["epoch"], "split": "train", "accuracy": h["train_accuracy"], "loss": h["train_loss"]},
+                     {"model": name, "epoch": h["epoch"], "split": "validation", "accuracy": h["val_accuracy"], "loss": h["val_loss"]}]
+    df = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        if not df.empty:
+            sns.lineplot(data=df, x="epoch", y=metric, hue="model", style="split", marker="o", ax=ax)
+        ax.set_title(f"{title} {metric}".strip())
+    fig.tight_layout()
+    return fig
+
+
+def det_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], title: str = "DET") -> plt.Figure:
+    """DET curves on normal-deviate axes (the ASVspoof convention). ``curves[name] = (far, frr)``."""
+    from scipy.stats import norm
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    ticks = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
+    for name, (far, frr) in curves.items():
+        far, frr = np.clip(np.asarray(far), 1e-3, 1 - 1e-3), np.clip(np.asarray(frr), 1e-3, 1 - 1e-3)
+        ax.plot(norm.ppf(far), norm.ppf(frr), label=name)
+    ax.plot(norm.ppf([1e-3, 0.999]), norm.ppf([1e-3, 0.999]), "k:", lw=0.8)
+    ax.set_xticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
+    ax.set_yticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
+    ax.set_xlim(norm.ppf(0.005), norm.ppf(0.6))
+    ax.set_ylim(norm.ppf(0.005), norm.ppf(0.6))
+    ax.set_xlabel("false alarm rate (spoof accepted)")
+    ax.set_ylabel("miss rate (bonafide rejected)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def attack_examples(x: torch.Tensor, adv: torch.Tensor, y: torch.Tensor, pred_adv: torch.Tensor,
+                    extra: dict[str, torch.Tensor] | None = None, n: int = 4, classes=("bonafide", "spoof")) -> plt.Figure:
+    """Original / adversarial / difference (and optional extra columns such as the blurred image)."""
+    extra = extra or {}
+    cols = 3 + len(extra)
+    fig, axes = plt.subplots(n, cols, figsize=(2.0 * cols, 2.1 * n), squeeze=False)
+    for i in range(min(n, len(x))):
+        show_image(axes[i, 0], x[i], f"original ({classes[int(y[i])]})")
+        show_image(axes[i, 1], adv[i], f"Pixle -> {classes[int(pred_adv[i])]}")
+        diff = (adv[i] - x[i]).abs().amax(0, keepdim=True)
+        show_image(axes[i, 2], (diff > 0).float(), f"changed pixels: {int((diff > 0).sum())}")
+        for j, (name, imgs) in enumerate(extra.items()):
+            show_image(axes[i, 3 + j], imgs[i], name)
+    fig.tight_layout()
+    return fig
+
+
+def line(df: pd.DataFrame, x: str, y: str, hue: str | None = None, style_col: str | None = None,
+         title: str = "", xlabel: str | None = None, ylabel: str | None = None) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    sns.lineplot(data=df, x=x, y=y, hue=hue, style=style_col, marker="o", ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
+    return fig
+
+
+def grouped_bars(df: pd.DataFrame, x: str, y: str, hue: str, title: str = "", err: tuple[str, str] | None = None) -> plt.Figure:
+    """Bar chart with optional CI whiskers from columns ``err = (low, high)``."""
+    fig, ax = plt.subplots(figsize=(max(7, 1.2 * df[x].nunique() * max(1, df[hue].nunique()) / 2), 4))
+    sns.barplot(data=df, x=x, y=y, hue=hue, ax=ax, errorbar=None)
+    if err is not None:
+        for bar, (_, row) in zip(_bars_in_order(ax, df, x, hue), _rows_in_order(df, x, hue)):
+            if bar is None or not np.isfinite(row[err[0]]):
+                continue
+            cx = bar.get_x() + bar.get_width() / 2
+            ax.plot([cx, cx], [row[err[0]], row[err[1]]], color="k", lw=1)
+    ax.set_title(title)
+    ax.set_ylim(0, 1.05)
+    ax.tick_params(axis="x", rotation=20)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def _rows_in_order(df, x, hue):
+    xs = list(dict.fromkeys(df[x]))
+    hs = list(dict.fromkeys(df[hue]))
+    for h in hs:
+        for xv in xs:
+            sub = df[(df[x] == xv) & (df[hue] == h)]
+            if len(sub):
+                yield sub.index[0], sub.iloc[0]
+
+
+def _bars_in_order(ax, df, x, hue):
+    return [p for p in ax.patches if p.get_height() == p.get_height() and p.get_width() > 0][: len(df)]

@@ -1,0 +1,78 @@
+"""Scale is a profile, not a code branch: parameter sets for the same notebooks.
+
+- ``smoke``: CI scale, every notebook in a couple of minutes on 2 CPU cores.
+- ``demo`` (default): a meaningful CPU run of the whole thesis pipeline (target: under 20 minutes
+  on 2 cores). To fit, it attacks a sample of the test clips with a smaller Pixle budget and
+  fine-tunes the baselines adversarially instead of training from scratch; every table says so.
+- ``thesis``: the thesis's own settings (GPU): 10 epochs, batch 16, SGD lr 1e-3 momentum 0.9,
+  Pixle ``x_dimensions=(0.1, 0.2)`` (torchattacks' default ``y_dimensions=(2, 10)`` pixels),
+  10 restarts x 50 iterations on every test clip and inside adversarial training from scratch.
+
+Each notebook declares its parameters in a cell tagged ``parameters``; ``run_all.py`` passes
+each notebook the profile values it declares and refuses names no notebook declares.
+"""
+
+from __future__ import annotations
+
+BASE: dict[str, object] = {
+    # data (00)
+    "DATASET": "copysynth",
+    "SEED": 2022,
+    "SPEECH_DIR": "",
+    "ASVSPOOF_ROOT": "",
+    "MAX_SOURCES": None,
+    "SEGMENT_S": 3.0,
+    "N_TRIALS": None,
+    "BONAFIDE_SHARE": 0.5,
+    "SPLIT": [0.7, 0.1, 0.2],
+    "FEATURES": "thesis_rgb32",
+    "FEATURE_SIZE": 32,
+    "ON_ERROR": "error",
+    # detectors (01)
+    "MODELS": ["resnet18", "resnet50"],
+    "EPOCHS": 10,
+    "BATCH_SIZE": 16,
+    "LR": 0.001,
+    "MOMENTUM": 0.9,
+    "MAX_BATCHES": None,
+    # Pixle (02)
+    "N_ATTACK": None,
+    "PIXLE_RESTARTS": 10,
+    "PIXLE_ITERATIONS": 50,
+    "PIXLE_X_DIM": [0.1, 0.2],
+    "PIXLE_Y_DIM": [2, 10],
+    "PIXLE_MAPPING": "random",
+    "PIXLE_TARGET_BATCH": 256,
+    "ATTACK_BATCH": 64,
+    # smoothing (03)
+    "BLUR_KERNEL": 5,
+    "BLUR_SIGMA": [0.1, 5.0],
+    "BLUR_PER": "batch",
+    "EVAL_BATCH": 16,
+    "EOT_SAMPLES": 1,
+    "SIGMA_SWEEP": [0.5, 1.0, 2.0, 3.0, 5.0],
+    # adversarial training (04)
+    "AT_INIT": "scratch",
+    "AT_EPOCHS": 10,
+    "AT_RESTARTS": 10,
+    "AT_ITERATIONS": 50,
+    # evaluation (05)
+    "N_BOOT": 1000,
+}
+
+PROFILES: dict[str, dict[str, object]] = {
+    "smoke": {**BASE, "MAX_SOURCES": 16, "N_TRIALS": 64, "SPLIT": [0.5, 0.2, 0.3], "EPOCHS": 1, "MAX_BATCHES": 3,
+              "N_ATTACK": 8, "PIXLE_RESTARTS": 2, "PIXLE_ITERATIONS": 5, "SIGMA_SWEEP": [0.5, 2.0],
+              "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 3, "N_BOOT": 100},
+    "demo": {**BASE, "MAX_SOURCES": 200, "N_TRIALS": 480, "SPLIT": [0.6, 0.1, 0.3], "EPOCHS": 6,
+             "N_ATTACK": 64, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
+             "AT_INIT": "baseline", "AT_EPOCHS": 2, "AT_RESTARTS": 1, "AT_ITERATIONS": 10},
+    "thesis": {**BASE, "PIXLE_TARGET_BATCH": 4096, "ATTACK_BATCH": 512},
+}
+DEFAULT_PROFILE = "demo"
+
+
+def profile_params(name: str) -> dict[str, object]:
+    if name not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")
+    return dict(PROFILES[name])

@@ -1,0 +1,140 @@
+"""The results table and report: every condition next to the thesis's numbers, with 95% CIs.
+
+``collect_records`` reads only ``outputs/<profile>/metrics/*.json``; ``build_table`` turns the
+condition records into one row per model x condition x evaluation, with percentile-bootstrap
+confidence intervals over test clips (:func:`helpers.metrics.bootstrap_ci`). A condition that
+was not run shows as missing (NaN / "—"), never as zero.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.io import load_json
+from helpers.metrics import accuracy, attack_success_rate, balanced_accuracy, bootstrap_ci, eer
+
+# The thesis's headline: accuracy under Pixle (non-adaptive), in percent.
+THESIS_ACCURACY: dict[tuple[str, str], float] = {
+    ("resnet18", "baseline_pixle"): 25.16, ("resnet18", "combined_pixle"): 91.89,
+    ("resnet50", "baseline_pixle"): 23.04, ("resnet50", "combined_pixle"): 93.72,
+}
+CONDITIONS: list[tuple[str, str]] = [
+    ("baseline_clean", "baseline, clean"),
+    ("baseline_pixle", "baseline under Pixle"),
+    ("smoothing_pixle", "smoothing under Pixle"),
+    ("adv_training_clean", "adversarial training, clean"),
+    ("adv_training_pixle", "adversarial training under Pixle"),
+    ("combined_pixle", "adv. training + smoothing under Pixle"),
+]
+EVALUATIONS = {"baseline_clean": ["clean"], "adv_training_clean": ["clean"],
+               "baseline_pixle": ["non-adaptive"], "adv_training_pixle": ["non-adaptive"],
+               "smoothing_pixle": ["non-adaptive", "adaptive"], "combined_pixle": ["non-adaptive", "adaptive"]}
+METRIC_COLUMNS = ["clean_accuracy", "accuracy", "balanced_accuracy", "eer", "attack_success_rate", "queries", "l0"]
+
+
+def collect_records(metrics_dir: Path) -> tuple[list[dict], dict]:
+    """All condition records in the metrics folder, and the header (dataset, profile) they share."""
+    records, header = [], {}
+    for f in sorted(Path(metrics_dir).glob("*.json")):
+        data = load_json(f)
+        for k in ("dataset", "profile", "features"):
+            if k in data:
+                header.setdefault(k, data[k])
+        for r in data.get("records", []):
+            records.append({**r, "source": f.name})
+    return records, header
+
+
+def _ci(rec: dict, metric: str, n_boot: int, seed: int) -> tuple[float, float]:
+    pc = rec.get("per_clip", {})
+    y = np.asarray(pc.get("y", []))
+    if len(y) == 0:
+        return (np.nan, np.nan)
+    pred, score = np.asarray(pc.get("pred", [])), np.asarray(pc.get("score", []), dtype=float)
+    if metric == "accuracy":
+        return bootstrap_ci(accuracy, [y, pred], n_boot, seed=seed)
+    if metric == "balanced_accuracy":
+        return bootstrap_ci(balanced_accuracy, [y, pred], n_boot, seed=seed)
+    if metric == "eer":
+        return bootstrap_ci(eer, [y, score], n_boot, seed=seed)
+    if metric == "clean_accuracy" and "pred_clean" in pc:
+        return bootstrap_ci(accuracy, [y, np.asarray(pc["pred_clean"])], n_boot, seed=seed)
+    if metric == "attack_success_rate" and "pred_clean" in pc:
+        return bootstrap_ci(attack_success_rate, [y, np.asarray(pc["pred_clean"]), pred], n_boot, seed=seed)
+    return (np.nan, np.nan)
+
+
+def build_table(records: list[dict], models: list[str] | None = None, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per model x condition x evaluation (all expected rows, missing ones as NaN)."""
+    by_key = {(r["model"], r["condition"], r["evaluation"]): r for r in records}
+    models = models or sorted({r["model"] for r in records})
+    rows = []
+    for m in models:
+        for cond, label in CONDITIONS:
+            for ev in EVALUATIONS[cond]:
+                rec = by_key.get((m, cond, ev))
+                row = {"model": m, "condition": cond, "label": label, "evaluation": ev, "present": rec is not None}
+                for col in METRIC_COLUMNS:
+                    val = rec.get(col, np.nan) if rec else np.nan
+                    row[col] = np.nan if val is None else val
+                    lo, hi = _ci(rec, col, n_boot, seed) if rec else (np.nan, np.nan)
+                    row[f"{col}_lo"], row[f"{col}_hi"] = lo, hi
+                row["n"] = rec.get("n", np.nan) if rec else np.nan
+                thesis = THESIS_ACCURACY.get((m, cond)) if ev in ("non-adaptive",) else None
+                row["thesis_accuracy"] = thesis / 100 if thesis is not None else np.nan
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(v: float, lo: float, hi: float, pct: bool = True) -> str:
+    if not np.isfinite(v):
+        return "—"
+    if pct:
+        s = f"{100 * v:.1f}"
+        if np.isfinite(lo):
+            s += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+        return s
+    return f"{v:.1f}"
+
+
+def format_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable: percentages with 95% CIs, missing values as an em dash."""
+    out = pd.DataFrame({
+        "model": df["model"], "condition": df["label"], "evaluation": df["evaluation"],
+        "clean acc. (defense on) %": [_fmt(r.clean_accuracy, r.clean_accuracy_lo, r.clean_accuracy_hi) for r in df.itertuples()],
+        "accuracy %": [_fmt(r.accuracy, r.accuracy_lo, r.accuracy_hi) for r in df.itertuples()],
+        "balanced acc. %": [_fmt(r.balanced_accuracy, r.balanced_accuracy_lo, r.balanced_accuracy_hi) for r in df.itertuples()],
+        "EER %": [_fmt(r.eer, r.eer_lo, r.eer_hi) for r in df.itertuples()],
+        "attack success %": [_fmt(r.attack_success_rate, r.attack_success_rate_lo, r.attack_success_rate_hi) for r in df.itertuples()],
+        "mean queries": [_fmt(r.queries, np.nan, np.nan, pct=False) for r in df.itertuples()],
+        "mean L0 (pixels)": [_fmt(r.l0, np.nan, np.nan, pct=False) for r in df.itertuples()],
+        "thesis accuracy %": [f"{100 * v:.2f}" if np.isfinite(v) else "" for v in df["thesis_accuracy"]],
+    })
+    return out
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def write_report(path: Path, header: dict, table: pd.DataFrame, figures: list[Path], notes: list[str]) -> Path:
+    from helpers.io import atomic_write
+
+    corpus = header.get("dataset", "?")
+    md = [f"# Results — corpus `{corpus}`, profile `{header.get('profile', '?')}`", "",
+          f"Every number below was produced on the **{corpus}** corpus with the **{header.get('profile')}** profile "
+          f"(features `{header.get('features')}`). The thesis's own numbers (ASVspoof 2021 DF, its settings) are "
+          "shown for reference only; they come from a different corpus and must not be read as ours.", "",
+          "Rates in percent with 95% percentile-bootstrap confidence intervals over test clips. *Non-adaptive*: "
+          "Pixle attacks the bare model and the blur is applied afterwards (the thesis). *Adaptive*: Pixle queries "
+          "the defended pipeline. '—' = not run.", "", to_markdown(format_table(table)), ""]
+    md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    md += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
+    return atomic_write(path, "\n".join(md))

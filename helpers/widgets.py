@@ -1,0 +1,120 @@
+"""An ipywidgets explorer: pick a test clip, a model and a condition; see and hear it.
+
+Shows the spectrogram image, the attacked image, the blurred attacked image, the detector's
+scores for each, and an audio player for the clip. Everything comes from the caches the
+notebooks wrote (no attack is re-run). Headless (papermill) it renders one static view, so the
+executed notebook still shows an example and never waits for a person.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from helpers.defenses import GaussianBlur
+from helpers.pipeline import load_detector, load_metrics, load_prepared
+
+
+def load_adv_dir(folder: str | Path) -> torch.Tensor | None:
+    """Concatenate the chunk files an attack wrote (None if the folder is missing)."""
+    files = sorted(Path(folder).glob("chunk_*.safetensors"))
+    return torch.cat([load_file(str(f))["adv"] for f in files]) if files else None
+
+
+class Explorer:
+    def __init__(self, profile: str):
+        self.profile = profile
+        self.prep = load_prepared(profile)
+        pix = load_metrics(profile, "02_pixle") or {}
+        smooth = load_metrics(profile, "03_smoothing") or {}
+        at = load_metrics(profile, "04_adversarial_training") or {}
+        self.subset = torch.tensor(pix.get("subset", []), dtype=torch.long)
+        x_all, y_all = self.prep.xy("test")
+        self.x, self.y = x_all[self.subset], y_all[self.subset]
+        self.trials = [self.prep.sets["test"].trials[i] for i in self.subset.tolist()]
+        blur = smooth.get("blur", {"kernel_size": 5, "sigma": [0.1, 5.0], "per": "batch"})
+        sigma = tuple(blur["sigma"]) if isinstance(blur["sigma"], list) else blur["sigma"]
+        self.blur = GaussianBlur(blur["kernel_size"], sigma, blur["per"], seed=0)
+        self.sources: dict[tuple[str, str], tuple[str, str]] = {}   # (model, condition) -> (kind, adv folder)
+        for arch, d in pix.get("adv_cache", {}).items():
+            self.sources[(arch, "baseline under Pixle")] = ("baseline", d)
+        for arch, d in smooth.get("adaptive_adv_cache", {}).items():
+            self.sources[(arch, "smoothing, adaptive Pixle")] = ("baseline", d)
+        for arch, d in at.get("adv_cache", {}).items():
+            self.sources[(arch, "adversarial training under Pixle")] = ("adversarial", d)
+        self._models: dict[tuple[str, str], torch.nn.Module] = {}
+
+    @property
+    def models(self) -> list[str]:
+        return sorted({m for m, _ in self.sources})
+
+    def conditions(self, model: str) -> list[str]:
+        return [c for m, c in self.sources if m == model]
+
+    def _model(self, arch: str, kind: str):
+        if (arch, kind) not in self._models:
+            self._models[(arch, kind)] = load_detector(self.profile, arch, kind, self.prep)  # type: ignore[arg-type]
+        return self._models[(arch, kind)]
+
+    def view(self, index: int, model: str, condition: str) -> dict:
+        """Images and scores for one clip (what the widget draws), as data."""
+        kind, folder = self.sources[(model, condition)]
+        adv_all = load_adv_dir(folder)
+        if adv_all is None:
+            raise FileNotFoundError(f"no cached adversarial images in {folder}; run the notebook that makes them")
+        net = self._model(model, kind)
+        x, adv = self.x[index:index + 1], adv_all[index:index + 1]
+        blurred = self.blur.reseed(index)(adv)
+        with torch.inference_mode():
+            probs = {name: torch.softmax(net(img), 1)[0].tolist() for name, img in
+                     (("original", x), ("attacked", adv), ("attacked + blur", blurred))}
+        trial = self.trials[index]
+        path = self.prep.table.set_index("trial").loc[trial, "path"]
+        return {"trial": trial, "label": ("bonafide", "spoof")[int(self.y[index])], "images": {
+            "original": x[0], "attacked": adv[0], "attacked + blur": blurred[0]}, "probs": probs, "path": path}
+
+    def render(self, index: int, model: str, condition: str) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import Audio, display
+
+        from helpers.audio import load_audio
+        from helpers.plots import show_image
+
+        v = self.view(index, model, condition)
+        fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
+        for ax, (name, img) in zip(axes, v["images"].items()):
+            p = v["probs"][name]
+            show_image(ax, img, f"{name}\nP(bonafide)={p[0]:.2f}")
+        fig.suptitle(f"{v['trial']} ({v['label']}) · {model} · {condition}", fontsize=10)
+        fig.tight_layout()
+        plt.show()
+        display(Audio(load_audio(v["path"])[0], rate=16000))
+
+    def show(self) -> None:
+        """The interactive widget, plus one static view so a headless run shows an example."""
+        from IPython.display import display
+
+        if not self.sources or len(self.subset) == 0:
+            print("nothing to explore yet: run notebooks 02-04 for this profile")
+            return
+        model = self.models[0]
+        condition = self.conditions(model)[0]
+        try:
+            import ipywidgets as w
+
+            clip = w.IntSlider(0, 0, len(self.subset) - 1, description="clip")
+            mdl = w.Dropdown(options=self.models, value=model, description="model")
+            cond = w.Dropdown(options=self.conditions(model), value=condition, description="condition")
+
+            def on_model(change):
+                cond.options = self.conditions(change["new"])
+
+            mdl.observe(on_model, names="value")
+            out = w.interactive_output(lambda i, m, c: self.render(i, m, c) if c in self.conditions(m) else None,
+                                       {"i": clip, "m": mdl, "c": cond})
+            display(w.VBox([w.HBox([clip, mdl, cond]), out]))
+        except ImportError:
+            pass
+        self.render(0, model, condition)

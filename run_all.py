@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Run every notebook headless, in order, with a parameter profile (papermill).
+
+    python run_all.py                       # the default profile (demo)
+    python run_all.py --profile smoke       # CI scale
+    python run_all.py --only 02             # one notebook (also: 01-03, 00,02)
+    python run_all.py -p EPOCHS 3 -p MODELS '["resnet18"]'
+
+Executed copies go to outputs/<profile>/notebooks/, metrics to outputs/<profile>/metrics/,
+figures to outputs/<profile>/figures/, and run.json records the git commit, package versions,
+device, parameters and each notebook's time. A failing notebook is named with its cell, its
+executed copy (with the traceback) is kept, and the exit status is non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from helpers.io import save_json
+from helpers.paths import ROOT, notebooks_dir, profile_dir
+from helpers.profiles import DEFAULT_PROFILE, PROFILES, profile_params
+from helpers.runtime import device_description, package_versions
+
+
+def notebooks() -> list[Path]:
+    return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+
+
+def select(paths: list[Path], only: str | None) -> list[Path]:
+    if not only:
+        return paths
+    wanted: set[str] = set()
+    for part in only.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            wanted |= {f"{i:02d}" for i in range(int(a), int(b) + 1)}
+        else:
+            wanted.add(f"{int(part):02d}")
+    chosen = [p for p in paths if p.name[:2] in wanted]
+    if not chosen:
+        raise SystemExit(f"--only {only}: no notebook matches (have {[p.name[:2] for p in paths]})")
+    return chosen
+
+
+def declared_parameters(nb: Path) -> dict:
+    import papermill
+
+    return papermill.inspect_notebook(str(nb))
+
+
+def parse_overrides(pairs: list[list[str]], known: set[str]) -> dict:
+    out = {}
+    for name, raw in pairs:
+        if name not in known:
+            close = [k for k in sorted(known) if k.split("_")[0] == name.split("_")[0]]
+            raise SystemExit(f"-p {name}: no notebook declares a parameter of that name"
+                             + (f" (did you mean {close}?)" if close else "")
+                             + f"; known parameters: {', '.join(sorted(known))}")
+        out[name] = yaml.safe_load(raw)
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown"
+
+
+def export_html(executed: Path, target: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(executed), as_version=4))
+    target.write_text(body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {sorted(PROFILES)}")
+    ap.add_argument("--only", help="notebook number(s): 02, 01-03, 00,02")
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="override a parameter (VALUE is read as YAML: 3, 0.5, '[1, 2]', null)")
+    ap.add_argument("--output-dir", help="write outputs here instead of ./outputs (sets OUTPUT_DIR)")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="write the parameterised notebooks without executing them (for nbval)")
+    args = ap.parse_args(argv)
+
+    if args.profile not in PROFILES:
+        print(f"unknown profile {args.profile!r}; choose from {sorted(PROFILES)}", file=sys.stderr)
+        return 2
+    if args.output_dir:
+        os.environ["OUTPUT_DIR"] = str(Path(args.output_dir).resolve())
+    all_nbs = notebooks()
+    declared = {nb: declared_parameters(nb) for nb in all_nbs}
+    known = set().union(*(d.keys() for d in declared.values()))
+    unknown_profile = set(profile_params(args.profile)) - known
+    if unknown_profile:
+        print(f"profile {args.profile} sets parameters no notebook declares: {sorted(unknown_profile)}", file=sys.stderr)
+        return 2
+    try:
+        overrides = parse_overrides(args.p, known)
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    params = {**profile_params(args.profile), **overrides, "PROFILE": args.profile}
+    chosen = select(all_nbs, args.only)
+
+    out_dir = profile_dir(args.profile)
+    (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / "run.json"
+    manifest = {"profile": args.profile, "started": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "git_commit": git_commit(), "versions": package_versions(), "device": device_description(),
+                "parameters": params, "overrides": overrides, "notebooks": {}, "status": "running"}
+    save_json(manifest_path, manifest)
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    print(f"profile {args.profile}: {len(chosen)} notebook(s) -> {out_dir}", flush=True)
+    status = 0
+    for nb in chosen:
+        nb_params = {k: v for k, v in params.items() if k in declared[nb]}
+        target = out_dir / "notebooks" / nb.name
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(nb), str(target), parameters=nb_params, cwd=str(nb.parent),
+                                       progress_bar=False, kernel_name="python3", prepare_only=args.prepare_only)
+            ok, msg = True, ""
+        except PapermillExecutionError as exc:
+            ok = False
+            msg = f"cell {exc.exec_count} (index {exc.cell_index}): {exc.ename}: {exc.evalue}"
+        seconds = time.perf_counter() - t0
+        manifest["notebooks"][nb.stem] = {"seconds": round(seconds, 2), "ok": ok, "error": msg or None,
+                                          "parameters": nb_params, "executed": str(target)}
+        save_json(manifest_path, manifest)
+        if ok:
+            print(f"  {nb.name:<32} {seconds:7.1f} s", flush=True)
+            if nb.stem.startswith("05") and not args.prepare_only:
+                export_html(target, out_dir / "report.html")
+        else:
+            print(f"  {nb.name:<32} FAILED after {seconds:.1f} s in {msg}\n"
+                  f"  executed copy with the traceback: {target}", file=sys.stderr, flush=True)
+            status = 1
+            break
+    manifest["status"] = "ok" if status == 0 else "failed"
+    manifest["finished"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    manifest["total_seconds"] = round(sum(v["seconds"] for v in manifest["notebooks"].values()), 2)
+    save_json(manifest_path, manifest)
+    print(f"{'done' if status == 0 else 'failed'} in {manifest['total_seconds']:.1f} s; manifest {manifest_path}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
