@@ -52,18 +52,18 @@ official-format keys file plus `flac/`), so every later notebook is identical fo
 set `DATASET = "asvspoof2021_df"` (and `ASVSPOOF_ROOT`, or let it download) to use the real one.
 """),
     params('''PROFILE = "demo"
-DATASET = "copysynth"          # or "asvspoof2021_df"
+DATASET = "copysynth"          # or asvspoof2021_df
 SEED = 2022
-SPEECH_DIR = ""                # copysynth: folder of real speech; "" = the Asterisk prompts (apt)
-ASVSPOOF_ROOT = ""             # asvspoof2021_df: local copy; "" = $ASVSPOOF2021_DF_ROOT or download
+SPEECH_DIR = ""                # copysynth folder of real speech (empty means the Asterisk prompts via apt)
+ASVSPOOF_ROOT = ""             # asvspoof2021_df local copy (empty means env ASVSPOOF2021_DF_ROOT or download)
 MAX_SOURCES = None             # copysynth: use only the first N recordings
 SEGMENT_S = 3.0
-N_TRIALS = None                # sample size; None = as many as the class share allows
-BONAFIDE_SHARE = 0.5           # None = the corpus's own mix (ASVspoof 2021 DF: ~3.7% bonafide)
+N_TRIALS = None                # sample size (None takes as many as the class share allows)
+BONAFIDE_SHARE = 0.5           # None keeps the corpus mix (ASVspoof 2021 DF has about 3.7% bonafide)
 SPLIT = [0.7, 0.1, 0.2]
-FEATURES = "thesis_rgb32"      # or "logspec"
+FEATURES = "thesis_rgb32"      # or logspec
 FEATURE_SIZE = 32
-ON_ERROR = "error"             # or "skip": bad files are listed in outputs/<profile>/skipped.csv'''),
+ON_ERROR = "error"             # or skip: bad files are listed in outputs/PROFILE/skipped.csv'''),
     code(SETUP + '''
 import time
 import numpy as np
@@ -200,7 +200,7 @@ for its speed and parity with torchattacks).
 """),
     params('''PROFILE = "demo"
 SEED = 2022
-N_ATTACK = None            # test clips to attack (class-balanced sample); None = all
+N_ATTACK = None            # test clips to attack in a class-balanced sample (None means all)
 PIXLE_RESTARTS = 10
 PIXLE_ITERATIONS = 50
 PIXLE_X_DIM = [0.1, 0.2]   # patch width: fractions of the image or pixels
@@ -276,7 +276,7 @@ A blur that costs clean accuracy is not free, so the clean accuracy with the blu
 SEED = 2022
 BLUR_KERNEL = 5
 BLUR_SIGMA = [0.1, 5.0]    # a range (random sigma, as the thesis) or one number
-BLUR_PER = "batch"         # thesis: one sigma per batch; "image" draws one per image
+BLUR_PER = "batch"         # thesis: one sigma per batch, or image: one per image
 EVAL_BATCH = 16            # batch size of the evaluation (one sigma per batch)
 EOT_SAMPLES = 1            # adaptive attack: average scores over this many blur draws
 SIGMA_SWEEP = [0.5, 1.0, 2.0, 3.0, 5.0]
@@ -358,7 +358,7 @@ budget (`AT_INIT = "baseline"`); the `thesis` profile trains from scratch with t
 """),
     params('''PROFILE = "demo"
 SEED = 2022
-AT_INIT = "scratch"        # "scratch" (thesis) or "baseline" (fine-tune the 01 baseline)
+AT_INIT = "scratch"        # scratch (thesis) or baseline (fine-tune the 01 baseline)
 AT_EPOCHS = 10
 AT_RESTARTS = 10           # Pixle budget inside training
 AT_ITERATIONS = 50
