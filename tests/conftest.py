@@ -1,0 +1,80 @@
+"""Shared fixtures: generated audio, a toy classifier Pixle can fool, paths to ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch import nn
+
+from helpers.paths import ROOT
+
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path, monkeypatch):
+    """Every test writes under its own temporary DATA_DIR / OUTPUT_DIR, never into the repo."""
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OUTPUT_DIR", str(tmp_path / "outputs"))
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED.exists():
+        pytest.skip(f"shared fixtures not found at {SHARED}")
+    return SHARED
+
+
+def speechlike(seconds: float = 2.0, sr: int = 16000, f0: float = 140.0, seed: int = 0) -> np.ndarray:
+    """A voiced-speech stand-in: harmonics with a vibrato, amplitude-modulated syllables, some noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f = f0 * (1 + 0.05 * np.sin(2 * np.pi * 3 * t))
+    phase = 2 * np.pi * np.cumsum(f) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, 12))
+    env = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) ** 2
+    return (0.1 * x * env + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture
+def speech_dir(tmp_path) -> Path:
+    d = tmp_path / "speech"
+    d.mkdir()
+    for i in range(4):
+        sf.write(d / f"utt{i}.wav", speechlike(2.5 + i * 0.8, 8000, 120 + 20 * i, seed=i), 8000, subtype="PCM_16")
+    return d
+
+
+class RegionModel(nn.Module):
+    """Class 1 if the mean of channel 0 in the top-left 8x8 region exceeds 0.5 (a fast toy detector)."""
+
+    def __init__(self, scale: float = 30.0):
+        super().__init__()
+        self.scale = scale
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        m = x[:, 0, :8, :8].mean((1, 2))
+        z = (m - 0.5) * self.scale
+        return torch.stack([-z, z], 1)
+
+
+@pytest.fixture
+def region_model() -> RegionModel:
+    return RegionModel()
+
+
+def region_images(n: int = 16, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images near the decision boundary of RegionModel, labelled by it."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, size, size, generator=g)
+    shift = (torch.rand(n, generator=g) - 0.5) * 0.12
+    x[:, 0, :8, :8] = (x[:, 0, :8, :8] * 0.2 + 0.4 + shift[:, None, None]).clamp(0, 1)
+    y = RegionModel()(x).argmax(1)
+    return x, y

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from helpers.audio import AudioError, load_audio
+from helpers.features import FeatureConfig, cached_features, extract, render_via_figure, load_features
+from tests.conftest import speechlike
+
+
+def test_real_asvspoof_flac_decodes(shared_data):
+    wav, info = load_audio(shared_data / "LA_T_1000137.flac")
+    assert info.original_sr == 16000 and info.original_channels == 1 and info.conversions == []
+    assert wav.dtype == np.float32 and 2.0 < len(wav) / 16000 < 3.0 and np.isfinite(wav).all()
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000])
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT"])
+def test_rates_channels_and_formats_are_converted_and_recorded(tmp_path, sr, subtype):
+    x = speechlike(1.0, sr)
+    stereo = np.stack([x, 0.5 * x], 1)
+    f = tmp_path / f"a_{sr}_{subtype}.wav"
+    sf.write(f, stereo, sr, subtype=subtype)
+    before = f.read_bytes()
+    wav, info = load_audio(f)
+    assert abs(len(wav) - 16000) <= 2
+    assert info.original_sr == sr and info.original_channels == 2
+    assert "mixed 2 channels to mono" in info.conversions
+    if sr != 16000:
+        assert f"resampled {sr} Hz -> 16000 Hz" in info.conversions
+    assert f.read_bytes() == before          # input never modified
+
+
+def test_broken_inputs_raise_naming_the_file(tmp_path, shared_data):
+    empty = tmp_path / "empty.flac"
+    empty.write_bytes(b"")
+    with pytest.raises(AudioError, match="empty.flac: file is empty"):
+        load_audio(empty)
+    junk = tmp_path / "junk.flac"
+    junk.write_bytes(b"this is not audio at all" * 20)
+    with pytest.raises(AudioError, match="junk.flac: cannot be decoded"):
+        load_audio(junk)
+    trunc = tmp_path / "trunc.flac"
+    trunc.write_bytes((shared_data / "LA_T_1000137.flac").read_bytes()[:200])
+    with pytest.raises(AudioError, match="trunc.flac"):
+        load_audio(trunc)
+    with pytest.raises(AudioError, match="does not exist"):
+        load_audio(tmp_path / "missing.flac")
+
+
+@pytest.mark.parametrize("name,shape", [("thesis_rgb32", (3, 32, 32)), ("logspec", (1, 48, 48))])
+def test_feature_shapes_ranges_and_silence(name, shape):
+    cfg = FeatureConfig(name=name, size=shape[1])
+    for wav in (speechlike(2.0), np.zeros(16000, np.float32), np.zeros(100, np.float32)):
+        f = extract(wav, cfg)
+        assert f.shape == shape
+        assert torch.isfinite(f).all() and f.min() >= 0 and f.max() <= 1
+
+
+def test_direct_image_matches_figure_rendering():
+    wav = speechlike(2.0)
+    fast, slow = extract(wav, FeatureConfig()), render_via_figure(wav, FeatureConfig())
+    assert np.corrcoef(fast.flatten(), slow.flatten())[0, 1] > 0.99
+
+
+def test_feature_cache_roundtrip(tmp_path):
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"c{i}.flac"
+        sf.write(p, speechlike(1.0, seed=i), 16000)
+        paths.append(str(p))
+    target = tmp_path / "cache" / "train.safetensors"
+    fs = cached_features(target, paths, [0, 1, 1], ["c0", "c1", "c2"], FeatureConfig())
+    again = load_features(target)
+    assert torch.equal(fs.x, again.x) and again.trials == ["c0", "c1", "c2"] and again.y.tolist() == [0, 1, 1]
+
+
+def test_skip_mode_records_bad_files(tmp_path):
+    good = tmp_path / "g.flac"
+    sf.write(good, speechlike(1.0), 16000)
+    bad = tmp_path / "b.flac"
+    bad.write_bytes(b"nope")
+    skipped = []
+    fs = cached_features(tmp_path / "f.safetensors", [str(good), str(bad)], [0, 1], ["g", "b"], FeatureConfig(),
+                         on_error="skip", skipped=skipped)
+    assert fs.trials == ["g"] and skipped[0]["trial"] == "b" and "b.flac" in skipped[0]["reason"]

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import balanced_accuracy_score, roc_curve
+
+from helpers import metrics as M
+
+
+def test_eer_hand_computed():
+    # perfectly separated: EER 0
+    assert M.eer([0, 0, 1, 1], [0.9, 0.8, 0.1, 0.2]) == 0.0
+    # perfectly inverted: EER 1
+    assert M.eer([0, 0, 1, 1], [0.1, 0.2, 0.9, 0.8]) == 1.0
+    # one bonafide below one spoof out of 2+2: miss and false alarm meet at 0.5
+    assert M.eer([0, 0, 1, 1], [0.9, 0.3, 0.5, 0.1]) == pytest.approx(0.5)
+    # 4 bonafide, 4 spoof, one error each side: EER 0.25
+    y = [0, 0, 0, 0, 1, 1, 1, 1]
+    s = [0.9, 0.8, 0.7, 0.2, 0.3, 0.1, 0.05, 0.6]
+    assert M.eer(y, s) == pytest.approx(0.25)
+    assert np.isnan(M.eer([0, 0], [0.1, 0.2]))
+
+
+def test_eer_matches_sklearn_roc_on_random_scores():
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        y = rng.integers(0, 2, 400)
+        s = rng.normal(size=400) + (y == 0) * 1.0
+        fpr, tpr, _ = roc_curve(y == 0, s)
+        fnr = 1 - tpr
+        i = np.nanargmin(np.abs(fnr - fpr))
+        assert M.eer(y, s) == pytest.approx((fnr[i] + fpr[i]) / 2, abs=0.01)
+
+
+def test_accuracy_balanced_confusion():
+    y = np.array([0, 0, 0, 1])
+    p = np.array([0, 0, 1, 1])
+    assert M.accuracy(y, p) == 0.75
+    assert M.balanced_accuracy(y, p) == pytest.approx(balanced_accuracy_score(y, p))
+    assert M.confusion(y, p).tolist() == [[2, 1], [0, 1]]
+
+
+def test_attack_stats_and_l0():
+    y = [0, 1, 1, 0]
+    clean = [0, 1, 0, 0]      # 3 correct
+    adv = [1, 1, 0, 1]        # two of the three flipped
+    assert M.attack_success_rate(y, clean, adv) == pytest.approx(2 / 3)
+    x = torch.zeros(2, 3, 4, 4)
+    xa = x.clone()
+    xa[0, 1, 0, 0] = 1
+    xa[0, :, 2, 3] = 0.5
+    assert M.l0_pixels(x, xa).tolist() == [2, 0]
+
+
+def test_bootstrap_ci_brackets_estimate():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = np.where(rng.random(200) < 0.8, y, 1 - y)
+    lo, hi = M.bootstrap_ci(M.accuracy, [y, p], n_boot=300, seed=0)
+    acc = M.accuracy(y, p)
+    assert lo < acc < hi and hi - lo < 0.2

@@ -1,0 +1,97 @@
+import copy
+
+import pytest
+import torch
+
+from helpers.models import Detector, Normalize, build_model, predict
+from helpers.training import (CheckpointMismatchError, TrainConfig, load_checkpoint, pixle_generator, train)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 48, 48)])
+def test_output_shapes_and_cifar_stem(arch, shape):
+    m = build_model(arch, shape[0], seed=0).eval()
+    out = m(torch.rand(2, *shape))
+    assert out.shape == (2, 2)
+    assert m.net.conv1.kernel_size == (3, 3) and m.net.conv1.stride == (1, 1)
+    assert isinstance(m.net.maxpool, torch.nn.Identity)
+
+
+def test_normalisation_is_the_first_layer():
+    m = build_model("resnet18", 3, seed=0).eval()
+    assert isinstance(m.normalize, Normalize)
+    x = torch.rand(2, 3, 32, 32)
+    manual = m.net((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+    assert torch.allclose(m(x), manual, atol=1e-5)
+
+
+def _toy(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 16, 16, generator=g) * 0.5
+    y = torch.arange(n) % 2
+    x[y == 1, 0] += 0.5          # class 1: a bright red channel
+    return x.clamp(0, 1), y
+
+
+def test_training_lowers_loss_and_checkpoint_roundtrip(tmp_path):
+    x, y = _toy()
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.01, seed=1)
+    ck = tmp_path / "m.safetensors"
+    res = train("resnet18", 3, (x, y), (x, y), cfg, ck, {"features": "toy"}, progress=False)
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    assert res.history[-1]["val_accuracy"] >= 0.9
+    fresh = build_model("resnet18", 3)
+    meta = load_checkpoint(ck, fresh, expect={"arch": "resnet18", "features": "toy"})
+    assert meta["complete"] and meta["epoch"] == 3
+    assert torch.allclose(predict(fresh, x), predict(res.model, x), atol=1e-6)
+    again = train("resnet18", 3, (x, y), (x, y), cfg, ck, {"features": "toy"}, progress=False)
+    assert again.reused
+
+
+def test_mismatched_checkpoint_is_refused_before_loading(tmp_path):
+    x, y = _toy(16)
+    ck = tmp_path / "m.safetensors"
+    train("resnet18", 3, (x, y), (x, y), TrainConfig(epochs=1, batch_size=8), ck, {"features": "thesis_rgb32"}, progress=False)
+    other = build_model("resnet50", 3)
+    before = copy.deepcopy(other.state_dict())
+    with pytest.raises(CheckpointMismatchError, match="arch='resnet18'.*expects arch='resnet50'"):
+        load_checkpoint(ck, other, expect={"arch": "resnet50"})
+    with pytest.raises(CheckpointMismatchError, match="features='thesis_rgb32'.*features='logspec'"):
+        load_checkpoint(ck, build_model("resnet18", 3), expect={"features": "logspec"})
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())   # nothing loaded half-way
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path):
+    x, y = _toy(48)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.01, seed=2)
+    full = train("resnet18", 3, (x, y), (x, y), cfg, tmp_path / "full.safetensors", progress=False)
+
+    class Interrupt(Exception):
+        pass
+
+    def die(epoch, row):
+        if epoch == 2:
+            raise Interrupt
+    ck = tmp_path / "cut.safetensors"
+    with pytest.raises(Interrupt):
+        train("resnet18", 3, (x, y), (x, y), cfg, ck, progress=False, on_epoch=die)
+    resumed = train("resnet18", 3, (x, y), (x, y), cfg, ck, progress=False)
+    assert resumed.resumed_from == 2
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history], rel=1e-5)
+    assert torch.allclose(predict(resumed.model, x), predict(full.model, x), atol=1e-4)
+
+
+def test_adversarial_training_uses_pixle_and_lowers_adversarial_loss(tmp_path):
+    x, y = _toy(48, seed=3)
+    calls = []
+    gen = pixle_generator({"restarts": 1, "max_iterations": 4, "x_dimensions": (0.1, 0.2), "y_dimensions": (2, 4)}, seed=0)
+
+    def counting(frozen, xb, yb, ids, epoch):
+        adv = gen(frozen, xb, yb, ids, epoch)
+        calls.append(int((adv != xb).any(1).flatten(1).sum()))
+        assert not frozen.training
+        return adv
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.01, seed=0)
+    res = train("resnet18", 3, (x, y), (x, y), cfg, tmp_path / "at.safetensors", adv=counting, progress=False)
+    assert len(calls) == 9 and sum(calls) > 0          # every batch got Pixle examples that moved pixels
+    assert res.history[-1]["train_adv_loss"] < res.history[0]["train_adv_loss"]
