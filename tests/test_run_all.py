@@ -1,0 +1,83 @@
+"""The runner: profiles, parameter checks, --only, failures, and the smoke run end to end."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers.paths import ROOT
+from helpers.profiles import PROFILES
+
+RUN = [sys.executable, str(ROOT / "run_all.py")]
+
+
+def run(args, env=None, **kw):
+    e = {**os.environ, **(env or {})}
+    return subprocess.run(RUN + args, capture_output=True, text=True, env=e, cwd=ROOT, **kw)
+
+
+def test_every_profile_parameter_is_declared_by_a_notebook():
+    import papermill
+
+    declared = set()
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        declared |= set(papermill.inspect_notebook(str(nb)))
+    for name, params in PROFILES.items():
+        assert set(params) <= declared, (name, set(params) - declared)
+
+
+def test_unknown_profile_and_parameter_are_rejected():
+    r = run(["--profile", "nope"])
+    assert r.returncode == 2 and "unknown profile 'nope'" in r.stderr
+    r = run(["--profile", "smoke", "-p", "EPOCS", "3"])
+    assert r.returncode == 2 and "-p EPOCS: no notebook declares" in r.stderr
+
+
+def test_failing_notebook_names_the_cell_and_exits_nonzero(tmp_path):
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell('PROFILE = "smoke"')
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise ValueError('boom')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, nbdir / "00_fail.ipynb")
+    r = run(["--profile", "smoke"], env={"NOTEBOOKS_DIR": str(nbdir), "OUTPUT_DIR": str(tmp_path / "out"),
+                                         "RUN_ALL_SKIP_PROFILE_CHECK": "1"}, timeout=300)
+    assert r.returncode == 1
+    assert "00_fail.ipynb" in r.stderr and "ValueError: boom" in r.stderr
+    assert "starting \"raise ValueError('boom')\"" in r.stderr     # the failing cell, by its first line
+    executed = tmp_path / "out" / "smoke" / "notebooks" / "00_fail.ipynb"
+    assert executed.exists() and "boom" in executed.read_text()
+    manifest = json.loads((tmp_path / "out" / "smoke" / "run.json").read_text())
+    assert manifest["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_smoke_run_end_to_end():
+    """``run_all.py --profile smoke`` into OUTPUT_DIR: every notebook runs and the metrics hold numbers."""
+    out = Path(os.environ["OUTPUT_DIR"])
+    env = {"OUTPUT_DIR": os.environ.get("E2E_OUTPUT_DIR", str(out)), "DATA_DIR": os.environ.get("E2E_DATA_DIR", str(ROOT / "data"))}
+    r = run(["--profile", "smoke"], env=env, timeout=1800)
+    assert r.returncode == 0, r.stdout + r.stderr
+    prof = Path(env["OUTPUT_DIR"]) / "smoke"
+    manifest = json.loads((prof / "run.json").read_text())
+    assert manifest["status"] == "ok" and len(manifest["notebooks"]) == 6
+    assert all(v["seconds"] > 0 for v in manifest["notebooks"].values())
+    for name in ("00_data", "01_baselines", "02_pixle", "03_smoothing", "04_adversarial_training"):
+        data = json.loads((prof / "metrics" / f"{name}.json").read_text())
+        assert data["profile"] == "smoke" and data["dataset"] == "copysynth"
+    recs = json.loads((prof / "metrics" / "02_pixle.json").read_text())["records"]
+    pix = [r for r in recs if r["condition"] == "baseline_pixle"]
+    assert len(pix) == 2 and all(0 <= r["accuracy"] <= 1 and r["queries"] >= 1 for r in pix)
+    assert (prof / "report.md").exists() and (prof / "report.html").exists()
+    assert len(list((prof / "figures").glob("*.png"))) >= 12
+    # --only runs just that notebook, reusing the caches
+    r = run(["--profile", "smoke", "--only", "01"], env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((prof / "run.json").read_text())
+    assert list(manifest["notebooks"]) == ["01_baselines"]
