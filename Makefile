@@ -28,7 +28,7 @@ run: venv
 
 test: venv notebooks-clean
 	rm -rf $(TEST_OUT)
-	OUTPUT_DIR=$(abspath $(TEST_OUT)) $(BIN)/python -m pytest tests -q
+	E2E_OUTPUT_DIR=$(abspath $(TEST_OUT)) E2E_DATA_DIR=$(abspath data) $(BIN)/python -m pytest tests -q
 	OUTPUT_DIR=$(abspath $(TEST_OUT)) $(BIN)/python run_all.py --profile smoke --prepare-only
 	OUTPUT_DIR=$(abspath $(TEST_OUT)) $(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider $(TEST_OUT)/smoke/notebooks
 
