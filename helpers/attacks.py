@@ -26,6 +26,7 @@ image plus one per candidate up to and including the successful one.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from itertools import chain
 from typing import Literal, Sequence
@@ -115,9 +116,20 @@ class Pixle:
         self.block, self.target_batch = block, max(1, target_batch)
         self.seed, self.skip_misclassified, self.amp = seed, skip_misclassified, amp
         self.channels_last, self.progress = channels_last, progress
+        self.stats = {"forward_s": 0.0, "total_s": 0.0, "evaluations": 0}   # where the time goes
 
     # ------------------------------------------------------------------ scoring
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
+        t0 = time.perf_counter()
+        try:
+            return self._forward_probs(x)
+        finally:
+            if x.device.type == "cuda":
+                torch.cuda.synchronize(x.device)
+            self.stats["forward_s"] += time.perf_counter() - t0
+            self.stats["evaluations"] += x.shape[0]
+
+    def _forward_probs(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
@@ -210,6 +222,14 @@ class Pixle:
 
     def attack(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None,
                target_labels: torch.Tensor | None = None) -> PixleResult:
+        t_start = time.perf_counter()
+        try:
+            return self._attack(images, labels, ids, target_labels)
+        finally:
+            self.stats["total_s"] += time.perf_counter() - t_start
+
+    def _attack(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None,
+                target_labels: torch.Tensor | None) -> PixleResult:
         if images.dim() == 3:
             images = images.unsqueeze(0)
         if images.min() < 0 or images.max() > 1:
