@@ -33,6 +33,8 @@ def params(s):
 def write(name, cells):
     nb = nbf.v4.new_notebook()
     nb.cells = cells
+    for i, c in enumerate(nb.cells):   # stable ids keep regenerated notebooks diff-free
+        c.id = f"{name[:2]}-{i:02d}"
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     nbf.write(nb, NB_DIR / name)
@@ -92,14 +94,14 @@ lengths = [sf.info(p).duration for p in table["path"]]
 fig = plots.durations(table, lengths); plots.save(fig, PROFILE, "00_clip_lengths")
 print(f"clip length: mean {np.mean(lengths):.2f} s, min {np.min(lengths):.2f} s, max {np.max(lengths):.2f} s")'''),
     md("## A bonafide clip next to its vocoded copies\n\nListen to them: the vocoders keep the words and the voice, and leave their own artefacts."),
-    code('''bona = table[table["label"] == "bonafide"]
-example = bona.iloc[0]
-siblings = table[table["group"] == example["group"]]
-clips = {}
-for _, row in siblings.sort_values("trial").iterrows():
-    if row["trial"].startswith(example["trial"]) or DATASET != "copysynth":
-        clips[f"{row['label']} ({row['attack']})"] = load_audio(row["path"])[0]
-clips = dict(list(clips.items())[:4])
+    code('''example = table[table["label"] == "bonafide"].iloc[0]
+if DATASET == "copysynth":   # the recording and its copies by every vocoder, from the whole corpus
+    paths = sorted(prep.corpus_root.joinpath("flac").glob(f"{example['trial']}*.flac"))
+    names = ["bonafide" if p.stem == example["trial"] else "spoof (" + p.stem[len(example["trial"]) + 1:] + ")" for p in paths]
+else:                        # ASVspoof has no vocoded twins: a bonafide clip next to spoofs of other attacks
+    rows = [example] + [r for _, r in table[table["label"] == "spoof"].drop_duplicates("attack").head(3).iterrows()]
+    paths, names = [r["path"] for r in rows], [f"{r['label']} ({r['attack']})" for r in rows]
+clips = {n: load_audio(p)[0] for n, p in zip(names, paths)}
 fig = plots.waveforms_and_spectrograms(clips); plots.save(fig, PROFILE, "00_vocoder_examples")
 for name, wav in clips.items():
     print(name); display(Audio(wav, rate=16000))'''),
@@ -249,7 +251,8 @@ display(pd.DataFrame([{c: r.get(c) for c in cols} for r in records]))'''),
 run = runs[arch]
 model = load_detector(PROFILE, arch, "baseline", prep, str(device))
 pred_adv = predict(model, run.adv).argmax(1)
-pick = torch.cat([(y == c).nonzero().flatten()[:2] for c in (0, 1)])
+attacked = predict(model, x).argmax(1) == y        # clips the model got right, which Pixle had to move
+pick = torch.cat([((y == c) & attacked).nonzero().flatten()[:2] for c in (0, 1)])
 fig = plots.attack_examples(x[pick], run.adv[pick], y[pick], pred_adv[pick], n=len(pick)); plots.save(fig, PROFILE, "02_pixle_examples")'''),
     md("## Robust accuracy against the attack budget\n\nExact for every budget up to the one run: Pixle's candidates are a fixed sequence, so stopping after *b* candidates gives the images that had not fallen by then."),
     code('''df = pd.DataFrame([{"model": a, "candidates": b, "accuracy": acc} for a, c in curves.items() for b, acc in zip(budgets, c)])
@@ -325,7 +328,8 @@ display(pd.DataFrame([{c: r.get(c) for c in cols} for r in records]))'''),
     code('''arch = models[0]
 adv, blurred = examples[arch]
 model = load_detector(PROFILE, arch, "baseline", prep, str(device))
-pick = torch.cat([(y == c).nonzero().flatten()[:2] for c in (0, 1)])
+attacked = predict(model, x).argmax(1) == y
+pick = torch.cat([((y == c) & attacked).nonzero().flatten()[:2] for c in (0, 1)])
 fig = plots.attack_examples(x[pick], adv[pick], y[pick], predict(model, adv[pick]).argmax(1),
                             extra={"blurred": blurred[pick]}, n=len(pick)); plots.save(fig, PROFILE, "03_original_pixle_blurred")'''),
     md("## Sigma sweep (fixed sigma, non-adaptive)\n\nClean accuracy and accuracy under (non-adaptive) Pixle as the blur grows: the trade-off the thesis's random sigma averages over."),
