@@ -13,6 +13,7 @@ Adversarial examples are cached per parameters in chunks, so an interrupted atta
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -97,7 +98,9 @@ def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Atta
 
 
 def attack_cache_dir(root: Path, model_tag: str, cfg: AttackConfig, defense: str, data_key: str) -> Path:
-    return Path(root) / "adv" / f"{model_tag}-{defense}-{cache_key({'a': cfg.key_fields(), 'd': data_key})}"
+    """``root/adv/<model>-<defense>-<key>``: the key covers the attack parameters and the attacked data."""
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{model_tag}-{defense}").strip("_")
+    return Path(root) / "adv" / f"{tag}-{cache_key({'a': cfg.key_fields(), 'd': data_key, 'defense': defense})}"
 
 
 def record(model_name: str, condition: str, evaluation: str, y: torch.Tensor, logits: torch.Tensor,
