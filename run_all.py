@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest_path = out_dir / "run.json"
     manifest = {"profile": args.profile, "started": dt.datetime.now(dt.timezone.utc).isoformat(),
                 "git_commit": git_commit(), "versions": package_versions(), "device": device_description(),
-                "parameters": params, "overrides": overrides, "notebooks": {}, "status": "running"}
+                "parameters": params, "overrides": overrides, "notebooks": {}, "status": "running",
+                "prepare_only": args.prepare_only}
     save_json(manifest_path, manifest)
     import papermill
     from papermill.exceptions import PapermillExecutionError

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -151,6 +151,7 @@ class FeatureSet:
     y: torch.Tensor          # (N,) 0 = bonafide, 1 = spoof
     trials: list[str]
     seconds: float = 0.0     # extraction time (0 when loaded from cache)
+    conversions: list[dict] = field(default_factory=list)   # files that were resampled / mixed down / re-encoded
 
     def __len__(self) -> int:
         return len(self.trials)
@@ -164,7 +165,7 @@ def compute_features(paths: Sequence[str], labels: Sequence[int], trials: Sequen
                      device: str | torch.device = "cpu", desc: str = "features",
                      on_error: Literal["error", "skip"] = "error", skipped: list | None = None) -> FeatureSet:
     """Decode each clip and extract its feature; bad files raise, or are skipped and recorded."""
-    xs, ys, ts = [], [], []
+    xs, ys, ts, conv = [], [], [], []
     t0 = time.perf_counter()
     for p, y, t in tqdm(list(zip(paths, labels, trials)), desc=desc, unit="clip", leave=False):
         try:
@@ -175,18 +176,20 @@ def compute_features(paths: Sequence[str], labels: Sequence[int], trials: Sequen
             if skipped is not None:
                 skipped.append({"file": str(p), "trial": t, "reason": str(exc)})
             continue
+        if any(not c.startswith("decoded PCM") for c in _info.conversions):
+            conv.append({"file": str(p), "trial": t, "conversions": "; ".join(_info.conversions)})
         xs.append(extract(wav, cfg, device))
         ys.append(int(y))
         ts.append(str(t))
     if not xs:
         raise AudioError(f"no usable clips for {desc}")
-    return FeatureSet(torch.stack(xs), torch.tensor(ys, dtype=torch.long), ts, time.perf_counter() - t0)
+    return FeatureSet(torch.stack(xs), torch.tensor(ys, dtype=torch.long), ts, time.perf_counter() - t0, conv)
 
 
 def save_features(path: Path, fs: FeatureSet) -> None:
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file({"x": fs.x.contiguous(), "y": fs.y.contiguous()}, str(tmp),
-                  metadata={"trials": json.dumps(fs.trials)})
+                  metadata={"trials": json.dumps(fs.trials), "conversions": json.dumps(fs.conversions)})
 
 
 def load_features(path: Path) -> FeatureSet:
@@ -194,8 +197,9 @@ def load_features(path: Path) -> FeatureSet:
 
     tensors = load_file(str(path))
     with safe_open(str(path), framework="pt") as fh:
-        trials = json.loads(fh.metadata()["trials"])
-    return FeatureSet(tensors["x"], tensors["y"], trials)
+        meta = fh.metadata()
+    return FeatureSet(tensors["x"], tensors["y"], json.loads(meta["trials"]),
+                      conversions=json.loads(meta.get("conversions", "[]")))
 
 
 def cached_features(path: Path, paths: Sequence[str], labels: Sequence[int], trials: Sequence[str],

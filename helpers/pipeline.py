@@ -118,17 +118,27 @@ def prepare_data(p: DataParams, profile: str | None = None, device: str = "cpu",
         prep.extraction_seconds += fs.seconds
     if profile is not None and prep.skipped:
         write_skipped(profile, prep.skipped)
+    conversions = [c for fs in prep.sets.values() for c in fs.conversions]
+    if profile is not None and conversions:
+        _write_csv(profile_dir(profile) / "conversions.csv", conversions, ["file", "trial", "conversions"])
     return prep
 
 
 def write_skipped(profile: str, rows: list[dict]) -> Path:
-    path = profile_dir(profile) / "skipped.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["file", "trial", "reason"])
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    """``outputs/<profile>/skipped.csv``: every file a run skipped, and why."""
+    return _write_csv(profile_dir(profile) / "skipped.csv", rows, ["file", "trial", "reason"])
+
+
+def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> Path:
+    import io
+
+    from helpers.io import atomic_write
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    return atomic_write(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------- detectors

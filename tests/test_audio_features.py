@@ -84,3 +84,12 @@ def test_skip_mode_records_bad_files(tmp_path):
     fs = cached_features(tmp_path / "f.safetensors", [str(good), str(bad)], [0, 1], ["g", "b"], FeatureConfig(),
                          on_error="skip", skipped=skipped)
     assert fs.trials == ["g"] and skipped[0]["trial"] == "b" and "b.flac" in skipped[0]["reason"]
+
+
+def test_conversions_are_recorded_with_the_features(tmp_path):
+    f = tmp_path / "stereo48k.wav"
+    sf.write(f, np.stack([speechlike(1.0, 48000)] * 2, 1), 48000, subtype="PCM_24")
+    target = tmp_path / "feat.safetensors"
+    fs = cached_features(target, [str(f)], [0], ["s48"], FeatureConfig())
+    assert fs.conversions and "resampled 48000 Hz -> 16000 Hz" in fs.conversions[0]["conversions"]
+    assert load_features(target).conversions == fs.conversions
