@@ -132,13 +132,14 @@ def render_via_figure(wav: np.ndarray, cfg: FeatureConfig = FeatureConfig(), dpi
     from PIL import Image
 
     db = power_to_db(power_spectrogram(torch.as_tensor(wav), cfg), cfg.amin, cfg.top_db).numpy()
-    fig = plt.figure(figsize=(4, 4), dpi=dpi)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.imshow(db, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest")
-    ax.axis("off")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
+    with plt.rc_context({"savefig.bbox": "standard", "savefig.pad_inches": 0}):   # whatever the caller's style
+        fig = plt.figure(figsize=(4, 4), dpi=dpi)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.imshow(db, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.axis("off")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        plt.close(fig)
     img = Image.open(buf).convert("RGB").resize((cfg.size, cfg.size), Image.BILINEAR)
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
 
