@@ -2,7 +2,10 @@
 
 import json
 import os
+import shutil
+import signal
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -81,3 +84,18 @@ def test_smoke_run_end_to_end():
     assert r.returncode == 0, r.stderr
     manifest = json.loads((prof / "run.json").read_text())
     assert list(manifest["notebooks"]) == ["01_baselines"]
+    # SIGKILL the attack notebook mid-run (its attack cache removed first), re-run: the same metrics
+    before = json.loads((prof / "metrics" / "02_pixle.json").read_text())["records"]
+    for folder in (prof / "cache" / "adv").glob("*-none-*"):
+        if "baseline" in folder.name:
+            shutil.rmtree(folder)
+    p = subprocess.Popen(RUN + ["--profile", "smoke", "--only", "02"], env={**os.environ, **env}, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(12)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    r = run(["--profile", "smoke", "--only", "02"], env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    after = json.loads((prof / "metrics" / "02_pixle.json").read_text())["records"]
+    key = lambda recs: [(x["model"], x["condition"], x["accuracy"], x.get("queries"), x["per_clip"]["pred"]) for x in recs]
+    assert key(after) == key(before)
