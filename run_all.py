@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -132,9 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = profile_dir(args.profile)
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "run.json"
+    # notebooks not run this time keep their last entry (a --only re-run does not erase the full run's times)
+    previous = {}
+    if manifest_path.exists():
+        try:
+            previous = json.loads(manifest_path.read_text()).get("notebooks", {})
+        except (json.JSONDecodeError, OSError):
+            previous = {}
     manifest = {"profile": args.profile, "started": dt.datetime.now(dt.timezone.utc).isoformat(),
                 "git_commit": git_commit(), "versions": package_versions(), "device": device_description(),
-                "parameters": params, "overrides": overrides, "notebooks": {}, "status": "running",
+                "parameters": params, "overrides": overrides, "notebooks": previous, "status": "running",
+                "last_run": [nb.stem for nb in chosen],
                 "prepare_only": args.prepare_only}
     save_json(manifest_path, manifest)
     import papermill
@@ -155,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             msg = f"cell [{exc.exec_count}]{_cell_head(target)}: {exc.ename}: {exc.evalue}"
         seconds = time.perf_counter() - t0
         manifest["notebooks"][nb.stem] = {"seconds": round(seconds, 2), "ok": ok, "error": msg or None,
-                                          "parameters": nb_params, "executed": str(target)}
+                                          "parameters": nb_params, "executed": str(target),
+                                          "finished": dt.datetime.now(dt.timezone.utc).isoformat()}
         save_json(manifest_path, manifest)
         if ok:
             print(f"  {nb.name:<32} {seconds:7.1f} s", flush=True)
@@ -168,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             break
     manifest["status"] = "ok" if status == 0 else "failed"
     manifest["finished"] = dt.datetime.now(dt.timezone.utc).isoformat()
-    manifest["total_seconds"] = round(sum(v["seconds"] for v in manifest["notebooks"].values()), 2)
+    manifest["total_seconds"] = round(sum(manifest["notebooks"][n]["seconds"] for n in manifest["last_run"]
+                                          if n in manifest["notebooks"]), 2)
     save_json(manifest_path, manifest)
     print(f"{'done' if status == 0 else 'failed'} in {manifest['total_seconds']:.1f} s; manifest {manifest_path}")
     return status

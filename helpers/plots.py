@@ -173,10 +173,11 @@ def grouped_bars(df: pd.DataFrame, x: str, y: str, hue: str, title: str = "", er
                 continue
             cx = bar.get_x() + bar.get_width() / 2
             ax.plot([cx, cx], [row[err[0]], row[err[1]]], color="k", lw=1)
+    ax.axhline(0.5, ls=":", color="grey", lw=1, label="chance (balanced test clips)")
     ax.set_title(title)
     ax.set_ylim(0, 1.05)
-    ax.tick_params(axis="x", rotation=20)
-    ax.legend(fontsize=8, loc="lower right")
+    plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
+    ax.legend(fontsize=8, loc="upper right")
     return fig
 
 

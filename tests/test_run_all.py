@@ -83,7 +83,7 @@ def test_smoke_run_end_to_end():
     r = run(["--profile", "smoke", "--only", "01"], env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     manifest = json.loads((prof / "run.json").read_text())
-    assert list(manifest["notebooks"]) == ["01_baselines"]
+    assert manifest["last_run"] == ["01_baselines"] and len(manifest["notebooks"]) == 6   # the others kept
     # SIGKILL the attack notebook mid-run (its attack cache removed first), re-run: the same metrics
     before = json.loads((prof / "metrics" / "02_pixle.json").read_text())["records"]
     for folder in (prof / "cache" / "adv").glob("*-none-*"):
