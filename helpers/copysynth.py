@@ -33,8 +33,8 @@ import scipy.signal as sps
 from tqdm.auto import tqdm
 
 from helpers.audio import TARGET_SR, AudioError, list_audio, load_audio, trim_silence, write_flac
-from helpers.io import atomic_write, cache_key, load_json, save_json
-from helpers.keys import KeysRecord, format_keys
+from helpers.io import atomic_write, cache_key, save_json
+from helpers.keys import KeysRecord
 from helpers.paths import interim_dir, raw_dir
 
 Vocoder = Literal["griffinlim", "world", "lpc"]
@@ -307,10 +307,5 @@ def build_copysynth(speech_dir: str | None = None, cfg: CopySynthConfig = CopySy
     return root
 
 
-def corpus_manifest(root: Path) -> dict:
-    return load_json(root / "manifest.json")
-
-
 __all__ = ["VOCODERS", "CopySynthConfig", "SpeechSourceError", "build_copysynth", "fetch_asterisk_speech",
-           "resolve_speech_files", "segment", "vocode", "vocode_griffinlim", "vocode_world", "vocode_lpc",
-           "format_keys"]
+           "resolve_speech_files", "segment", "vocode", "vocode_griffinlim", "vocode_world", "vocode_lpc"]

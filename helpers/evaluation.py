@@ -25,7 +25,6 @@ from tqdm.auto import tqdm
 from helpers.attacks import Pixle
 from helpers.io import atomic_path, cache_key
 from helpers.metrics import (accuracy, attack_success_rate, balanced_accuracy, bonafide_score, eer)
-from helpers.models import predict
 
 
 @dataclass(frozen=True)
@@ -137,10 +136,5 @@ def robust_accuracy_curve(y: torch.Tensor, clean_pred: torch.Tensor, run: Attack
     return [float((correct_clean & (fell_at > b)).float().mean()) for b in budgets]
 
 
-def evaluate_logits(model: nn.Module, x: torch.Tensor, preprocess: nn.Module | None = None,
-                    batch_size: int = 16) -> torch.Tensor:
-    return predict(model, x, batch_size=batch_size, preprocess=preprocess)
-
-
 __all__ = ["AttackConfig", "AttackRun", "attack_dataset", "attack_cache_dir", "record",
-           "robust_accuracy_curve", "evaluate_logits"]
+           "robust_accuracy_curve"]

@@ -14,7 +14,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -86,35 +86,8 @@ def load_json(path: str | os.PathLike) -> Any:
         return json.load(fh)
 
 
-def update_json(path: str | os.PathLike, key: str, value: Any) -> Path:
-    """Set ``key`` in the JSON object stored at ``path`` (created if missing), atomically."""
-    path = Path(path)
-    data = load_json(path) if path.exists() else {}
-    data[key] = value
-    return save_json(path, data)
-
-
 def cache_key(params: dict[str, Any], length: int = 12) -> str:
     """A short, stable hash of the parameters that produced an artefact."""
     blob = json.dumps(to_jsonable(params), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def cached(path: str | os.PathLike, compute: Callable[[], Any], save: Callable[[Path, Any], Any],
-           load: Callable[[Path], Any]) -> Any:
-    """Return ``load(path)`` if it exists, else ``compute()``, saved atomically with ``save``."""
-    path = Path(path)
-    if path.exists():
-        return load(path)
-    value = compute()
-    with atomic_path(path, suffix=path.suffix) as tmp:
-        save(tmp, value)
-    return value

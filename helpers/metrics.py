@@ -82,11 +82,6 @@ def bonafide_score(logits: torch.Tensor) -> torch.Tensor:
     return (logits[:, BONAFIDE] - logits[:, SPOOF]).float()
 
 
-def classification_report(y_true, y_pred, score) -> dict[str, float]:
-    return {"accuracy": accuracy(y_true, y_pred), "balanced_accuracy": balanced_accuracy(y_true, y_pred),
-            "eer": eer(y_true, score), "n": int(len(_np(y_true)))}
-
-
 def bootstrap_ci(stat: Callable[..., float], arrays: Sequence, n_boot: int = 1000, alpha: float = 0.05,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI of ``stat(*arrays)`` resampling items (test clips) with replacement."""

@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from helpers.models import Detector, Normalize, build_model, predict
+from helpers.models import Normalize, build_model, predict
 from helpers.training import (CheckpointMismatchError, TrainConfig, load_checkpoint, pixle_generator, train)
 
 
