@@ -96,6 +96,16 @@ def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Atta
     return AttackRun(cat["adv"], cat["success"].bool(), cat["queries"], cat["l0"], time.perf_counter() - t0, from_cache)
 
 
+def load_attack(folder: str | Path) -> AttackRun:
+    """The adversarial examples an earlier :func:`attack_dataset` run cached in ``folder``."""
+    files = sorted(Path(folder).glob("chunk_*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no cached adversarial examples in {folder}; run the notebook that attacks first")
+    chunks = [load_file(str(f)) for f in files]
+    cat = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+    return AttackRun(cat["adv"], cat["success"].bool(), cat["queries"], cat["l0"], 0.0, True)
+
+
 def attack_cache_dir(root: Path, model_tag: str, cfg: AttackConfig, defense: str, data_key: str) -> Path:
     """``root/adv/<model>-<defense>-<key>``: the key covers the attack parameters and the attacked data."""
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{model_tag}-{defense}").strip("_")
@@ -136,5 +146,5 @@ def robust_accuracy_curve(y: torch.Tensor, clean_pred: torch.Tensor, run: Attack
     return [float((correct_clean & (fell_at > b)).float().mean()) for b in budgets]
 
 
-__all__ = ["AttackConfig", "AttackRun", "attack_dataset", "attack_cache_dir", "record",
+__all__ = ["AttackConfig", "AttackRun", "attack_dataset", "attack_cache_dir", "load_attack", "record",
            "robust_accuracy_curve"]

@@ -240,3 +240,15 @@ def attack_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
     take = [per[0][: max(half, n - len(per[1]))], per[1][: max(n - half, n - len(per[0]))]]
     idx = torch.cat(take)[:n]
     return idx.sort().values
+
+
+def attacked_subset(profile: str, prep: Prepared):
+    """What 02_pixle_attack.ipynb attacked: (its AttackConfig, subset indices, x, y, its metrics)."""
+    from helpers.evaluation import AttackConfig
+
+    pix = _require(profile, "02_pixle", "02_pixle_attack.ipynb")
+    a = pix["attack"]
+    cfg = AttackConfig(**{**a, "x_dimensions": tuple(a["x_dimensions"]), "y_dimensions": tuple(a["y_dimensions"])})
+    subset = torch.tensor(pix["subset"], dtype=torch.long)
+    x_all, y_all = prep.xy("test")
+    return cfg, subset, x_all[subset], y_all[subset], pix

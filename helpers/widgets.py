@@ -8,19 +8,11 @@ executed notebook still shows an example and never waits for a person.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-
-from helpers.defenses import GaussianBlur
+from helpers.defenses import blur_factory
+from helpers.evaluation import load_attack
 from helpers.pipeline import load_detector, load_metrics, load_prepared
-
-
-def load_adv_dir(folder: str | Path) -> torch.Tensor | None:
-    """Concatenate the chunk files an attack wrote (None if the folder is missing)."""
-    files = sorted(Path(folder).glob("chunk_*.safetensors"))
-    return torch.cat([load_file(str(f))["adv"] for f in files]) if files else None
 
 
 class Explorer:
@@ -35,8 +27,7 @@ class Explorer:
         self.x, self.y = x_all[self.subset], y_all[self.subset]
         self.trials = [self.prep.sets["test"].trials[i] for i in self.subset.tolist()]
         blur = smooth.get("blur", {"kernel_size": 5, "sigma": [0.1, 5.0], "per": "batch"})
-        sigma = tuple(blur["sigma"]) if isinstance(blur["sigma"], list) else blur["sigma"]
-        self.blur = GaussianBlur(blur["kernel_size"], sigma, blur["per"], seed=0)
+        self.blur = blur_factory(blur["kernel_size"], blur["sigma"], blur["per"])(0)
         self.sources: dict[tuple[str, str], tuple[str, str]] = {}   # (model, condition) -> (kind, adv folder)
         for arch, d in pix.get("adv_cache", {}).items():
             self.sources[(arch, "baseline under Pixle")] = ("baseline", d)
@@ -61,9 +52,7 @@ class Explorer:
     def view(self, index: int, model: str, condition: str) -> dict:
         """Images and scores for one clip (what the widget draws), as data."""
         kind, folder = self.sources[(model, condition)]
-        adv_all = load_adv_dir(folder)
-        if adv_all is None:
-            raise FileNotFoundError(f"no cached adversarial images in {folder}; run the notebook that makes them")
+        adv_all = load_attack(folder).adv
         net = self._model(model, kind)
         x, adv = self.x[index:index + 1], adv_all[index:index + 1]
         blurred = self.blur.reseed(index)(adv)

@@ -9,7 +9,7 @@ import textwrap
 import torch
 from safetensors.torch import load_file
 
-from helpers.evaluation import AttackConfig, attack_cache_dir, attack_dataset
+from helpers.evaluation import AttackConfig, attack_cache_dir, attack_dataset, load_attack
 from helpers.paths import ROOT
 from tests.conftest import RegionModel, region_images
 
@@ -62,6 +62,8 @@ def test_interrupted_attack_resumes_from_finished_chunks(tmp_path):
     assert model.calls - calls_before < full.queries.sum()       # only the missing chunk was attacked
     again = attack_dataset(model, x, y, cfg, folder, batch_size=4, progress=False)
     assert again.from_cache
+    loaded = load_attack(folder)                                  # what later notebooks read
+    assert torch.equal(loaded.adv, full.adv) and torch.equal(loaded.success, full.success)
 
 
 def test_cache_keys_follow_only_the_parameters_that_matter(tmp_path):

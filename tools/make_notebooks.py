@@ -216,7 +216,7 @@ import torch
 from helpers.evaluation import AttackConfig, attack_cache_dir, attack_dataset, record, robust_accuracy_curve
 from helpers.models import predict
 from helpers.paths import cache_dir
-from helpers.pipeline import MissingStepError, attack_subset, load_detector, load_metrics, load_prepared, save_metrics
+from helpers.pipeline import attack_subset, load_detector, load_metrics, load_prepared, save_metrics
 
 prep = load_prepared(PROFILE)
 models = list(load_metrics(PROFILE, "01_baselines")["checkpoints"])
@@ -230,8 +230,8 @@ print(f"attacking {len(subset)} of {len(y_all)} test clips ({torch.bincount(y, m
     md("## Attack each baseline"),
     code('''records, runs, curves, adv_dirs = [], {}, {}, {}
 budgets = list(range(0, PIXLE_RESTARTS * PIXLE_ITERATIONS + 1, max(1, PIXLE_ITERATIONS // 5)))
-for arch in models:
-    model = load_detector(PROFILE, arch, "baseline", prep, str(device))
+detectors = {arch: load_detector(PROFILE, arch, "baseline", prep, str(device)) for arch in models}
+for arch, model in detectors.items():
     clean = predict(model, x)
     folder = attack_cache_dir(cache_dir(PROFILE), f"{arch}-baseline", attack_cfg, "none", prep.key + str(subset.tolist()))
     run = attack_dataset(model, x, y, attack_cfg, folder, ATTACK_BATCH, device, tag=arch)
@@ -248,8 +248,7 @@ for arch in models:
 display(pd.DataFrame([{c: r.get(c) for c in cols} for r in records]))'''),
     md("## What Pixle does to a spectrogram image\n\nOriginal, adversarial, and the pixels it moved, for a few clips of each class."),
     code('''arch = models[0]
-run = runs[arch]
-model = load_detector(PROFILE, arch, "baseline", prep, str(device))
+run, model = runs[arch], detectors[arch]
 pred_adv = predict(model, run.adv).argmax(1)
 attacked = predict(model, x).argmax(1) == y        # clips the model got right, which Pixle had to move
 pick = torch.cat([((y == c) & attacked).nonzero().flatten()[:2] for c in (0, 1)])
@@ -287,30 +286,24 @@ ATTACK_BATCH = 64'''),
     code(SETUP + '''
 import pandas as pd
 import torch
-from helpers.defenses import Defended, GaussianBlur
-from helpers.evaluation import AttackConfig, attack_cache_dir, attack_dataset, record
+from helpers.defenses import Defended, GaussianBlur, blur_factory
+from helpers.evaluation import attack_cache_dir, attack_dataset, load_attack, record
 from helpers.models import predict
 from helpers.paths import cache_dir
-from helpers.pipeline import load_detector, load_metrics, load_prepared, save_metrics
+from helpers.pipeline import attacked_subset, load_detector, load_prepared, save_metrics
 
 prep = load_prepared(PROFILE)
-pix = load_metrics(PROFILE, "02_pixle")
-attack_cfg = AttackConfig(**{**pix["attack"], "x_dimensions": tuple(pix["attack"]["x_dimensions"]),
-                             "y_dimensions": tuple(pix["attack"]["y_dimensions"])})
-subset = torch.tensor(pix["subset"])
-x_all, y_all = prep.xy("test")
-x, y = x_all[subset], y_all[subset]
-sigma = tuple(BLUR_SIGMA) if isinstance(BLUR_SIGMA, (list, tuple)) else float(BLUR_SIGMA)
-blur = lambda seed: GaussianBlur(BLUR_KERNEL, sigma, BLUR_PER, seed=seed)
-models = list(pix["adv_cache"])
+attack_cfg, subset, x, y, pix = attacked_subset(PROFILE, prep)
+blur = blur_factory(BLUR_KERNEL, BLUR_SIGMA, BLUR_PER)
+sigma = blur(0).sigma
+models = {arch: load_detector(PROFILE, arch, "baseline", prep, str(device)) for arch in pix["adv_cache"]}
+base_runs = {arch: load_attack(folder) for arch, folder in pix["adv_cache"].items()}   # 02's adversarial examples
 print(f"{len(y)} attacked test clips; blur kernel {BLUR_KERNEL}, sigma {sigma} per {BLUR_PER}; attack {attack_cfg}")'''),
     md("## Non-adaptive (the thesis) and adaptive evaluation"),
-    code('''from safetensors.torch import load_file
-records, examples, adaptive_dirs = [], {}, {}
-for arch in models:
-    model = load_detector(PROFILE, arch, "baseline", prep, str(device))
+    code('''records, examples, adaptive_dirs = [], {}, {}
+for arch, model in models.items():
     clean_blur = predict(model, x, EVAL_BATCH, preprocess=blur(SEED + 1))
-    base_run = attack_dataset(model, x, y, attack_cfg, pix["adv_cache"][arch], progress=False)  # from 02's cache
+    base_run = base_runs[arch]
     adv_blur = predict(model, base_run.adv, EVAL_BATCH, preprocess=blur(SEED + 2))
     records.append(record(arch, "smoothing_pixle", "non-adaptive", y, adv_blur, clean_logits=clean_blur, run=base_run))
     defended = Defended(model, blur(SEED + 3), eot=EOT_SAMPLES)
@@ -319,24 +312,23 @@ for arch in models:
     adv_logits = predict(model, run.adv, EVAL_BATCH, preprocess=blur(SEED + 4))
     records.append(record(arch, "smoothing_pixle", "adaptive", y, adv_logits, clean_logits=clean_blur, run=run, eot=EOT_SAMPLES))
     adaptive_dirs[arch] = str(folder)
-    examples[arch] = (base_run.adv, GaussianBlur(BLUR_KERNEL, sigma, BLUR_PER, seed=SEED + 2)(base_run.adv))
+    examples[arch] = (base_run.adv, blur(SEED + 2)(base_run.adv))
     print(f"{arch}: clean with blur {records[-1]['clean_accuracy']:.2%}; under Pixle + blur: non-adaptive "
           f"{records[-2]['accuracy']:.2%}, adaptive {records[-1]['accuracy']:.2%}")
 cols = ["model", "evaluation", "clean_accuracy", "accuracy", "balanced_accuracy", "eer", "attack_success_rate", "queries", "l0"]
 display(pd.DataFrame([{c: r.get(c) for c in cols} for r in records]))'''),
     md("## Original vs Pixle-attacked vs blurred (the thesis's figure)"),
-    code('''arch = models[0]
+    code('''arch = next(iter(models))
 adv, blurred = examples[arch]
-model = load_detector(PROFILE, arch, "baseline", prep, str(device))
+model = models[arch]
 attacked = predict(model, x).argmax(1) == y
 pick = torch.cat([((y == c) & attacked).nonzero().flatten()[:2] for c in (0, 1)])
 fig = plots.attack_examples(x[pick], adv[pick], y[pick], predict(model, adv[pick]).argmax(1),
                             extra={"blurred": blurred[pick]}, n=len(pick)); plots.save(fig, PROFILE, "03_original_pixle_blurred")'''),
     md("## Sigma sweep (fixed sigma, non-adaptive)\n\nClean accuracy and accuracy under (non-adaptive) Pixle as the blur grows: the trade-off the thesis's random sigma averages over."),
     code('''rows = []
-for arch in models:
-    model = load_detector(PROFILE, arch, "baseline", prep, str(device))
-    base_run = attack_dataset(model, x, y, attack_cfg, pix["adv_cache"][arch], progress=False)
+for arch, model in models.items():
+    base_run = base_runs[arch]
     for s in SIGMA_SWEEP:
         f = GaussianBlur(BLUR_KERNEL, float(s))
         rows.append({"model": arch, "sigma": s, "setting": "clean", "accuracy": float((predict(model, x, preprocess=f).argmax(1) == y).float().mean())})
@@ -374,22 +366,19 @@ ATTACK_BATCH = 64'''),
     code(SETUP + '''
 import pandas as pd
 import torch
-from helpers.defenses import Defended, GaussianBlur
-from helpers.evaluation import AttackConfig, attack_cache_dir, attack_dataset, record
+from helpers.defenses import Defended, blur_factory
+from helpers.evaluation import attack_cache_dir, attack_dataset, record
 from helpers.models import predict
 from helpers.paths import cache_dir
-from helpers.pipeline import adversarial, baseline, load_metrics, load_prepared, save_metrics, train_config
+from helpers.pipeline import (adversarial, attacked_subset, baseline, load_metrics, load_prepared, save_metrics,
+                              train_config)
 
 prep = load_prepared(PROFILE)
-pix, smooth, base_meta = (load_metrics(PROFILE, n) for n in ("02_pixle", "03_smoothing", "01_baselines"))
-attack_cfg = AttackConfig(**{**pix["attack"], "x_dimensions": tuple(pix["attack"]["x_dimensions"]),
-                             "y_dimensions": tuple(pix["attack"]["y_dimensions"])})
+attack_cfg, subset, x, y, pix = attacked_subset(PROFILE, prep)
+smooth, base_meta = load_metrics(PROFILE, "03_smoothing"), load_metrics(PROFILE, "01_baselines")
 b = smooth["blur"]
-sigma = tuple(b["sigma"]) if isinstance(b["sigma"], list) else b["sigma"]
-blur = lambda seed: GaussianBlur(b["kernel_size"], sigma, b["per"], seed=seed)
-subset = torch.tensor(pix["subset"])
-x_all, y_all = prep.xy("test")
-x, y = x_all[subset], y_all[subset]
+blur = blur_factory(b["kernel_size"], b["sigma"], b["per"])
+sigma = blur(0).sigma
 train_attack = {**attack_cfg.kwargs(), "restarts": AT_RESTARTS, "max_iterations": AT_ITERATIONS, "target_batch": 256}
 cfg = train_config(AT_EPOCHS, BATCH_SIZE, LR, MOMENTUM, SEED, MAX_BATCHES)
 models = list(base_meta["checkpoints"])
