@@ -169,7 +169,7 @@ def adversarial(arch: str, prep: Prepared, cfg: TrainConfig, attack_kwargs: dict
     ckpt = checkpoints_dir(profile) / f"{arch}-adversarial-{key}.safetensors"
     meta = {"features": prep.params.features, "kind": "adversarial", "data_key": prep.key,
             "attack": attack_kwargs, "init": "scratch" if init is None else "baseline"}
-    gen = pixle_generator(attack_kwargs, seed=cfg.seed, device=device)
+    gen = pixle_generator(attack_kwargs, seed=cfg.seed)
     return train(arch, prep.feature_config.channels, prep.xy("train"), prep.xy("val"), cfg, ckpt, meta, adv=gen,
                  init=None if init is None else init.model, device=device, progress=progress)
 

@@ -227,7 +227,7 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
                        Path(checkpoint) if checkpoint else None)
 
 
-def pixle_generator(attack_kwargs: dict, seed: int, device: torch.device | str = "cpu") -> AdvGenerator:
+def pixle_generator(attack_kwargs: dict, seed: int) -> AdvGenerator:
     """The thesis's adversarial-example generator: batched Pixle against the frozen copy."""
     from helpers.attacks import Pixle
 
