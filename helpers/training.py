@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from helpers.io import atomic_path, save_json
 from helpers.metrics import accuracy, bonafide_score, eer
-from helpers.models import Detector, build_model, predict
+from helpers.models import MODEL_VERSION, Detector, build_model, predict
 
 
 class CheckpointMismatchError(ValueError):
@@ -79,6 +79,7 @@ def read_checkpoint_meta(path: Path) -> dict:
 
 
 def check_compatible(meta: dict, expect: dict, path: Path) -> None:
+    meta = {"model_version": 1, **meta}   # checkpoints from before MODEL_VERSION existed
     for k, v in expect.items():
         if k in meta and meta[k] != v:
             raise CheckpointMismatchError(
@@ -152,9 +153,9 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
     x_va, y_va = val_xy
     meta = dict(meta or {})
     meta.update({"arch": arch, "in_channels": in_channels, "train": asdict(cfg),
-                 "data_hash": data_hash(x_tr, y_tr), "adversarial": adv is not None})
-    expect = {k: meta[k] for k in ("arch", "in_channels", "features", "data_hash", "train", "adversarial", "init")
-              if k in meta}
+                 "data_hash": data_hash(x_tr, y_tr), "adversarial": adv is not None, "model_version": MODEL_VERSION})
+    expect = {k: meta[k] for k in ("arch", "in_channels", "features", "data_hash", "train", "adversarial", "init",
+                                   "model_version") if k in meta}
     torch.manual_seed(cfg.seed)
     model = copy.deepcopy(init) if init is not None else build_model(arch, in_channels, seed=cfg.seed)  # type: ignore[arg-type]
     model = model.to(device).to(memory_format=torch.channels_last)

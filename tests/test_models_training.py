@@ -17,6 +17,14 @@ def test_output_shapes_and_cifar_stem(arch, shape):
     assert isinstance(m.net.maxpool, torch.nn.Identity)
 
 
+def test_resnet50_residual_branches_start_at_zero_and_resnet18_does_not():
+    r50, r18 = build_model("resnet50", 3, seed=0), build_model("resnet18", 3, seed=0)
+    assert all(torch.count_nonzero(b.bn3.weight) == 0 for layer in (r50.net.layer1, r50.net.layer4) for b in layer)
+    assert all(torch.all(b.bn2.weight == 1) for b in r18.net.layer1)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.isfinite(r50.eval()(x)).all()
+
+
 def test_normalisation_is_the_first_layer():
     m = build_model("resnet18", 3, seed=0).eval()
     assert isinstance(m.normalize, Normalize)
@@ -59,6 +67,17 @@ def test_mismatched_checkpoint_is_refused_before_loading(tmp_path):
     with pytest.raises(CheckpointMismatchError, match="features='thesis_rgb32'.*features='logspec'"):
         load_checkpoint(ck, build_model("resnet18", 3), expect={"features": "logspec"})
     assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())   # nothing loaded half-way
+
+
+def test_checkpoint_of_an_older_model_version_is_refused(tmp_path, monkeypatch):
+    import helpers.training as T
+    x, y = _toy(16)
+    ck = tmp_path / "m.safetensors"
+    monkeypatch.setattr(T, "MODEL_VERSION", 1)
+    train("resnet18", 3, (x, y), (x, y), TrainConfig(epochs=1, batch_size=8), ck, {"features": "toy"}, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(CheckpointMismatchError, match="model_version=1.*expects model_version=2"):
+        train("resnet18", 3, (x, y), (x, y), TrainConfig(epochs=1, batch_size=8), ck, {"features": "toy"}, progress=False)
 
 
 def test_resume_after_interruption_matches_uninterrupted(tmp_path):
