@@ -32,14 +32,16 @@ def main() -> None:
     ap.add_argument("--attack-batch", type=int, default=None)
     args = ap.parse_args()
     dev = args.device
-    ab = args.attack_batch or (8192 if dev.startswith("cuda") else 64)
+    ab = args.attack_batch or (4096 if dev.startswith("cuda") else 64)
     print(f"device: {dev}; torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print(f"{'detector':<10}{'batch 1 ms/img':>16}{f'batch {ab} ms/img':>20}{'ratio':>8}")
+    sweep = (1, 16, 64, 256, 1024, 4096, 8192) if dev.startswith("cuda") else (1, 16, 32, 64, 128, 256)
+    print("forward pass, ms per image, by batch size (the attack's default target batch is the best one):")
+    print(f"{'detector':<10}" + "".join(f"{f'bs {b}':>10}" for b in sweep) + f"{'bs1/bs' + str(ab):>12}")
     for arch in ("resnet18", "resnet50"):
         m = build_model(arch, 3, seed=0).to(dev).eval().to(memory_format=torch.channels_last)
-        one = forward_ms_per_image(m, (3, 32, 32), 1, dev, reps=20)
-        many = forward_ms_per_image(m, (3, 32, 32), ab, dev)
-        print(f"{arch:<10}{one:>16.3f}{many:>20.3f}{one / many:>8.2f}")
+        ms = {b: forward_ms_per_image(m, (3, 32, 32), b, dev, reps=20 if b == 1 else 5) for b in sweep}
+        one, many = ms[1], ms.get(ab) or forward_ms_per_image(m, (3, 32, 32), ab, dev)
+        print(f"{arch:<10}" + "".join(f"{ms[b]:>10.3f}" for b in sweep) + f"{one / many:>12.2f}")
 
     import numpy as np
     rng = np.random.default_rng(0)

@@ -86,16 +86,19 @@ class Pixle:
     Arguments follow ``torchattacks.Pixle``; in addition:
 
     - ``block``: candidates scored per image per forward pass. ``None`` adapts it so each forward
-      holds about ``target_batch`` images (small blocks keep early exit cheap on a CPU; on a GPU a
-      large ``target_batch`` scores a whole restart at once).
+      holds about ``target_batch`` images. ``None`` picks 64 on a CPU, where the per-image forward
+      cost is lowest near batch 64 and small blocks keep early exit cheap, and 4096 on a GPU, where
+      a large batch scores a whole restart at once (measured: ``benchmarks/throughput.py``).
     - ``seed``: the attack's own random stream; ``ids`` in the call identify images across batches.
     - ``skip_misclassified``: images the model already gets wrong are returned unchanged (one query).
-    - ``amp``: bfloat16 autocast for the forward passes (CUDA only).
+    - ``amp``: bfloat16 autocast for the forward passes. Faster on a GPU; on a CPU without
+      bfloat16 instructions it is slower and only useful to measure the tolerance
+      (``benchmarks/amp_tolerance.py``).
     """
 
     def __init__(self, model: nn.Module, x_dimensions=(2, 10), y_dimensions=(2, 10),
                  pixel_mapping: PixelMapping = "random", restarts: int = 20, max_iterations: int = 10,
-                 update_each_iteration: bool = False, block: int | None = None, target_batch: int = 256,
+                 update_each_iteration: bool = False, block: int | None = None, target_batch: int | None = None,
                  seed: int = 0, skip_misclassified: bool = False, amp: bool = False,
                  channels_last: bool = True, progress: bool = False):
         if not isinstance(restarts, int) or restarts < 0:
@@ -113,7 +116,7 @@ class Pixle:
         self.pixel_mapping = pixel_mapping.lower()
         self.restarts, self.max_iterations = restarts, max_iterations
         self.update_each_iteration = update_each_iteration
-        self.block, self.target_batch = block, max(1, target_batch)
+        self.block, self.target_batch = block, None if target_batch is None else max(1, target_batch)
         self.seed, self.skip_misclassified, self.amp = seed, skip_misclassified, amp
         self.channels_last, self.progress = channels_last, progress
         self.stats = {"forward_s": 0.0, "total_s": 0.0, "evaluations": 0}   # where the time goes
@@ -133,8 +136,8 @@ class Pixle:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            if self.amp and x.device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
+            if self.amp:
+                with torch.autocast(x.device.type, dtype=torch.bfloat16):
                     logits = self.model(x)
             else:
                 logits = self.model(x)
@@ -257,12 +260,13 @@ class Pixle:
         have_best = torch.zeros(b, dtype=torch.bool, device=dev)
         last = x0.clone()
         restarts = 1 if self.update_each_iteration else self.restarts
+        target = self.target_batch or (4096 if dev.type == "cuda" else 64)
         bar = tqdm(total=restarts * self.max_iterations, desc="Pixle", leave=False, disable=not self.progress)
         for r in range(restarts):
             it = 0
             while it < self.max_iterations and not bool(done.all()):
                 act = (~done).nonzero().squeeze(1)
-                k = 1 if self.update_each_iteration else (self.block or max(1, self.target_batch // len(act)))
+                k = 1 if self.update_each_iteration else (self.block or max(1, target // len(act)))
                 k = min(k, self.max_iterations - it)
                 cand = self.candidates(x0[act], base[act], ids[act], r, it, k)   # (n, k, C, H, W)
                 n = cand.shape[0]

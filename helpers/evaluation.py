@@ -38,7 +38,7 @@ class AttackConfig:
     pixel_mapping: str = "random"
     seed: int = 2022
     block: int | None = None
-    target_batch: int = 256
+    target_batch: int | None = None   # None: the attack picks 64 on CPU, 4096 on GPU
     amp: bool = False
 
     def kwargs(self) -> dict:

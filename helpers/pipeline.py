@@ -20,6 +20,7 @@ from helpers import corpus as C
 from helpers.copysynth import CopySynthConfig, build_copysynth
 from helpers.features import FeatureConfig, FeatureSet, cached_features
 from helpers.io import cache_key, load_json, save_json
+from helpers.models import MODEL_VERSION
 from helpers.paths import checkpoints_dir, interim_dir, metrics_dir, profile_dir
 from helpers.training import TrainConfig, TrainResult, pixle_generator, train
 
@@ -152,7 +153,7 @@ def train_config(epochs: int, batch_size: int, lr: float, momentum: float, seed:
 def baseline(arch: str, prep: Prepared, cfg: TrainConfig, profile: str, device: str = "cpu",
              progress: bool = True) -> TrainResult:
     """Train the thesis baseline, or reuse / resume its checkpoint."""
-    ckpt = checkpoints_dir(profile) / f"{arch}-baseline-{cache_key({'d': prep.key, 't': asdict(cfg)})}.safetensors"
+    ckpt = checkpoints_dir(profile) / f"{arch}-baseline-{cache_key({'d': prep.key, 't': asdict(cfg), 'm': MODEL_VERSION})}.safetensors"
     meta = {"features": prep.params.features, "kind": "baseline", "data_key": prep.key}
     return train(arch, prep.feature_config.channels, prep.xy("train"), prep.xy("val"), cfg, ckpt, meta,
                  device=device, progress=progress)
@@ -164,7 +165,8 @@ def adversarial(arch: str, prep: Prepared, cfg: TrainConfig, attack_kwargs: dict
 
     ``init`` fine-tunes from a trained baseline (CPU profiles); ``None`` trains from scratch (the thesis).
     """
-    key = cache_key({"d": prep.key, "t": asdict(cfg), "a": attack_kwargs,
+    same_result = {k: v for k, v in attack_kwargs.items() if k not in ("block", "target_batch", "progress")}
+    key = cache_key({"d": prep.key, "t": asdict(cfg), "a": same_result, "m": MODEL_VERSION,
                      "init": None if init is None else str(init.checkpoint)})
     ckpt = checkpoints_dir(profile) / f"{arch}-adversarial-{key}.safetensors"
     meta = {"features": prep.params.features, "kind": "adversarial", "data_key": prep.key,
@@ -224,8 +226,10 @@ def load_detector(profile: str, arch: str, kind: Literal["baseline", "adversaria
     if arch not in meta.get("checkpoints", {}):
         raise MissingStepError(f"{name}.json has no {arch} checkpoint; add it to MODELS and run {producer}")
     model = build_model(arch, prep.feature_config.channels)  # type: ignore[arg-type]
-    load_checkpoint(Path(meta["checkpoints"][arch]), model,
-                    expect={"arch": arch, "features": prep.params.features, "in_channels": prep.feature_config.channels})
+    path = Path(meta["checkpoints"][arch])
+    load_checkpoint(path, model, expect={"arch": arch, "features": prep.params.features,
+                                         "in_channels": prep.feature_config.channels, "model_version": MODEL_VERSION})
+    model.checkpoint_id = path.stem   # names the weights in attack caches: a retrained model is attacked afresh
     return model.to(device).to(memory_format=torch.channels_last).eval()
 
 

@@ -42,8 +42,9 @@ BASE: dict[str, object] = {
     "PIXLE_X_DIM": [0.1, 0.2],
     "PIXLE_Y_DIM": [2, 10],
     "PIXLE_MAPPING": "random",
-    "PIXLE_TARGET_BATCH": 256,
+    "PIXLE_TARGET_BATCH": 64,     # CPU: per-image forward cost is lowest near batch 64 (benchmarks/throughput.py)
     "ATTACK_BATCH": 64,
+    "PIXLE_AMP": False,           # bfloat16 forward passes (GPU); tolerance: benchmarks/amp_tolerance.py
     # smoothing (03)
     "BLUR_KERNEL": 5,
     "BLUR_SIGMA": [0.1, 5.0],
@@ -64,9 +65,9 @@ PROFILES: dict[str, dict[str, object]] = {
     "smoke": {**BASE, "MAX_SOURCES": 16, "N_TRIALS": 64, "SPLIT": [0.5, 0.2, 0.3], "EPOCHS": 1, "MAX_BATCHES": 3,
               "N_ATTACK": 8, "PIXLE_RESTARTS": 2, "PIXLE_ITERATIONS": 5, "SIGMA_SWEEP": [0.5, 2.0],
               "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 3, "N_BOOT": 100},
-    "demo": {**BASE, "MAX_SOURCES": 300, "N_TRIALS": 700, "SPLIT": [0.7, 0.1, 0.2],
-             "N_ATTACK": 64, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
-             "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 8},
+    "demo": {**BASE, "MAX_SOURCES": 300, "N_TRIALS": 700, "SPLIT": [0.7, 0.1, 0.2], "EPOCHS": 6,
+             "N_ATTACK": 48, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
+             "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 5},
     "thesis": {**BASE, "PIXLE_TARGET_BATCH": 4096, "ATTACK_BATCH": 512},
 }
 DEFAULT_PROFILE = "demo"

@@ -208,7 +208,8 @@ PIXLE_ITERATIONS = 50
 PIXLE_X_DIM = [0.1, 0.2]   # patch width: fractions of the image or pixels
 PIXLE_Y_DIM = [2, 10]      # patch height (torchattacks' default, which the thesis kept)
 PIXLE_MAPPING = "random"
-PIXLE_TARGET_BATCH = 256   # images per forward pass the attack aims for
+PIXLE_TARGET_BATCH = 64    # candidates per forward pass (CPU: fastest near 64; GPU: thousands)
+PIXLE_AMP = False          # bfloat16 forward passes on a GPU (see benchmarks/amp_tolerance.py)
 ATTACK_BATCH = 64'''),
     code(SETUP + '''
 import pandas as pd
@@ -225,7 +226,7 @@ subset = attack_subset(y_all, N_ATTACK, SEED)
 x, y = x_all[subset], y_all[subset]
 attack_cfg = AttackConfig(restarts=PIXLE_RESTARTS, max_iterations=PIXLE_ITERATIONS, x_dimensions=tuple(PIXLE_X_DIM),
                           y_dimensions=tuple(PIXLE_Y_DIM), pixel_mapping=PIXLE_MAPPING, seed=SEED,
-                          target_batch=PIXLE_TARGET_BATCH)
+                          target_batch=PIXLE_TARGET_BATCH, amp=PIXLE_AMP)
 print(f"attacking {len(subset)} of {len(y_all)} test clips ({torch.bincount(y, minlength=2).tolist()} bonafide/spoof); {attack_cfg}")'''),
     md("## Attack each baseline"),
     code('''records, runs, curves, adv_dirs = [], {}, {}, {}
@@ -233,7 +234,7 @@ budgets = list(range(0, PIXLE_RESTARTS * PIXLE_ITERATIONS + 1, max(1, PIXLE_ITER
 detectors = {arch: load_detector(PROFILE, arch, "baseline", prep, str(device)) for arch in models}
 for arch, model in detectors.items():
     clean = predict(model, x)
-    folder = attack_cache_dir(cache_dir(PROFILE), f"{arch}-baseline", attack_cfg, "none", prep.key + str(subset.tolist()))
+    folder = attack_cache_dir(cache_dir(PROFILE), model.checkpoint_id, attack_cfg, "none", prep.key + str(subset.tolist()))
     run = attack_dataset(model, x, y, attack_cfg, folder, ATTACK_BATCH, device, tag=arch)
     adv_logits = predict(model, run.adv)
     runs[arch], adv_dirs[arch] = run, str(folder)
@@ -307,7 +308,7 @@ for arch, model in models.items():
     adv_blur = predict(model, base_run.adv, EVAL_BATCH, preprocess=blur(SEED + 2))
     records.append(record(arch, "smoothing_pixle", "non-adaptive", y, adv_blur, clean_logits=clean_blur, run=base_run))
     defended = Defended(model, blur(SEED + 3), eot=EOT_SAMPLES)
-    folder = attack_cache_dir(cache_dir(PROFILE), f"{arch}-baseline", attack_cfg, f"blur{BLUR_KERNEL}-{sigma}-{BLUR_PER}-eot{EOT_SAMPLES}", prep.key + str(subset.tolist()))
+    folder = attack_cache_dir(cache_dir(PROFILE), model.checkpoint_id, attack_cfg, f"blur{BLUR_KERNEL}-{sigma}-{BLUR_PER}-eot{EOT_SAMPLES}", prep.key + str(subset.tolist()))
     run = attack_dataset(defended, x, y, attack_cfg, folder, ATTACK_BATCH, device, tag=f"{arch} adaptive")
     adv_logits = predict(model, run.adv, EVAL_BATCH, preprocess=blur(SEED + 4))
     records.append(record(arch, "smoothing_pixle", "adaptive", y, adv_logits, clean_logits=clean_blur, run=run, eot=EOT_SAMPLES))
@@ -379,7 +380,7 @@ smooth, base_meta = load_metrics(PROFILE, "03_smoothing"), load_metrics(PROFILE,
 b = smooth["blur"]
 blur = blur_factory(b["kernel_size"], b["sigma"], b["per"])
 sigma = blur(0).sigma
-train_attack = {**attack_cfg.kwargs(), "restarts": AT_RESTARTS, "max_iterations": AT_ITERATIONS, "target_batch": 256}
+train_attack = {**attack_cfg.kwargs(), "restarts": AT_RESTARTS, "max_iterations": AT_ITERATIONS}
 cfg = train_config(AT_EPOCHS, BATCH_SIZE, LR, MOMENTUM, SEED, MAX_BATCHES)
 models = list(base_meta["checkpoints"])
 print(f"adversarial training: init {AT_INIT}, {AT_EPOCHS} epochs, Pixle {AT_RESTARTS}x{AT_ITERATIONS} per batch")'''),
@@ -403,7 +404,7 @@ for arch, res in runs.items():
     model = res.model.to(device)
     clean = predict(model, x)
     records.append(record(arch, "adv_training_clean", "clean", y, clean, clean_logits=clean))
-    folder = attack_cache_dir(cache_dir(PROFILE), f"{arch}-adversarial-{res.checkpoint.stem}", attack_cfg, "none", prep.key + str(subset.tolist()))
+    folder = attack_cache_dir(cache_dir(PROFILE), res.checkpoint.stem, attack_cfg, "none", prep.key + str(subset.tolist()))
     run = attack_dataset(model, x, y, attack_cfg, folder, ATTACK_BATCH, device, tag=f"{arch} AT")
     adv_dirs[arch] = str(folder)
     records.append(record(arch, "adv_training_pixle", "non-adaptive", y, predict(model, run.adv), clean_logits=clean, run=run,
@@ -412,7 +413,7 @@ for arch, res in runs.items():
     records.append(record(arch, "combined_pixle", "non-adaptive", y, predict(model, run.adv, b["eval_batch"], preprocess=blur(SEED + 2)),
                           clean_logits=clean_blur, run=run))
     defended = Defended(model, blur(SEED + 3), eot=b["eot"])
-    folder = attack_cache_dir(cache_dir(PROFILE), f"{arch}-adversarial-{res.checkpoint.stem}", attack_cfg,
+    folder = attack_cache_dir(cache_dir(PROFILE), res.checkpoint.stem, attack_cfg,
                               f"blur{b['kernel_size']}-{sigma}-{b['per']}-eot{b['eot']}", prep.key + str(subset.tolist()))
     run_a = attack_dataset(defended, x, y, attack_cfg, folder, ATTACK_BATCH, device, tag=f"{arch} combined adaptive")
     records.append(record(arch, "combined_pixle", "adaptive", y, predict(model, run_a.adv, b["eval_batch"], preprocess=blur(SEED + 4)),
