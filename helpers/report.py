@@ -48,6 +48,27 @@ def collect_records(metrics_dir: Path) -> tuple[list[dict], dict]:
     return records, header
 
 
+def one_class_warnings(records: list[dict]) -> list[str]:
+    """Conditions whose clean predictions (defense on) are all one class.
+
+    Such a detector is right on exactly the clips of that class whatever the attacker does, so
+    its "accuracy under attack" measures the class mix of the test clips, not robustness.
+    """
+    from helpers.corpus import CLASSES
+
+    out, seen = [], set()
+    for r in records:
+        preds = r.get("per_clip", {}).get("pred_clean")
+        key = (r["model"], r["condition"])
+        if not preds or len(preds) < 2 or key in seen or len(set(preds)) != 1:
+            continue
+        seen.add(key)
+        label = dict(CONDITIONS).get(r["condition"], r["condition"])
+        out.append(f"{r['model']}, {label}: with the defense on, the detector calls every clean clip "
+                   f"'{CLASSES[preds[0]]}'; its accuracy under attack is the share of that class, not robustness.")
+    return out
+
+
 def _ci(rec: dict, metric: str, n_boot: int, seed: int) -> tuple[float, float]:
     pc = rec.get("per_clip", {})
     y = np.asarray(pc.get("y", []))

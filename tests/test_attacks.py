@@ -66,6 +66,26 @@ def test_determinism_batching_and_block_size_do_not_change_results(region_model)
     assert not torch.equal(a.adv, d.adv)
 
 
+def test_gpu_settings_run_on_cpu_amp_is_live_and_a_large_batch_changes_nothing():
+    """The thesis profile's GPU settings (4096 candidates per forward, bfloat16) on this CPU."""
+    from helpers.models import build_model
+    model = build_model("resnet18", 3, seed=0).eval()
+    seen = []
+    model.net.conv1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = model(x).argmax(1)
+    small = _attack(model, restarts=1, max_iterations=4, target_batch=64)(x, y)
+    seen.clear()
+    large = _attack(model, restarts=1, max_iterations=4, target_batch=4096)(x, y)
+    assert set(seen) == {torch.float32}
+    assert torch.equal(small.adv, large.adv) and torch.equal(small.queries, large.queries)
+    seen.clear()
+    amp = _attack(model, restarts=1, max_iterations=4, target_batch=4096, amp=True)(x, y)
+    assert set(seen) == {torch.bfloat16}                       # the autocast path really ran
+    assert amp.adv.shape == x.shape and amp.final_prob.dtype == torch.float32
+    assert (amp.final_prob - large.final_prob).abs().max() < 0.05   # bfloat16 scores stay close
+
+
 def test_iterative_mode_and_targeted(region_model):
     x, y = region_images(8)
     it = _attack(region_model, update_each_iteration=True, max_iterations=20)(x, y)

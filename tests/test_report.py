@@ -33,5 +33,9 @@ def test_table_from_fixture_keeps_missing_conditions_missing(tmp_path):
     shown = report.format_table(table)
     row = shown[(shown.condition == "adv. training + smoothing under Pixle") & (shown.evaluation == "adaptive")].iloc[0]
     assert row["accuracy %"] == "—"
+    assert report.one_class_warnings(records) == []
+    collapsed = _rec("resnet18", "smoothing_pixle", "non-adaptive", y, [1, 1, 1, 1], [1, 1, 1, 1])
+    warn = report.one_class_warnings(records + [collapsed, {**collapsed, "evaluation": "adaptive"}])
+    assert len(warn) == 1 and "'spoof'" in warn[0] and "smoothing under Pixle" in warn[0]
     md = report.write_report(tmp_path / "report.md", header, table, [], ["note"]).read_text()
     assert "corpus `copysynth`, profile `smoke`" in md and "| resnet18 | baseline under Pixle | non-adaptive |" in md

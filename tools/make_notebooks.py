@@ -482,6 +482,9 @@ run_meta = load_metrics(PROFILE, "02_pixle") or {}
 notes = [f"Attack: Pixle {run_meta.get('attack', {})} on {len(run_meta.get('subset', []))} test clips.",
          "Adaptive rows: Pixle queried model + blur (expectation over transformation when EOT > 1).",
          "Adversarial training without preprocessing is attacked directly, which is already adaptive; it has one row."]
+for warning in report.one_class_warnings(records):
+    print("WARNING:", warning)
+    notes.append(f"**Warning**: {warning}")
 at_meta = load_metrics(PROFILE, "04_adversarial_training") or {}
 if at_meta:
     notes.append(f"Adversarial training: init {at_meta.get('init')}, {at_meta.get('train', {}).get('epochs')} epochs, "
