@@ -290,6 +290,7 @@ import torch
 from helpers.defenses import Defended, GaussianBlur, blur_factory
 from helpers.evaluation import attack_cache_dir, attack_dataset, load_attack, record
 from helpers.models import predict
+from helpers.report import one_class_warnings
 from helpers.paths import cache_dir
 from helpers.pipeline import attacked_subset, load_detector, load_prepared, save_metrics
 
@@ -317,7 +318,9 @@ for arch, model in models.items():
     print(f"{arch}: clean with blur {records[-1]['clean_accuracy']:.2%}; under Pixle + blur: non-adaptive "
           f"{records[-2]['accuracy']:.2%}, adaptive {records[-1]['accuracy']:.2%}")
 cols = ["model", "evaluation", "clean_accuracy", "accuracy", "balanced_accuracy", "eer", "attack_success_rate", "queries", "l0"]
-display(pd.DataFrame([{c: r.get(c) for c in cols} for r in records]))'''),
+display(pd.DataFrame([{c: r.get(c) for c in cols} for r in records]))
+for warning in one_class_warnings(records):
+    print("WARNING:", warning)'''),
     md("## Original vs Pixle-attacked vs blurred (the thesis's figure)"),
     code('''arch = next(iter(models))
 adv, blurred = examples[arch]
