@@ -77,6 +77,16 @@ def git_commit() -> str:
         return "unknown"
 
 
+def git_changed_files() -> list[str]:
+    """Tracked files that differ from the commit (a run made from them is not that commit's)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+        return [line[3:] for line in out.splitlines() if line.strip()]
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return []
+
+
 def _cell_head(executed: Path) -> str:
     """`, starting 'first line'` of the cell that raised, found by its error output in the executed copy."""
     try:
@@ -141,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         except (json.JSONDecodeError, OSError):
             previous = {}
     manifest = {"profile": args.profile, "started": dt.datetime.now(dt.timezone.utc).isoformat(),
-                "git_commit": git_commit(), "versions": package_versions(), "device": device_description(),
+                "git_commit": git_commit(), "git_changed_files": git_changed_files(),
+                "versions": package_versions(), "device": device_description(),
                 "parameters": params, "overrides": overrides, "notebooks": previous, "status": "running",
                 "last_run": [nb.stem for nb in chosen],
                 "prepare_only": args.prepare_only}

@@ -70,6 +70,7 @@ def test_smoke_run_end_to_end():
     prof = Path(env["OUTPUT_DIR"]) / "smoke"
     manifest = json.loads((prof / "run.json").read_text())
     assert manifest["status"] == "ok" and len(manifest["notebooks"]) == 6
+    assert isinstance(manifest["git_changed_files"], list) and (len(manifest["git_commit"]) == 40 or manifest["git_commit"] == "unknown")
     assert all(v["seconds"] > 0 for v in manifest["notebooks"].values())
     for name in ("00_data", "01_baselines", "02_pixle", "03_smoothing", "04_adversarial_training"):
         data = json.loads((prof / "metrics" / f"{name}.json").read_text())
