@@ -2,7 +2,7 @@
 
 - ``smoke``: CI scale, every notebook in a couple of minutes on 2 CPU cores.
 - ``demo`` (default): a meaningful CPU run of the whole thesis pipeline (target: under 20 minutes
-  on 2 cores; measured 17.7 min from an empty data folder). To fit, it trains 6 epochs instead of
+  on 2 cores; see README *Measured*). To fit, it trains 5 epochs instead of
   10, attacks 48 test clips with Pixle 4x25 instead of 10x50, and fine-tunes the baselines
   adversarially for one epoch (Pixle 1x5) instead of training from scratch; every table says so.
 - ``thesis``: the thesis's own settings (GPU): 10 epochs, batch 16, SGD lr 1e-3 momentum 0.9,
@@ -66,7 +66,7 @@ PROFILES: dict[str, dict[str, object]] = {
     "smoke": {**BASE, "MAX_SOURCES": 16, "N_TRIALS": 64, "SPLIT": [0.5, 0.2, 0.3], "EPOCHS": 1, "MAX_BATCHES": 3,
               "N_ATTACK": 8, "PIXLE_RESTARTS": 2, "PIXLE_ITERATIONS": 5, "SIGMA_SWEEP": [0.5, 2.0],
               "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 3, "N_BOOT": 100},
-    "demo": {**BASE, "MAX_SOURCES": 300, "N_TRIALS": 700, "SPLIT": [0.7, 0.1, 0.2], "EPOCHS": 6,
+    "demo": {**BASE, "MAX_SOURCES": 300, "N_TRIALS": 700, "SPLIT": [0.7, 0.1, 0.2], "EPOCHS": 5,
              "N_ATTACK": 48, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
              "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 5},
     "thesis": {**BASE, "PIXLE_TARGET_BATCH": 4096, "ATTACK_BATCH": 512},
