@@ -86,7 +86,7 @@ class Pixle:
     Arguments follow ``torchattacks.Pixle``; in addition:
 
     - ``block``: candidates scored per image per forward pass. ``None`` adapts it so each forward
-      holds about ``target_batch`` images. ``None`` picks 64 on a CPU, where the per-image forward
+      holds about ``target_batch`` images. ``target_batch=None`` picks 64 on a CPU, where the per-image forward
       cost is lowest near batch 64 and small blocks keep early exit cheap, and 4096 on a GPU, where
       a large batch scores a whole restart at once (measured: ``benchmarks/throughput.py``).
     - ``seed``: the attack's own random stream; ``ids`` in the call identify images across batches.
