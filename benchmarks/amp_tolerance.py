@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is scripts, not a package
-from common import timed, trained_detector  # noqa: E402
+from common import attack_arguments, correct_test_images, timed  # noqa: E402
 
 from helpers.attacks import Pixle  # noqa: E402
 from helpers.corpus import CLASSES  # noqa: E402
@@ -32,18 +32,12 @@ BONAFIDE = CLASSES.index("bonafide")
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--arch", default="resnet18")
-    ap.add_argument("--n", type=int, default=32, help="correctly classified test images to attack")
-    ap.add_argument("--restarts", type=int, default=4)
-    ap.add_argument("--iterations", type=int, default=25)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    attack_arguments(ap, n=32, restarts=4, iterations=25)
     args = ap.parse_args()
     dev = args.device
-    model, x_all, y_all, where = trained_detector(args.arch, device=dev)
-    model = model.to(dev).eval().to(memory_format=torch.channels_last)
+    model, x, y, fp32, x_all, y_all, where = correct_test_images(args.arch, args.n, dev)
 
     with torch.inference_mode():
-        fp32 = predict(model, x_all)
         with torch.autocast(torch.device(dev).type, dtype=torch.bfloat16):
             bf16 = predict(model, x_all).float()
     ds = (torch.softmax(fp32, 1)[:, BONAFIDE] - torch.softmax(bf16, 1)[:, BONAFIDE]).abs()
@@ -52,8 +46,6 @@ def main() -> None:
     print(f"scores: max |dP(bonafide)| {float(ds.max()):.4f}, mean {float(ds.mean()):.5f}; "
           f"decisions that flip: {flips}/{len(y_all)}")
 
-    ok = (fp32.argmax(1) == y_all).nonzero().flatten()[: args.n]
-    x, y = x_all[ok].to(dev), y_all[ok].to(dev)
     runs = {}
     for amp in (False, True):
         atk = Pixle(model, x_dimensions=(0.1, 0.2), restarts=args.restarts, max_iterations=args.iterations,

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
 import time
-from pathlib import Path
 
 import torch
 
 from helpers.pipeline import DataParams, baseline, load_metrics, load_prepared, prepare_data, train_config
+
+
+def attack_arguments(ap: argparse.ArgumentParser, n: int, restarts: int, iterations: int) -> None:
+    """The options every attack benchmark takes."""
+    ap.add_argument("--arch", default="resnet18")
+    ap.add_argument("--n", type=int, default=n, help="correctly classified test images to attack")
+    ap.add_argument("--restarts", type=int, default=restarts)
+    ap.add_argument("--iterations", type=int, default=iterations)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def correct_test_images(arch: str, n: int, device: str):
+    """(model, x, y, logits_all, x_all, y_all, where): a trained detector (eval, channels-last, on
+    ``device``) and up to ``n`` test images it classifies correctly, on ``device``."""
+    from helpers.models import predict
+
+    model, x_all, y_all, where = trained_detector(arch, device=device)
+    model = model.to(device).eval().to(memory_format=torch.channels_last)
+    logits = predict(model, x_all)
+    ok = (logits.argmax(1) == y_all).nonzero().flatten()[:n]
+    return model, x_all[ok].to(device), y_all[ok].to(device), logits, x_all, y_all, where
 
 
 def trained_detector(arch: str = "resnet18", profile: str = "demo", device: str = "cpu"):
@@ -46,5 +67,3 @@ def forward_ms_per_image(model, shape, batch: int, device: str, reps: int = 3) -
         _, t = timed(lambda: [model(x) for _ in range(reps)], sync=True)
     return 1000 * t / (reps * batch)
 
-
-ROOT = Path(__file__).resolve().parent.parent

@@ -16,38 +16,29 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is scripts, not a package
-from common import forward_ms_per_image, timed, trained_detector  # noqa: E402
+from common import attack_arguments, correct_test_images, forward_ms_per_image, timed  # noqa: E402
 
-from helpers.attacks import Pixle  # noqa: E402
+from helpers.attacks import Pixle, default_target_batch  # noqa: E402
 from helpers.metrics import l0_pixels  # noqa: E402
 from helpers.models import predict  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--arch", default="resnet18")
-    ap.add_argument("--n", type=int, default=64, help="test images (correctly classified ones are attacked)")
-    ap.add_argument("--restarts", type=int, default=10)
-    ap.add_argument("--iterations", type=int, default=50)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--target-batch", type=int, default=None, help="images per forward (default: 64 CPU, 8192 GPU)")
+    attack_arguments(ap, n=64, restarts=10, iterations=50)
+    ap.add_argument("--target-batch", type=int, default=None, help="candidates per forward (default: 64 CPU, 4096 GPU)")
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast on GPU")
     ap.add_argument("--skip-reference", action="store_true", help="time only the batched attack")
     args = ap.parse_args()
     dev = args.device
-    model, x, y, where = trained_detector(args.arch, device=dev)
-    model = model.to(dev).eval().to(memory_format=torch.channels_last)
-    pred = predict(model, x)
-    ok = (pred.argmax(1) == y).nonzero().flatten()[: args.n]
-    x, y = x[ok].to(dev), y[ok].to(dev)
+    model, x, y, *_, where = correct_test_images(args.arch, args.n, dev)
     n = len(y)
-    tb = args.target_batch or (8192 if dev.startswith("cuda") else 64)
+    tb = args.target_batch or default_target_batch(dev)
     print(f"model: {args.arch} ({where}); device: {dev}; {n} correctly classified test images; "
           f"Pixle x_dimensions=(0.1, 0.2), restarts={args.restarts}, max_iterations={args.iterations}")
-    fwd_batched = forward_ms_per_image(model, tuple(x.shape[1:]), tb if dev.startswith("cuda") else 64, dev)
+    fwd_batched = forward_ms_per_image(model, tuple(x.shape[1:]), tb, dev)
     fwd_one = forward_ms_per_image(model, tuple(x.shape[1:]), 1, dev, reps=20)
     print(f"forward: {fwd_one:.2f} ms/image at batch 1, {fwd_batched:.3f} ms/image batched")
 

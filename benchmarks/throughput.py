@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import forward_ms_per_image  # noqa: E402
 
+from helpers.attacks import default_target_batch  # noqa: E402
 from helpers.features import FeatureConfig, extract  # noqa: E402
 from helpers.models import build_model  # noqa: E402
 from helpers.paths import output_root  # noqa: E402
@@ -32,7 +33,7 @@ def main() -> None:
     ap.add_argument("--attack-batch", type=int, default=None)
     args = ap.parse_args()
     dev = args.device
-    ab = args.attack_batch or (4096 if dev.startswith("cuda") else 64)
+    ab = args.attack_batch or default_target_batch(dev)
     print(f"device: {dev}; torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     sweep = (1, 16, 64, 256, 1024, 4096, 8192) if dev.startswith("cuda") else (1, 16, 32, 64, 128, 256)
     print("forward pass, ms per image, by batch size (the attack's default target batch is the best one):")

@@ -65,6 +65,11 @@ def _bounds(dims: Sequence[int | float], size: int) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
+def default_target_batch(device: torch.device | str) -> int:
+    """Candidates per forward pass when none is given: 64 on a CPU, 4096 on a GPU."""
+    return 4096 if torch.device(device).type == "cuda" else 64
+
+
 @dataclass
 class PixleResult:
     """What one attack run returns, per image."""
@@ -260,7 +265,7 @@ class Pixle:
         have_best = torch.zeros(b, dtype=torch.bool, device=dev)
         last = x0.clone()
         restarts = 1 if self.update_each_iteration else self.restarts
-        target = self.target_batch or (4096 if dev.type == "cuda" else 64)
+        target = self.target_batch or default_target_batch(dev)
         bar = tqdm(total=restarts * self.max_iterations, desc="Pixle", leave=False, disable=not self.progress)
         for r in range(restarts):
             it = 0
