@@ -12,16 +12,25 @@ TEST_OUT ?= build/test-outputs
 # torchattacks 3.5.1 pins requests~=2.25.1, which no current Jupyter accepts: install it alone, without deps.
 REFERENCE := torchattacks==3.5.1
 
-.PHONY: run test venv unit e2e nbval notebooks-clean lab benchmarks clean
+.PHONY: run test venv lock unit e2e nbval notebooks-clean lab benchmarks clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exact versions from requirements.lock (generated from pyproject.toml by `make lock`), then the
+# package itself without resolving anything again.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m pip install --quiet --no-deps $(REFERENCE)
 	touch $(STAMP)
+
+# Refresh the lock after changing dependencies in pyproject.toml (uv resolves for Linux x86-64, Python 3.11).
+lock: venv
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header -o requirements.lock
 
 run: venv
 	$(BIN)/python run_all.py --profile $(PROFILE)

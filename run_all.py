@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -26,8 +28,11 @@ from pathlib import Path
 import yaml
 
 from helpers.io import save_json
+from helpers.params import ParameterError, check
+from helpers.progress import MODE_ENV, PREFIX as PROGRESS_PREFIX
+from helpers.stage_runner import STAGE_NOTEBOOKS
 from helpers.paths import ROOT, notebooks_dir, profile_dir
-from helpers.profiles import DEFAULT_PROFILE, PROFILES, profile_params
+from helpers.profiles import DEFAULT_NOTEBOOKS, DEFAULT_PROFILE, PROFILES, profile_params
 from helpers.runtime import device_description, package_versions
 
 
@@ -102,11 +107,66 @@ def _cell_head(executed: Path) -> str:
 
 
 def export_html(executed: Path, target: Path) -> None:
+    """The executed 05 notebook as a reader's document: no code, no prompts, no parameter cells."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(executed), as_version=4))
-    target.write_text(body)
+    from helpers.io import atomic_write
+
+    nb = nbformat.read(str(executed), as_version=4)
+    nb.cells = [c for c in nb.cells if not {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
+    body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
+    atomic_write(target, body)
+
+
+class CellProgress(logging.Handler):
+    """Shows which cell of which notebook runs (papermill logs each cell start when ``log_output`` is on)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.notebook, self.heads = "", {}
+
+    def start(self, nb: Path) -> None:
+        import nbformat
+
+        cells = list(nbformat.read(str(nb), as_version=4).cells)
+        tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
+        if tagged:   # papermill runs its injected-parameters cell right after the tagged one
+            cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell("# injected parameters of the profile"))
+        code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
+        self.notebook = nb.stem
+        self.heads = {i + 1: (k + 1, len(code), _first_line(cells[i].source)) for k, i in enumerate(code)}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.startswith("Executing Cell"):
+            num = int("".join(ch for ch in msg[len("Executing Cell"):] if ch.isdigit()) or 0)
+            if num in self.heads:
+                k, n, head = self.heads[num]
+                print(f"  {self.notebook} [cell {k}/{n}] {head}", flush=True)
+
+
+class ProgressLines(io.TextIOBase):
+    """The kernel's stdout, filtered: only ``[progress]`` and ``WARNING:`` lines reach the terminal."""
+
+    def __init__(self) -> None:
+        self.buf = ""
+
+    def write(self, text: str) -> int:
+        self.buf += text
+        *lines, self.buf = self.buf.split("\n")
+        for line in lines:
+            if line.startswith(PROGRESS_PREFIX):
+                print("      " + line[len(PROGRESS_PREFIX):].strip(), flush=True)
+            elif line.startswith("WARNING:"):
+                print("      " + line, flush=True)
+        return len(text)
+
+
+def _first_line(src: str) -> str:
+    lines = [ln for ln in src.strip().splitlines() if ln.strip() and not ln.lstrip().startswith("#")] or \
+        [ln.lstrip("# ") for ln in src.strip().splitlines()[:1]]
+    return (lines[0][:70] + ("..." if len(lines[0]) > 70 else "")) if lines else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="override a parameter (VALUE is read as YAML: 3, 0.5, '[1, 2]', null)")
     ap.add_argument("--output-dir", help="write outputs here instead of ./outputs (sets OUTPUT_DIR)")
+    ap.add_argument("--nproc", type=int, default=1,
+                    help="run the heavy part of notebooks 01-04 (training, Pixle) on N processes with torchrun first "
+                         "(helpers.stage_runner); the notebooks then read the caches")
     ap.add_argument("--prepare-only", action="store_true",
                     help="write the parameterised notebooks without executing them (for nbval)")
     args = ap.parse_args(argv)
@@ -138,7 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     params = {**profile_params(args.profile), **overrides, "PROFILE": args.profile}
-    chosen = select(all_nbs, args.only)
+    try:
+        check(params)          # a misspelt choice stops the run before any work
+    except ParameterError as exc:
+        print(f"parameter error: {exc}", file=sys.stderr)
+        return 2
+    chosen = select(all_nbs, args.only or DEFAULT_NOTEBOOKS.get(args.profile))
 
     out_dir = profile_dir(args.profile)
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
@@ -155,20 +223,40 @@ def main(argv: list[str] | None = None) -> int:
                 "versions": package_versions(), "device": device_description(),
                 "parameters": params, "overrides": overrides, "notebooks": previous, "status": "running",
                 "last_run": [nb.stem for nb in chosen],
-                "prepare_only": args.prepare_only}
+                "prepare_only": args.prepare_only, "nproc": args.nproc}
     save_json(manifest_path, manifest)
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     print(f"profile {args.profile}: {len(chosen)} notebook(s) -> {out_dir}", flush=True)
+    os.environ[MODE_ENV] = "lines"            # helpers print [progress] lines instead of invisible widgets
+    cells = CellProgress()
+    pm_log = logging.getLogger("papermill")
+    pm_log.handlers[:], pm_log.propagate = [cells], False
+    pm_log.setLevel(logging.INFO)
     status = 0
     for nb in chosen:
         nb_params = {k: v for k, v in params.items() if k in declared[nb]}
         target = out_dir / "notebooks" / nb.name
         t0 = time.perf_counter()
+        if not args.prepare_only:
+            print(f"{nb.name}", flush=True)
+            if args.nproc > 1 and nb.name[:2] in STAGE_NOTEBOOKS:
+                from helpers.stage_runner import launch
+
+                print(f"  torchrun: stage {nb.name[:2]} on {args.nproc} processes", flush=True)
+                if launch(args.nproc, args.profile, nb.name[:2], args.p) != 0:
+                    print(f"  stage {nb.name[:2]} failed under torchrun (see above)", file=sys.stderr)
+                    status = 1
+                    break
+            cells.start(nb)
         try:
             papermill.execute_notebook(str(nb), str(target), parameters=nb_params, cwd=str(nb.parent),
-                                       progress_bar=False, kernel_name="python3", prepare_only=args.prepare_only)
+                                       progress_bar=False, kernel_name="python3", prepare_only=args.prepare_only,
+                                       log_output=not args.prepare_only, stdout_file=ProgressLines(),
+                                       # the kernel's "running over TCP without encryption" notice, once per
+                                       # notebook, is nothing a user can act on for a local kernel
+                                       extra_arguments=["--IPKernelApp.log_level=ERROR"])
             ok, msg = True, ""
         except PapermillExecutionError as exc:
             ok = False
@@ -179,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                                           "finished": dt.datetime.now(dt.timezone.utc).isoformat()}
         save_json(manifest_path, manifest)
         if ok:
-            print(f"  {nb.name:<32} {seconds:7.1f} s", flush=True)
+            print(f"  {nb.name:<32} done in {seconds:.1f} s", flush=True)
             if nb.stem.startswith("05") and not args.prepare_only:
                 export_html(target, out_dir / "report.html")
         else:
@@ -193,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
                                           if n in manifest["notebooks"]), 2)
     save_json(manifest_path, manifest)
     print(f"{'done' if status == 0 else 'failed'} in {manifest['total_seconds']:.1f} s; manifest {manifest_path}")
+    skipped = [nb.name[:2] for nb in all_nbs if nb not in chosen and not args.only]
+    if skipped and status == 0:
+        print(f"not in the {args.profile} profile's default run: {', '.join(skipped)} "
+              f"(python run_all.py --profile {args.profile} --only {','.join(skipped)})")
     return status
 
 

@@ -7,7 +7,9 @@ import time
 
 import torch
 
-from helpers.pipeline import DataParams, baseline, load_metrics, load_prepared, prepare_data, train_config
+from helpers.pipeline import DataParams, baseline, prepare_data
+from helpers.stages import BaselinesStage, DataStage, load_detector, load_prepared, read_stage
+from helpers.training import TrainConfig
 
 
 def attack_arguments(ap: argparse.ArgumentParser, n: int, restarts: int, iterations: int) -> None:
@@ -33,9 +35,7 @@ def correct_test_images(arch: str, n: int, device: str):
 
 def trained_detector(arch: str = "resnet18", profile: str = "demo", device: str = "cpu"):
     """(model, x_test, y_test, where): the profile's trained baseline if it exists, else a quick one."""
-    if load_metrics(profile, "01_baselines") and load_metrics(profile, "00_data"):
-        from helpers.pipeline import load_detector
-
+    if read_stage(profile, BaselinesStage, required=False) and read_stage(profile, DataStage, required=False):
         prep = load_prepared(profile)
         try:
             model = load_detector(profile, arch, "baseline", prep, device)
@@ -44,7 +44,7 @@ def trained_detector(arch: str = "resnet18", profile: str = "demo", device: str 
         except Exception:  # that profile did not train this architecture
             pass
     prep = prepare_data(DataParams(max_sources=120, n_trials=400, split=(0.6, 0.1, 0.3)), "bench")
-    res = baseline(arch, prep, train_config(6, 16, 1e-3, 0.9, 2022), "bench", device=device)
+    res = baseline(arch, prep, TrainConfig(epochs=6, batch_size=16, lr=1e-3, momentum=0.9, seed=2022), "bench", device=device)
     x, y = prep.xy("test")
     return res.model.to(device).eval(), x, y, "benchmark baseline (6 epochs, 400 clips)"
 

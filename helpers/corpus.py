@@ -74,7 +74,7 @@ def load_corpus(layout: CorpusLayout, on_missing: Literal["error", "skip"] = "er
                               f"{layout.keys}, e.g. {orphans[:3]}; add keys lines or remove the files")
         skipped += [{"file": str(audio_dir / f"{t}.flac"), "trial": t, "reason": "no keys line"}
                     for t in orphans]
-    df["group"] = _groups(df, layout.groups)
+    df["group"] = _groups(df, layout.groups)   # the source recording (copy-synthesis) or the speaker
     df["y"] = (df["label"] == "spoof").astype(int)
     return df, skipped
 
@@ -164,4 +164,52 @@ def split_by_group(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.
         filled += int(sizes[g])
     out = df.copy()
     out["split"] = out["group"].map(assign)
+    return out
+
+
+SplitBy = Literal["source", "speaker", "clip"]
+MIN_SPEAKERS_FOR_SPEAKER_SPLIT = 3
+
+
+def split_units(df: pd.DataFrame, by: SplitBy) -> tuple[pd.Series, str]:
+    """The unit no split may straddle, and the grouping actually used.
+
+    ``source``: a recording and every copy made from it (leak-free; the default). ``speaker``:
+    test voices are never heard in training; falls back to ``source`` (and says so) when the
+    corpus has fewer than three speakers. ``clip``: every clip on its own, as the thesis's
+    ``random_split`` did; on copy-synthesis it puts a recording's vocoded copies on both sides.
+    """
+    if by == "clip":
+        return df["trial"], "clip"
+    if by == "speaker":
+        if df["speaker"].nunique() >= MIN_SPEAKERS_FOR_SPEAKER_SPLIT:
+            return df["speaker"], "speaker"
+        return df["group"], f"source (SPLIT_BY='speaker' asked, but the corpus has {df['speaker'].nunique()} speaker(s))"
+    if by == "source":
+        return df["group"], "source"
+    raise ValueError(f"SPLIT_BY={by!r}; choose 'source', 'speaker' or 'clip'")
+
+
+def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), seed: int = 2022,
+                  by: SplitBy = "source") -> pd.DataFrame:
+    """``split`` column by the chosen unit; ``attrs["split_by"]`` says which grouping was used.
+
+    Clip-level splits are stratified by label (each split holds each class's share within one
+    clip; the thesis's unseeded ``random_split`` matched it only on average). Group-level splits
+    keep whole groups together (:func:`split_by_group`).
+    """
+    units, used = split_units(df, by)
+    if used == "clip":
+        out = df.copy()
+        out["split"] = ""
+        rng = np.random.default_rng(seed)
+        bounds = np.cumsum(fractions)
+        for _, idx in out.groupby("label").groups.items():
+            idx = np.array(sorted(idx))[rng.permutation(len(idx))]
+            cuts = np.rint(bounds * len(idx)).astype(int)
+            for name, lo, hi in zip(SPLITS, np.r_[0, cuts[:-1]], cuts):
+                out.loc[idx[lo:hi], "split"] = name
+    else:
+        out = split_by_group(df.assign(group=units), fractions, seed).assign(group=df["group"])
+    out.attrs["split_by"] = used
     return out

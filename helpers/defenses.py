@@ -112,9 +112,3 @@ def make_smoothing(kind: Literal["gaussian", "median"] = "gaussian", sigma: floa
     if kind == "median":
         return MedianFilter(kernel_size)
     raise ValueError(f"unknown smoothing {kind!r}; choose 'gaussian' or 'median'")
-
-
-def blur_factory(kernel_size: int = 5, sigma: float | list | tuple = (0.1, 5.0), per: Literal["batch", "image"] = "batch"):
-    """``seed -> GaussianBlur``: one configuration, fresh seeded draws for each use (JSON lists become ranges)."""
-    sig = tuple(sigma) if isinstance(sigma, (list, tuple)) else float(sigma)
-    return lambda seed: GaussianBlur(kernel_size, sig, per, seed=seed)

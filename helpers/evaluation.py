@@ -20,11 +20,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm.auto import tqdm
 
 from helpers.attacks import Pixle
-from helpers.io import atomic_path, cache_key
-from helpers.metrics import (accuracy, attack_success_rate, balanced_accuracy, bonafide_score, eer)
+from helpers.io import atomic_path, cache_key, quarantine, read_or_quarantine
+from helpers.metrics import accuracy, balanced_accuracy, bonafide_score, eer
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class AttackConfig:
     restarts: int = 10
     max_iterations: int = 50
     x_dimensions: tuple = (0.1, 0.2)
-    y_dimensions: tuple = (0.1, 0.2)   # torchattacks' default is (2, 10) pixels; see the profiles
+    y_dimensions: tuple = (2, 10)      # torchattacks' default, which the thesis kept (pixels)
     pixel_mapping: str = "random"
     seed: int = 2022
     block: int | None = None
@@ -66,43 +65,132 @@ class AttackRun:
     extra: dict = field(default_factory=dict)
 
 
+_CHUNK_RE = re.compile(r"^chunk_(\d+)_(\d+)\.safetensors$")
+_FIELDS = ("adv", "success", "queries", "l0")
+
+
+def chunk_ranges(folder: str | Path) -> list[tuple[int, int, Path]]:
+    """The (start, end, file) ranges cached in ``folder``, from the chunk file names, sorted."""
+    out = []
+    for f in Path(folder).glob("chunk_*.safetensors"):
+        m = _CHUNK_RE.match(f.name)
+        if m:
+            out.append((int(m.group(1)), int(m.group(2)), f))
+    return sorted(out)
+
+
+def _assemble(folder: Path | None, n: int) -> tuple[dict[str, torch.Tensor] | None, torch.Tensor]:
+    """Per-item results from every readable cached chunk within [0, n), and which items they cover.
+
+    Chunks are placed by the ranges their names record, never concatenated blindly: a cache filled
+    with another ``ATTACK_BATCH`` holds other (possibly overlapping) ranges, and each item is taken
+    once. Results are per-item deterministic, so any chunk holding an item holds the same values.
+    """
+    have = torch.zeros(n, dtype=torch.bool)
+    out: dict[str, torch.Tensor] | None = None
+    if folder is None or not Path(folder).is_dir():
+        return out, have
+    for start, end, f in chunk_ranges(folder):
+        if end > n or bool(have[start:end].all()):
+            continue
+        part = read_or_quarantine(f, lambda q: load_file(str(q)))
+        if part is None or any(k not in part or len(part[k]) != end - start for k in _FIELDS):
+            if part is not None:
+                quarantine(f, ValueError(f"chunk holds {len(part.get('adv', []))} items, its name says {end - start}"))
+            continue
+        if out is None:
+            out = {k: torch.zeros((n, *part[k].shape[1:]), dtype=part[k].dtype) for k in _FIELDS}
+        new = ~have[start:end]
+        for k in _FIELDS:
+            out[k][start:end][new] = part[k][new]
+        have[start:end] = True
+    return out, have
+
+
+def _runs(missing: torch.Tensor, batch_size: int) -> list[tuple[int, int]]:
+    """Contiguous ranges of missing items, cut into pieces of at most ``batch_size``."""
+    idx = missing.nonzero().flatten().tolist()
+    ranges: list[tuple[int, int]] = []
+    for i in idx:
+        if ranges and ranges[-1][1] == i and ranges[-1][1] - ranges[-1][0] < batch_size:
+            ranges[-1] = (ranges[-1][0], i + 1)
+        else:
+            ranges.append((i, i + 1))
+    return ranges
+
+
+def _aligned(start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """[start, end) cut at multiples of ``size`` (so chunks never straddle two shards' grids)."""
+    cuts = [start] + list(range((start // size + 1) * size, end, size)) + [end]
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
 def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig, cache_dir: Path | None,
                    batch_size: int = 64, device: torch.device | str = "cpu", progress: bool = True,
-                   tag: str = "") -> AttackRun:
-    """Run batched Pixle over a dataset in chunks; each finished chunk is cached atomically."""
+                   tag: str = "", shard: tuple[int, int] | None = None) -> AttackRun | None:
+    """Run batched Pixle over a dataset in chunks; each finished chunk is cached atomically.
+
+    Items already held by the cache (under any chunking) are reused; only the missing ones are
+    attacked, so an interrupted run resumes and a changed ``batch_size`` recomputes nothing.
+
+    ``shard=(rank, world)`` (torchrun, :mod:`helpers.distributed`): this process attacks only the
+    missing items of the chunks ``[j*batch_size, (j+1)*batch_size)`` with ``j % world == rank``,
+    writes them to the shared cache and returns None; a later call without ``shard`` reads them all.
+    Pixle's randomness depends on (seed, item, restart, iteration) only, so the images are the
+    same whatever the number of processes.
+    """
     import time
 
+    from helpers.progress import progress_iter
+
     t0 = time.perf_counter()
-    chunks = []
-    from_cache = True
-    attack = Pixle(model, seed=cfg.seed, skip_misclassified=True, **cfg.kwargs())
     n = len(x)
-    for start in tqdm(range(0, n, batch_size), desc=f"Pixle {tag}".strip(), unit="batch", disable=not progress):
-        end = min(n, start + batch_size)
-        f = Path(cache_dir) / f"chunk_{start:06d}_{end:06d}.safetensors" if cache_dir else None
-        if f is not None and f.exists():
-            chunks.append(load_file(str(f)))
-            continue
-        from_cache = False
+    cached, have = _assemble(Path(cache_dir) if cache_dir else None, n)
+    if shard is not None:
+        rank, world = shard
+        mine = torch.zeros(n, dtype=torch.bool)
+        for j, start in enumerate(range(0, n, batch_size)):
+            if j % world == rank:
+                mine[start:start + batch_size] = True
+        have = have | ~mine
+    todo = _runs(~have, batch_size)
+    if shard is not None:
+        todo = [(a, b) for a0, b0 in todo for a, b in _aligned(a0, b0, batch_size)]
+    attack = Pixle(model, seed=cfg.seed, skip_misclassified=True, **cfg.kwargs())
+    parts: list[tuple[int, int, dict[str, torch.Tensor]]] = []
+    for start, end in progress_iter(todo, desc=f"Pixle {tag}".strip(), unit="chunks", enabled=progress):
         ids = torch.arange(start, end)
         res = attack(x[start:end].to(device), y[start:end].to(device), ids=ids.to(device)).cpu()
         part = {"adv": res.adv.contiguous(), "success": res.success.to(torch.uint8), "queries": res.queries,
                 "l0": res.l0}
-        if f is not None:
+        if cache_dir is not None:
+            f = Path(cache_dir) / f"chunk_{start:06d}_{end:06d}.safetensors"
             with atomic_path(f, suffix=".safetensors") as tmp:
                 save_file(part, str(tmp))
-        chunks.append(part)
-    cat = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
-    return AttackRun(cat["adv"], cat["success"].bool(), cat["queries"], cat["l0"], time.perf_counter() - t0, from_cache)
+        parts.append((start, end, part))
+    if shard is not None:
+        return None
+    if cached is None:
+        first = parts[0][2]
+        cached = {k: torch.zeros((n, *first[k].shape[1:]), dtype=first[k].dtype) for k in _FIELDS}
+    for start, end, part in parts:
+        for k in _FIELDS:
+            cached[k][start:end] = part[k]
+    return AttackRun(cached["adv"], cached["success"].bool(), cached["queries"], cached["l0"],
+                     time.perf_counter() - t0, from_cache=not todo)
 
 
-def load_attack(folder: str | Path) -> AttackRun:
-    """The adversarial examples an earlier :func:`attack_dataset` run cached in ``folder``."""
-    files = sorted(Path(folder).glob("chunk_*.safetensors"))
-    if not files:
+def load_attack(folder: str | Path, n: int | None = None) -> AttackRun:
+    """The adversarial examples an earlier :func:`attack_dataset` run cached in ``folder`` (all ``n`` items)."""
+    ranges = chunk_ranges(folder)
+    if not ranges:
         raise FileNotFoundError(f"no cached adversarial examples in {folder}; run the notebook that attacks first")
-    chunks = [load_file(str(f)) for f in files]
-    cat = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+    n = n if n is not None else max(end for _, end, _ in ranges)
+    cat, have = _assemble(Path(folder), n)
+    if cat is None or not bool(have.all()):
+        missing = (~have).nonzero().flatten().tolist()
+        raise FileNotFoundError(f"{folder} lacks adversarial examples for items {missing[:5]}"
+                                f"{'...' if len(missing) > 5 else ''}; re-run the notebook that attacks")
     return AttackRun(cat["adv"], cat["success"].bool(), cat["queries"], cat["l0"], 0.0, True)
 
 
@@ -113,8 +201,15 @@ def attack_cache_dir(root: Path, model_tag: str, cfg: AttackConfig, defense: str
 
 
 def record(model_name: str, condition: str, evaluation: str, y: torch.Tensor, logits: torch.Tensor,
-           clean_logits: torch.Tensor | None = None, run: AttackRun | None = None, **extra) -> dict:
-    """One condition's summary metrics plus per-clip arrays (for CIs, DET curves and the explorer)."""
+           clean_logits: torch.Tensor | None = None, run: AttackRun | None = None,
+           attacked: torch.Tensor | None = None, **extra) -> dict:
+    """One condition's summary metrics plus per-clip arrays (for CIs, DET curves and the explorer).
+
+    ``attacked`` marks the clips the attack worked on: by default those ``clean_logits`` gets right.
+    For the non-adaptive defenses Pixle attacked the *bare* model, so the caller passes the bare
+    model's correct clips: attack success, queries and L0 are averaged over those clips, not over
+    the clips the defended model happens to get right.
+    """
     pred = logits.argmax(1)
     score = bonafide_score(logits)
     rec = {"model": model_name, "condition": condition, "evaluation": evaluation,
@@ -125,10 +220,12 @@ def record(model_name: str, condition: str, evaluation: str, y: torch.Tensor, lo
         cpred = clean_logits.argmax(1)
         rec["clean_accuracy"] = accuracy(y, cpred)
         per_clip["pred_clean"] = cpred.tolist()
-        if run is not None:
-            rec["attack_success_rate"] = attack_success_rate(y, cpred, pred)
     if run is not None:
-        attacked = (clean_logits.argmax(1) == y) if clean_logits is not None else torch.ones_like(y, dtype=torch.bool)
+        if attacked is None:
+            attacked = (clean_logits.argmax(1) == y) if clean_logits is not None else torch.ones_like(y, dtype=torch.bool)
+        attacked = attacked.bool().cpu()
+        rec["attack_success_rate"] = float((pred[attacked] != y[attacked]).float().mean()) if attacked.any() else float("nan")
+        per_clip["attacked"] = attacked.int().tolist()
         rec["queries"] = float(run.queries[attacked].float().mean()) if attacked.any() else float("nan")
         rec["l0"] = float(run.l0[attacked].float().mean()) if attacked.any() else float("nan")
         rec["attack_seconds"] = run.seconds

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from helpers.audio import TARGET_SR, AudioError, load_audio
-from helpers.io import atomic_path, cache_key
+from helpers.io import atomic_path, cache_key, read_or_quarantine
+from helpers.progress import progress_iter
 
 FeatureName = Literal["thesis_rgb32", "logspec"]
 FEATURES: tuple[str, ...] = ("thesis_rgb32", "logspec")
@@ -168,7 +168,7 @@ def compute_features(paths: Sequence[str], labels: Sequence[int], trials: Sequen
     """Decode each clip and extract its feature; bad files raise, or are skipped and recorded."""
     xs, ys, ts, conv = [], [], [], []
     t0 = time.perf_counter()
-    for p, y, t in tqdm(list(zip(paths, labels, trials)), desc=desc, unit="clip", leave=False):
+    for p, y, t in progress_iter(list(zip(paths, labels, trials)), desc=desc, unit="clips"):
         try:
             wav, _info = load_audio(p, cfg.sample_rate)
         except AudioError as exc:
@@ -183,7 +183,9 @@ def compute_features(paths: Sequence[str], labels: Sequence[int], trials: Sequen
         ys.append(int(y))
         ts.append(str(t))
     if not xs:
-        raise AudioError(f"no usable clips for {desc}")
+        if len(paths):
+            raise AudioError(f"no usable clips for {desc}: every one of {len(paths)} files failed to decode")
+        return FeatureSet(torch.zeros((0, *cfg.shape)), torch.zeros(0, dtype=torch.long), [], 0.0, [])
     return FeatureSet(torch.stack(xs), torch.tensor(ys, dtype=torch.long), ts, time.perf_counter() - t0, conv)
 
 
@@ -206,9 +208,10 @@ def load_features(path: Path) -> FeatureSet:
 def cached_features(path: Path, paths: Sequence[str], labels: Sequence[int], trials: Sequence[str],
                     cfg: FeatureConfig, device: str | torch.device = "cpu", desc: str = "features",
                     on_error: Literal["error", "skip"] = "error", skipped: list | None = None) -> FeatureSet:
-    """Load the feature tensor file if it exists, else compute and write it atomically."""
-    if Path(path).exists():
-        return load_features(path)
+    """Load the feature tensor file if it exists (a damaged one is moved aside), else compute and write it."""
+    cached = read_or_quarantine(path, load_features)
+    if cached is not None:
+        return cached
     fs = compute_features(paths, labels, trials, cfg, device, desc, on_error, skipped)
     save_features(path, fs)
     return fs

@@ -13,8 +13,9 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
@@ -32,11 +33,19 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~current_umask())   # mkstemp makes 0600; keep the user's umask instead
         os.replace(tmp_path, target)
         _fsync_dir(target.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(target: str | os.PathLike, data: bytes | str) -> Path:
@@ -91,3 +100,42 @@ def cache_key(params: dict[str, Any], length: int = 12) -> str:
     blob = json.dumps(to_jsonable(params), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
+
+
+T = TypeVar("T")
+
+
+class CorruptCacheWarning(UserWarning):
+    """A cache file could not be read; it was moved aside and its content is recomputed."""
+
+
+def quarantine(path: str | os.PathLike, error: BaseException, action: str = "recomputing it") -> Path:
+    """Move a damaged file to ``<name>.corrupt`` (``.corrupt1``, ... if taken), say so, return the new path."""
+    path = Path(path)
+    target = path.with_name(path.name + ".corrupt")
+    i = 0
+    while target.exists():
+        i += 1
+        target = path.with_name(f"{path.name}.corrupt{i}")
+    os.replace(path, target)
+    msg = (f"{path} is damaged ({type(error).__name__}: {str(error)[:160]}); moved it aside to {target.name} "
+           f"and {action} (delete the .corrupt file once you no longer need it)")
+    warnings.warn(msg, CorruptCacheWarning, stacklevel=3)
+    print("WARNING:", msg, flush=True)
+    return target
+
+
+def read_or_quarantine(path: str | os.PathLike, reader: Callable[[Path], T]) -> T | None:
+    """``reader(path)``, or ``None`` when the file is absent or damaged (then it is moved aside first).
+
+    Caches are derived data: a truncated or damaged file (disk error, partial copy, sync tool) must
+    cost a recomputation, never a bare deserialisation error that names neither the file nor the fix.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return reader(path)
+    except Exception as exc:  # safetensors, JSON, CSV and decoding errors all mean: recompute
+        quarantine(path, exc)
+        return None

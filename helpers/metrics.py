@@ -55,8 +55,13 @@ def det_curve(bonafide_scores, spoof_scores) -> tuple[np.ndarray, np.ndarray, np
     nontarget_trial_sums = n_n - (np.arange(1, n_t + n_n + 1) - tar_trial_sums)
     frr = np.concatenate((np.atleast_1d(0), tar_trial_sums / n_t))
     far = np.concatenate((np.atleast_1d(1), nontarget_trial_sums / n_n))
-    thresholds = np.concatenate((np.atleast_1d(scores[order[0]] - 0.001), scores[order]))
-    return frr, far, thresholds
+    sorted_scores = scores[order]
+    thresholds = np.concatenate((np.atleast_1d(sorted_scores[0] - 0.001), sorted_scores))
+    # Tied scores cannot be separated by any threshold: keep only the operating point after each run
+    # of equal scores (the official code also steps *inside* a tie, which makes a constant detector's
+    # EER 100% instead of 50%). Without ties this keeps every point, as the official code does.
+    keep = np.concatenate(([True], np.r_[sorted_scores[1:] != sorted_scores[:-1], True]))
+    return frr[keep], far[keep], thresholds[keep]
 
 
 def eer(y_true, bonafide_score) -> float:

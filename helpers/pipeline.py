@@ -19,7 +19,7 @@ import torch
 from helpers import corpus as C
 from helpers.copysynth import CopySynthConfig, build_copysynth
 from helpers.features import FeatureConfig, FeatureSet, cached_features
-from helpers.io import cache_key, load_json, save_json
+from helpers.io import atomic_write, cache_key, load_json, read_or_quarantine, save_json
 from helpers.models import MODEL_VERSION
 from helpers.paths import checkpoints_dir, interim_dir, metrics_dir, profile_dir
 from helpers.training import TrainConfig, TrainResult, pixle_generator, train
@@ -37,6 +37,7 @@ class DataParams:
     n_trials: int | None = None             # sample size (None = every trial, or all that the share allows)
     bonafide_share: float | None = 0.5      # None = the corpus's own mix
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    split_by: Literal["source", "speaker", "clip"] = "source"   # the unit no split straddles (corpus.split_units)
     features: str = "thesis_rgb32"
     feature_size: int = 32
     on_error: Literal["error", "skip"] = "error"
@@ -61,6 +62,15 @@ class Prepared:
 
     def xy(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         return self.sets[split].x, self.sets[split].y
+
+    def protocol(self) -> dict:
+        """How the clips were sampled and split: every metrics file records it (the report names it)."""
+        t = self.table
+        test = t[t.split == "test"]
+        return {"bonafide_share": self.params.bonafide_share, "split_by": C.split_units(t, self.params.split_by)[1],
+                "split": list(self.params.split), "n_trials": len(t),
+                "test_bonafide_share": float((test.label == "bonafide").mean()) if len(test) else None,
+                "n_test": len(test), "n_test_bonafide": int((test.label == "bonafide").sum())}
 
     def describe(self) -> dict:
         t = self.table
@@ -98,15 +108,10 @@ def prepare_data(p: DataParams, profile: str | None = None, device: str = "cpu",
     key = cache_key({"corpus": corpus_key, "p": asdict(p)})
     folder = interim_dir() / "prepared" / key
     table_file = folder / "trials.csv"
-    if table_file.exists():
-        table = pd.read_csv(table_file, dtype=str, keep_default_na=False)
-        table["y"] = table["y"].astype(int)
-    else:
+    table = read_or_quarantine(table_file, _read_table)
+    if table is None:
         sample = C.sample_trials(df, p.n_trials, p.bonafide_share, p.seed)
-        table = C.split_by_group(sample, p.split, p.seed)
-        folder.mkdir(parents=True, exist_ok=True)
-        from helpers.io import atomic_write
-
+        table = C.assign_splits(sample, p.split, p.seed, p.split_by)
         atomic_write(table_file, table.to_csv(index=False))
     prep = Prepared(p, key, root, table, skipped=list(skipped))
     cfg = p.feature_config()
@@ -123,6 +128,15 @@ def prepare_data(p: DataParams, profile: str | None = None, device: str = "cpu",
     if profile is not None and conversions:
         _write_csv(profile_dir(profile) / "conversions.csv", conversions, ["file", "trial", "conversions"])
     return prep
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"trial", "path", "label", "split", "y", "group", "speaker"} - set(table.columns)
+    if missing:
+        raise ValueError(f"columns {sorted(missing)} missing")
+    table["y"] = table["y"].astype(int)
+    return table
 
 
 def write_skipped(profile: str, rows: list[dict]) -> Path:
@@ -144,19 +158,43 @@ def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> Path:
 
 # --------------------------------------------------------------------------- detectors
 
-def train_config(epochs: int, batch_size: int, lr: float, momentum: float, seed: int,
-                 max_batches: int | None = None, early_stop_patience: int | None = None) -> TrainConfig:
-    return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
-                       max_batches=max_batches, early_stop_patience=early_stop_patience)
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Where a detector's checkpoint lives and what its metadata says: one definition for the notebooks'
+    single-process training and for :mod:`helpers.stage_runner`'s DDP training, so each finds the other's."""
+
+    checkpoint: Path
+    meta: dict
+
+
+def baseline_spec(arch: str, prep: Prepared, cfg: TrainConfig, profile: str) -> TrainingSpec:
+    key = cache_key({"d": prep.key, "t": asdict(cfg), "m": MODEL_VERSION})
+    return TrainingSpec(checkpoints_dir(profile) / f"{arch}-baseline-{key}.safetensors",
+                        {"features": prep.params.features, "kind": "baseline", "data_key": prep.key})
+
+
+def adversarial_spec(arch: str, prep: Prepared, cfg: TrainConfig, attack_kwargs: dict, profile: str,
+                     init_checkpoint: Path | None) -> TrainingSpec:
+    same_result = {k: v for k, v in attack_kwargs.items() if k not in ("block", "target_batch", "progress")}
+    key = cache_key({"d": prep.key, "t": asdict(cfg), "a": same_result, "m": MODEL_VERSION,
+                     "init": None if init_checkpoint is None else str(init_checkpoint)})
+    return TrainingSpec(checkpoints_dir(profile) / f"{arch}-adversarial-{key}.safetensors",
+                        {"features": prep.params.features, "kind": "adversarial", "data_key": prep.key,
+                         "attack": attack_kwargs, "init": "scratch" if init_checkpoint is None else "baseline"})
+
+
+def training_val(prep: Prepared) -> tuple[torch.Tensor, torch.Tensor]:
+    """The validation split, or the test split when a protocol has none (the thesis reported its only
+    held-out split, so its curves are on the clips it reports)."""
+    return prep.xy("val") if len(prep.sets["val"]) else prep.xy("test")
 
 
 def baseline(arch: str, prep: Prepared, cfg: TrainConfig, profile: str, device: str = "cpu",
              progress: bool = True) -> TrainResult:
     """Train the thesis baseline, or reuse / resume its checkpoint."""
-    ckpt = checkpoints_dir(profile) / f"{arch}-baseline-{cache_key({'d': prep.key, 't': asdict(cfg), 'm': MODEL_VERSION})}.safetensors"
-    meta = {"features": prep.params.features, "kind": "baseline", "data_key": prep.key}
-    return train(arch, prep.feature_config.channels, prep.xy("train"), prep.xy("val"), cfg, ckpt, meta,
-                 device=device, progress=progress)
+    spec = baseline_spec(arch, prep, cfg, profile)
+    return train(arch, prep.feature_config.channels, prep.xy("train"), training_val(prep), cfg, spec.checkpoint,
+                 spec.meta, device=device, progress=progress)
 
 
 def adversarial(arch: str, prep: Prepared, cfg: TrainConfig, attack_kwargs: dict, profile: str,
@@ -165,94 +203,7 @@ def adversarial(arch: str, prep: Prepared, cfg: TrainConfig, attack_kwargs: dict
 
     ``init`` fine-tunes from a trained baseline (CPU profiles); ``None`` trains from scratch (the thesis).
     """
-    same_result = {k: v for k, v in attack_kwargs.items() if k not in ("block", "target_batch", "progress")}
-    key = cache_key({"d": prep.key, "t": asdict(cfg), "a": same_result, "m": MODEL_VERSION,
-                     "init": None if init is None else str(init.checkpoint)})
-    ckpt = checkpoints_dir(profile) / f"{arch}-adversarial-{key}.safetensors"
-    meta = {"features": prep.params.features, "kind": "adversarial", "data_key": prep.key,
-            "attack": attack_kwargs, "init": "scratch" if init is None else "baseline"}
+    spec = adversarial_spec(arch, prep, cfg, attack_kwargs, profile, None if init is None else init.checkpoint)
     gen = pixle_generator(attack_kwargs, seed=cfg.seed)
-    return train(arch, prep.feature_config.channels, prep.xy("train"), prep.xy("val"), cfg, ckpt, meta, adv=gen,
-                 init=None if init is None else init.model, device=device, progress=progress)
-
-
-# --------------------------------------------------------------------------- metrics files
-
-def save_metrics(profile: str, name: str, payload: dict, prep: Prepared | None = None) -> Path:
-    """``outputs/<profile>/metrics/<name>.json`` with the corpus and profile that produced it."""
-    head = {"profile": profile}
-    if prep is not None:
-        head.update({"dataset": prep.params.dataset, "features": prep.params.features, "data_key": prep.key})
-    return save_json(metrics_dir(profile) / f"{name}.json", {**head, **payload})
-
-
-def load_metrics(profile: str, name: str) -> dict | None:
-    path = metrics_dir(profile) / f"{name}.json"
-    return load_json(path) if path.exists() else None
-
-
-# --------------------------------------------------------------------------- between notebooks
-
-class MissingStepError(RuntimeError):
-    """A notebook needs the output of an earlier one that has not run for this profile."""
-
-
-def _require(profile: str, name: str, producer: str) -> dict:
-    data = load_metrics(profile, name)
-    if data is None:
-        raise MissingStepError(f"outputs/{profile}/metrics/{name}.json is missing: run {producer} first "
-                               f"(python run_all.py --profile {profile} --only {producer[:2]})")
-    return data
-
-
-def load_prepared(profile: str, progress: bool = False) -> Prepared:
-    """The data 00_data.ipynb prepared for this profile (from the cache; recomputed if it was deleted)."""
-    meta = _require(profile, "00_data", "00_data.ipynb")
-    p = meta["data_params"]
-    p["split"] = tuple(p["split"])
-    p["asvspoof_parts"] = tuple(p["asvspoof_parts"])
-    return prepare_data(DataParams(**p), profile, progress=progress)
-
-
-def load_detector(profile: str, arch: str, kind: Literal["baseline", "adversarial"], prep: Prepared,
-                  device: str = "cpu"):
-    """A trained detector from the checkpoint recorded by 01 (baseline) or 04 (adversarial)."""
-    from helpers.models import build_model
-    from helpers.training import load_checkpoint
-
-    name, producer = ("01_baselines", "01_baselines.ipynb") if kind == "baseline" else \
-        ("04_adversarial_training", "04_adversarial_training.ipynb")
-    meta = _require(profile, name, producer)
-    if arch not in meta.get("checkpoints", {}):
-        raise MissingStepError(f"{name}.json has no {arch} checkpoint; add it to MODELS and run {producer}")
-    model = build_model(arch, prep.feature_config.channels)  # type: ignore[arg-type]
-    path = Path(meta["checkpoints"][arch])
-    load_checkpoint(path, model, expect={"arch": arch, "features": prep.params.features,
-                                         "in_channels": prep.feature_config.channels, "model_version": MODEL_VERSION})
-    model.checkpoint_id = path.stem   # names the weights in attack caches: a retrained model is attacked afresh
-    return model.to(device).to(memory_format=torch.channels_last).eval()
-
-
-def attack_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
-    """Indices of up to ``n`` test clips, class-balanced where possible, seeded and sorted."""
-    if n is None or n >= len(y):
-        return torch.arange(len(y))
-    g = torch.Generator().manual_seed(seed)
-    per = [(y == c).nonzero().flatten() for c in (0, 1)]
-    per = [p[torch.randperm(len(p), generator=g)] for p in per]
-    half = n // 2
-    take = [per[0][: max(half, n - len(per[1]))], per[1][: max(n - half, n - len(per[0]))]]
-    idx = torch.cat(take)[:n]
-    return idx.sort().values
-
-
-def attacked_subset(profile: str, prep: Prepared):
-    """What 02_pixle_attack.ipynb attacked: (its AttackConfig, subset indices, x, y, its metrics)."""
-    from helpers.evaluation import AttackConfig
-
-    pix = _require(profile, "02_pixle", "02_pixle_attack.ipynb")
-    a = pix["attack"]
-    cfg = AttackConfig(**{**a, "x_dimensions": tuple(a["x_dimensions"]), "y_dimensions": tuple(a["y_dimensions"])})
-    subset = torch.tensor(pix["subset"], dtype=torch.long)
-    x_all, y_all = prep.xy("test")
-    return cfg, subset, x_all[subset], y_all[subset], pix
+    return train(arch, prep.feature_config.channels, prep.xy("train"), training_val(prep), cfg, spec.checkpoint,
+                 spec.meta, adv=gen, init=None if init is None else init.model, device=device, progress=progress)

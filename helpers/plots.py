@@ -26,14 +26,20 @@ def style() -> None:
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 120, "savefig.bbox": "tight"})
 
 
-def save(fig: plt.Figure, profile: str, name: str) -> Path:
-    """Save ``fig`` as ``outputs/<profile>/figures/<name>.png`` (atomically) and return the path."""
+def save(fig: plt.Figure, profile: str, name: str) -> None:
+    """Save ``fig`` as ``outputs/<profile>/figures/<name>.png`` (atomically); it is shown inline as usual.
+
+    Returns nothing, so a cell that ends with it prints no stray ``PosixPath(...)``; the path is
+    :func:`figure_path`.
+    """
     from helpers.io import atomic_path
 
-    path = figures_dir(profile) / f"{name}.png"
-    with atomic_path(path, suffix=".png") as tmp:
+    with atomic_path(figure_path(profile, name), suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
-    return path
+
+
+def figure_path(profile: str, name: str) -> Path:
+    return figures_dir(profile) / f"{name}.png"
 
 
 def _img(t: torch.Tensor) -> np.ndarray:
@@ -61,7 +67,11 @@ def class_balance(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def durations(table: pd.DataFrame, seconds: Sequence[float]) -> plt.Figure:
+def durations(table: pd.DataFrame, seconds: Sequence[float] | None = None) -> plt.Figure:
+    """Clip lengths per class (read from the audio headers when ``seconds`` is not given)."""
+    import soundfile as sf
+
+    seconds = [sf.info(p).duration for p in table["path"]] if seconds is None else seconds
     fig, ax = plt.subplots(figsize=(6, 3))
     sns.histplot(x=np.asarray(seconds), hue=table["label"].to_numpy(), bins=20, multiple="stack", ax=ax)
     ax.set_xlabel("clip length (s)")
@@ -163,17 +173,37 @@ def line(df: pd.DataFrame, x: str, y: str, hue: str | None = None, style_col: st
     return fig
 
 
-def grouped_bars(df: pd.DataFrame, x: str, y: str, hue: str, title: str = "", err: tuple[str, str] | None = None) -> plt.Figure:
-    """Bar chart with optional CI whiskers from columns ``err = (low, high)``."""
+def grouped_bars(df: pd.DataFrame, x: str, y: str, hue: str, title: str = "", err: tuple[str, str] | None = None,
+                 hatch_col: str | None = None, chance: float | None = 0.5) -> plt.Figure:
+    """Bar chart with optional CI whiskers (columns ``err = (low, high)``).
+
+    ``hatch_col``: rows where it is true get hatched bars (one-class detectors). ``chance``: the test
+    clips' bonafide share; the accuracies of the two constant classifiers are drawn as reference lines.
+    """
     fig, ax = plt.subplots(figsize=(max(7, 1.2 * df[x].nunique() * max(1, df[hue].nunique()) / 2), 4))
     sns.barplot(data=df, x=x, y=y, hue=hue, ax=ax, errorbar=None)
-    if err is not None:
-        for bar, (_, row) in zip(_bars_in_order(ax, df, x, hue), _rows_in_order(df, x, hue)):
-            if bar is None or not np.isfinite(row[err[0]]):
-                continue
+    bars = _bars_in_order(ax, df, x, hue)
+    for bar, (_, row) in zip(bars, _rows_in_order(df, x, hue)):
+        if bar is None:
+            continue
+        if hatch_col and bool(row[hatch_col]):
+            bar.set_hatch("///")
+            bar.set_edgecolor("k")
+        if err is not None and np.isfinite(row[err[0]]):
             cx = bar.get_x() + bar.get_width() / 2
             ax.plot([cx, cx], [row[err[0]], row[err[1]]], color="k", lw=1)
-    ax.axhline(0.5, ls=":", color="grey", lw=1, label="chance (balanced test clips)")
+    if chance is not None:
+        if abs(chance - 0.5) < 1e-9:
+            ax.axhline(0.5, ls=":", color="grey", lw=1, label="constant classifier (balanced test clips)")
+        else:
+            ax.axhline(1 - chance, ls=":", color="firebrick", lw=1, label=f"always spoof ({1 - chance:.1%})")
+            ax.axhline(chance, ls=":", color="grey", lw=1, label=f"always bonafide ({chance:.1%})")
+    if hatch_col and df[hatch_col].any():
+        from matplotlib.patches import Patch
+
+        ax.add_artist(ax.legend(handles=[Patch(facecolor="white", edgecolor="k", hatch="///",
+                                               label="one class: calls every clean clip the same")],
+                                fontsize=8, loc="lower left"))
     ax.set_title(title)
     ax.set_ylim(0, 1.05)
     plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
@@ -193,3 +223,42 @@ def _rows_in_order(df, x, hue):
 
 def _bars_in_order(ax, df, x, hue):
     return [p for p in ax.patches if p.get_height() == p.get_height() and p.get_width() > 0][: len(df)]
+
+
+def det_from_records(records: list[dict], title: str = "DET") -> plt.Figure:
+    """DET curves of condition records (one curve per record, labelled by model / condition)."""
+    from helpers.metrics import roc_points
+
+    curves = {}
+    for r in records:
+        pts = roc_points(r["per_clip"]["y"], r["per_clip"]["score"])
+        label = r["model"] if r.get("scope") == "full test split" else f"{r['condition']} ({r['evaluation']})"
+        curves[label] = (pts["far"], pts["frr"])
+    return det_curves(curves, title)
+
+
+def attack_examples_for(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, adv: torch.Tensor,
+                        extra: dict[str, torch.Tensor] | None = None, per_class: int = 2) -> plt.Figure:
+    """Original / adversarial / moved pixels for clips of each class the model had right (Pixle had to move them)."""
+    from helpers.models import predict
+
+    attacked = predict(model, x).argmax(1) == y
+    pick = torch.cat([((y == c) & attacked).nonzero().flatten()[:per_class] for c in (0, 1)])
+    if len(pick) == 0:
+        pick = torch.arange(min(len(x), 2 * per_class))
+    extra = {k: v[pick] for k, v in (extra or {}).items()}
+    return attack_examples(x[pick], adv[pick], y[pick], predict(model, adv[pick]).argmax(1), extra=extra, n=len(pick))
+
+
+def budget_curve(curve: dict) -> plt.Figure:
+    """Accuracy under Pixle against the number of candidates (``curve = {"candidates": [...], arch: [...]}``)."""
+    budgets = curve["candidates"]
+    df = pd.DataFrame([{"model": a, "candidates": b, "accuracy": acc}
+                       for a, c in curve.items() if a != "candidates" for b, acc in zip(budgets, c)])
+    return line(df, "candidates", "accuracy", hue="model", title="accuracy under Pixle vs budget",
+                xlabel="candidates (restarts x iterations)")
+
+
+def sigma_sweep(rows: list[dict]) -> plt.Figure:
+    """Clean and non-adaptive accuracy against a fixed blur sigma, per model."""
+    return line(pd.DataFrame(rows), "sigma", "accuracy", hue="model", style_col="setting", title="accuracy vs blur sigma")

@@ -5,6 +5,8 @@
   on 2 cores; see README *Measured*). To fit, it trains 5 epochs instead of
   10, attacks 48 test clips with Pixle 4x25 instead of 10x50, and fine-tunes the baselines
   adversarially for one epoch (Pixle 1x5) instead of training from scratch; every table says so.
+- ``thesis_protocol``: the thesis's *protocol* (class mix 4.1% bonafide, clip-level 80/20 split,
+  every test clip attacked) at the demo's scale, about 30 minutes on 2 CPU cores.
 - ``thesis``: the thesis's own settings (GPU): 10 epochs, batch 16, SGD lr 1e-3 momentum 0.9,
   Pixle ``x_dimensions=(0.1, 0.2)`` (torchattacks' default ``y_dimensions=(2, 10)`` pixels),
   10 restarts x 50 iterations on every test clip and inside adversarial training from scratch.
@@ -26,6 +28,7 @@ BASE: dict[str, object] = {
     "N_TRIALS": None,
     "BONAFIDE_SHARE": 0.5,
     "SPLIT": [0.7, 0.1, 0.2],
+    "SPLIT_BY": "source",
     "FEATURES": "thesis_rgb32",
     "FEATURE_SIZE": 32,
     "ON_ERROR": "error",
@@ -60,18 +63,40 @@ BASE: dict[str, object] = {
     "AT_ITERATIONS": 50,
     # evaluation (05)
     "N_BOOT": 1000,
+    # attacks an adversary can mount (06)
+    "REALIZABLE_N": 16,
+    "STFT_RESTARTS": 4,
+    "STFT_ITERATIONS": 25,
+    "STFT_FREQ_DIM": [0.02, 0.1],
+    "STFT_TIME_DIM": [0.02, 0.1],
+    "SQUARE_SNR_DB": 30.0,
+    "SQUARE_QUERIES": 100,
+    "SPARSE_RS_K": None,
+    "SPARSE_RS_QUERIES": None,
 }
 
 PROFILES: dict[str, dict[str, object]] = {
     "smoke": {**BASE, "MAX_SOURCES": 16, "N_TRIALS": 64, "SPLIT": [0.5, 0.2, 0.3], "EPOCHS": 1, "MAX_BATCHES": 3,
               "N_ATTACK": 8, "PIXLE_RESTARTS": 2, "PIXLE_ITERATIONS": 5, "SIGMA_SWEEP": [0.5, 2.0],
-              "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 3, "N_BOOT": 100},
+              "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 3, "N_BOOT": 100,
+              "REALIZABLE_N": 4, "STFT_RESTARTS": 1, "STFT_ITERATIONS": 4, "SQUARE_QUERIES": 4},
     "demo": {**BASE, "MAX_SOURCES": 300, "N_TRIALS": 700, "SPLIT": [0.7, 0.1, 0.2], "EPOCHS": 5,
              "N_ATTACK": 48, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
              "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 5},
+    # The thesis's protocol at the demo's scale knobs: its class mix (68 bonafide of 1,649 clips = 0.041),
+    # its clip-level random 80/20 split (no validation split: the thesis reported its validation loader),
+    # every test clip attacked (its own class mix). Same corpus, epochs and attack budgets as demo.
+    "thesis_protocol": {**BASE, "MAX_SOURCES": 300, "N_TRIALS": None, "BONAFIDE_SHARE": 0.041,
+                        "SPLIT": [0.8, 0.0, 0.2], "SPLIT_BY": "clip", "EPOCHS": 5,
+                        "N_ATTACK": None, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
+                        "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 5},
     "thesis": {**BASE, "PIXLE_TARGET_BATCH": 4096, "ATTACK_BATCH": 512},
 }
 DEFAULT_PROFILE = "demo"
+
+# Notebooks a plain run of a profile executes (``--only`` overrides). The demo's 25-minute budget leaves
+# no room for 06, which runs after it with ``python run_all.py --only 06`` (about 20 minutes).
+DEFAULT_NOTEBOOKS: dict[str, str] = {"demo": "00-05", "thesis_protocol": "00-05"}
 
 
 def profile_params(name: str) -> dict[str, object]:

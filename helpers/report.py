@@ -8,13 +8,14 @@ was not run shows as missing (NaN / "—"), never as zero.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from helpers.io import load_json
-from helpers.metrics import accuracy, attack_success_rate, balanced_accuracy, bootstrap_ci, eer
+from helpers.metrics import accuracy, balanced_accuracy, bootstrap_ci, eer
 
 # The thesis's headline: accuracy under Pixle (non-adaptive), in percent.
 THESIS_ACCURACY: dict[tuple[str, str], float] = {
@@ -41,7 +42,7 @@ def collect_records(metrics_dir: Path) -> tuple[list[dict], dict]:
     records, header = [], {}
     for f in sorted(Path(metrics_dir).glob("*.json")):
         data = load_json(f)
-        for k in ("dataset", "profile", "features"):
+        for k in ("dataset", "profile", "features", "protocol"):
             if k in data:
                 header.setdefault(k, data[k])
         for r in data.get("records", []):
@@ -85,9 +86,15 @@ def _ci(rec: dict, metric: str, n_boot: int, seed: int) -> tuple[float, float]:
         return bootstrap_ci(eer, [y, score], n_boot, seed=seed)
     if metric == "clean_accuracy" and "pred_clean" in pc:
         return bootstrap_ci(accuracy, [y, np.asarray(pc["pred_clean"])], n_boot, seed=seed)
-    if metric == "attack_success_rate" and "pred_clean" in pc:
-        return bootstrap_ci(attack_success_rate, [y, np.asarray(pc["pred_clean"]), pred], n_boot, seed=seed)
+    if metric == "attack_success_rate" and ("attacked" in pc or "pred_clean" in pc):
+        attacked = np.asarray(pc["attacked"], dtype=bool) if "attacked" in pc else np.asarray(pc["pred_clean"]) == y
+        return bootstrap_ci(_success_among, [y, pred, attacked], n_boot, seed=seed)
     return (np.nan, np.nan)
+
+
+def _success_among(y: np.ndarray, pred: np.ndarray, attacked: np.ndarray) -> float:
+    """Attack success: among the clips the attack worked on, the share it got misclassified."""
+    return float((pred[attacked] != y[attacked]).mean()) if attacked.any() else float("nan")
 
 
 def build_table(records: list[dict], models: list[str] | None = None, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -99,7 +106,8 @@ def build_table(records: list[dict], models: list[str] | None = None, n_boot: in
         for cond, label in CONDITIONS:
             for ev in EVALUATIONS[cond]:
                 rec = by_key.get((m, cond, ev))
-                row = {"model": m, "condition": cond, "label": label, "evaluation": ev, "present": rec is not None}
+                row = {"model": m, "condition": cond, "condition_key": cond, "label": label, "evaluation": ev,
+                       "present": rec is not None}
                 for col in METRIC_COLUMNS:
                     val = rec.get(col, np.nan) if rec else np.nan
                     row[col] = np.nan if val is None else val
@@ -147,11 +155,18 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_report(path: Path, header: dict, table: pd.DataFrame, figures: list[Path], notes: list[str]) -> Path:
+def write_report(path: Path, header: dict, table: pd.DataFrame, figures: list[Path], notes: list[str],
+                 verdict: str = "", claim: pd.DataFrame | None = None) -> Path:
     from helpers.io import atomic_write
 
     corpus = header.get("dataset", "?")
-    md = [f"# Results — corpus `{corpus}`, profile `{header.get('profile', '?')}`", "",
+    md = [f"# Results — corpus `{corpus}`, profile `{header.get('profile', '?')}`", ""]
+    if verdict:
+        md += ["## Does the thesis's claim hold?", "", verdict, ""]
+        if claim is not None:
+            md += [to_markdown(claim), ""]
+        md += ["![accuracy vs bonafide share](figures/05_accuracy_vs_bonafide_share.png)", ""]
+    md += ["## All conditions", "",
           f"Every number below was produced on the **{corpus}** corpus with the **{header.get('profile')}** profile "
           f"(features `{header.get('features')}`). The thesis's own numbers (ASVspoof 2021 DF, its settings) are "
           "shown for reference only; they come from a different corpus and must not be read as ours.", "",
@@ -161,3 +176,137 @@ def write_report(path: Path, header: dict, table: pd.DataFrame, figures: list[Pa
     md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     md += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
     return atomic_write(path, "\n".join(md))
+
+
+def protocol_line(header: dict) -> str:
+    """Corpus, profile, features, class mix and split grouping of a run, in one sentence."""
+    proto = header.get("protocol") or {}
+    share = proto.get("bonafide_share")
+    mix = "the corpus's own class mix" if share is None else f"bonafide share {share:g}"
+    test_share = proto.get("test_bonafide_share")
+    test = f" (test split: {proto.get('n_test')} clips, bonafide share {test_share:.3f})" if test_share is not None else ""
+    return (f"corpus `{header.get('dataset', '?')}`, profile `{header.get('profile', '?')}`, features "
+            f"`{header.get('features', '?')}`, sampled with {mix}, split by **{proto.get('split_by', '?')}** "
+            f"{proto.get('split', '')}{test}")
+
+
+def one_class_conditions(records: list[dict]) -> set[tuple[str, str]]:
+    """(model, condition) pairs whose clean predictions (defense on) are all one class."""
+    out = set()
+    for r in records:
+        preds = r.get("per_clip", {}).get("pred_clean")
+        if preds and len(preds) > 1 and len(set(preds)) == 1:
+            out.add((r["model"], r["condition"]))
+    return out
+
+
+@dataclass
+class Results:
+    """Everything 05 shows and writes, computed once from ``outputs/<profile>/metrics``."""
+
+    profile: str
+    records: list[dict]
+    header: dict
+    table: pd.DataFrame
+    claim: pd.DataFrame
+    tests: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    realizable: list[dict] = field(default_factory=list)     # notebook 06's records, if it ran
+
+    def realizable_display(self) -> pd.DataFrame | None:
+        """06's table (audio attacks, Sparse-RS, Pixle on the same clips), or None if 06 has not run."""
+        from helpers.realizable import format_realizable, realizable_table
+
+        return format_realizable(realizable_table(self.realizable)) if self.realizable else None
+
+    def verdict_markdown(self) -> str:
+        from helpers.claim import verdict
+
+        return (f"**Run:** {protocol_line(self.header)}.\n\n**Verdict:** {verdict(self.claim, self.tests)}\n\n"
+                "**Significance** (paired over the same test clips: bootstrap 95% CI of the difference, exact "
+                "McNemar test on which clips each gets right):\n\n" + tests_markdown(self.tests))
+
+    def claim_display(self) -> pd.DataFrame:
+        from helpers.claim import format_claim_table
+
+        return format_claim_table(self.claim)
+
+    def share_figure(self):
+        from helpers.claim import accuracy_vs_share_figure
+
+        return accuracy_vs_share_figure(self.claim)
+
+    def full_display(self) -> pd.DataFrame:
+        return format_table(self.table)
+
+    def accuracy_figure(self):
+        from helpers import plots
+
+        bars = self.table[self.table["present"]].copy()
+        bars["condition"] = bars["label"] + " (" + bars["evaluation"] + ")"
+        one = one_class_conditions(self.records)
+        bars["one_class"] = [(m, c) in one for m, c in zip(bars["model"], bars["condition_key"])]
+        return plots.grouped_bars(bars, "condition", "accuracy", "model", "accuracy by condition (95% CI)",
+                                  err=("accuracy_lo", "accuracy_hi"), hatch_col="one_class",
+                                  chance=self.attacked_share())
+
+    def attacked_share(self) -> float | None:
+        """Bonafide share of the clips the conditions were evaluated on (02's attacked subset)."""
+        ys = [r["per_clip"]["y"] for r in self.records if r.get("per_clip", {}).get("y")]
+        return float(np.mean(np.asarray(ys[0]) == 0)) if ys else None
+
+    def det_figures(self) -> dict:
+        from helpers import plots
+
+        return {m: plots.det_from_records([r for r in self.records if r["model"] == m
+                                           and r.get("scope") != "full test split"], f"{m}: DET per condition")
+                for m in sorted({r["model"] for r in self.records})}
+
+    def write(self) -> Path:
+        from helpers import plots
+        from helpers.paths import profile_dir
+
+        out = profile_dir(self.profile)
+        self.table.drop(columns=["present"]).to_csv(out / "results.csv", index=False)
+        self.claim.to_csv(out / "claim.csv", index=False)
+        figs = sorted(plots.figure_path(self.profile, "x").parent.glob("*.png"))
+        return write_report(out / "report.md", self.header, self.table, figs, self.notes,
+                            verdict=self.verdict_markdown(), claim=self.claim_display())
+
+
+def tests_markdown(tests: pd.DataFrame) -> str:
+    """One bullet per headline comparison, with the differences, their CIs and the McNemar p-value."""
+    if tests is None or tests.empty:
+        return "- (no comparison could be made: the combined defense was not evaluated)"
+    out = []
+    for t in tests.itertuples():
+        out.append(f"- {t.model}, {t.comparison} (n={t.n}): accuracy {100 * t.accuracy_a:.1f}% vs {100 * t.accuracy_b:.1f}%, "
+                   f"difference {100 * t.accuracy_diff:+.1f} points [{100 * t.accuracy_diff_lo:+.1f}, "
+                   f"{100 * t.accuracy_diff_hi:+.1f}]; balanced accuracy difference {100 * t.balanced_accuracy_diff:+.1f} "
+                   f"[{100 * t.balanced_accuracy_diff_lo:+.1f}, {100 * t.balanced_accuracy_diff_hi:+.1f}]; McNemar "
+                   f"b={t.mcnemar_b}, c={t.mcnemar_c}, p={t.mcnemar_p:.3g}")
+    return "\n".join(out)
+
+
+def collect(profile: str, n_boot: int = 1000, seed: int = 0) -> Results:
+    """Read every metrics file of ``profile`` and compute the tables, the claim analysis and the notes."""
+    from helpers.claim import claim_table, headline_tests
+    from helpers.paths import metrics_dir
+
+    records, header = collect_records(metrics_dir(profile))
+    realizable = [r for r in records if r.get("source") == "06_realizable.json"]
+    records = [r for r in records if r.get("source") != "06_realizable.json"]
+    if not records:
+        raise FileNotFoundError(f"outputs/{profile}/metrics holds no condition records: run notebooks 01-04 first "
+                                f"(python run_all.py --profile {profile})")
+    models = sorted({r["model"] for r in records})
+    records = [r for r in records if r.get("scope") != "full test split"]
+    table = build_table(records, models, n_boot=n_boot, seed=seed)
+    claim = claim_table(records, n_boot=n_boot, seed=seed)
+    tests = headline_tests(records, n_boot=n_boot, seed=seed)
+    notes = [f"Run: {protocol_line(header)}.",
+             "Non-adaptive: Pixle attacked the bare model and the blur was applied afterwards (the thesis). Adaptive: "
+             "Pixle queried model + blur (expectation over transformation when EOT > 1).",
+             "Adversarial training without preprocessing is attacked directly, which is already adaptive; it has one row."]
+    notes += [f"**Warning**: {w}" for w in one_class_warnings(records)]
+    return Results(profile, records, header, table, claim, tests, notes, realizable)

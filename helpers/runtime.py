@@ -50,12 +50,24 @@ def device_description(device: torch.device | None = None) -> str:
     return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
-def setup(seed: int, device: str | None = None, quiet: bool = False) -> torch.device:
-    """Seed everything, pick the device, print versions; returns the device."""
+def setup(seed: int, device: str | None = None, quiet: bool = False, params: dict | None = None) -> torch.device:
+    """Check the notebook's parameters, seed everything, pick the device, print versions; returns the device.
+
+    ``params`` is the notebook's namespace (``globals()``): its upper-case names are checked by
+    :func:`helpers.params.check`, so a misspelt choice stops the notebook before any work.
+    """
+    if params is not None:
+        from helpers.params import check
+
+        check({k: v for k, v in params.items() if k.isupper()})
     seed_everything(seed)
     dev = get_device(device)
     if not quiet:
-        vers = package_versions()
-        print("seed:", seed, "| device:", device_description(dev))
-        print(" | ".join(f"{k} {v}" for k, v in vers.items()))
+        print(version_banner(seed, dev))
     return dev
+
+
+def version_banner(seed: int | None = None, device: torch.device | None = None) -> str:
+    """Seed, device and the key package versions, as every notebook prints them."""
+    head = (f"seed: {seed} | " if seed is not None else "") + f"device: {device_description(device)}"
+    return head + "\n" + " | ".join(f"{k} {v}" for k, v in package_versions().items())

@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
-from tqdm.auto import tqdm
 
-from helpers.io import atomic_path, save_json
+from helpers.io import atomic_path, read_or_quarantine, save_json
 from helpers.metrics import accuracy, bonafide_score, eer
+from helpers.progress import progress_iter, report
 from helpers.models import MODEL_VERSION, Detector, build_model, predict
 
 
@@ -44,6 +44,22 @@ class TrainConfig:
     seed: int = 2022
     early_stop_patience: int | None = None   # epochs without val-loss improvement; None = off
     max_batches: int | None = None           # cap per epoch (smoke profile)
+    schedule: str = "constant"               # constant (the thesis) or cosine: lr decays to 0 over the run
+    warmup_epochs: float = 0.0               # linear warm-up from lr/10 (a large lr without it diverges)
+
+    def lr_at(self, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of optimiser step ``step``: a pure function of the step, so a resumed run
+        continues on exactly the same schedule."""
+        total, warm = max(1, self.epochs * steps_per_epoch), self.warmup_epochs * steps_per_epoch
+        if warm and step < warm:
+            return self.lr * (0.1 + 0.9 * step / warm)
+        if self.schedule == "cosine":
+            import math
+
+            return 0.5 * self.lr * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1.0, total - warm))))
+        if self.schedule != "constant":
+            raise ValueError(f"schedule={self.schedule!r}; choose 'constant' or 'cosine'")
+        return self.lr
 
 
 class AdvGenerator(Protocol):
@@ -76,6 +92,14 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 def read_checkpoint_meta(path: Path) -> dict:
     with safe_open(str(path), framework="pt") as fh:
         return json.loads(fh.metadata()["meta"])
+
+
+def _readable_checkpoint(path: Path) -> dict:
+    """Metadata of a checkpoint whose every tensor deserialises (raises on a damaged file)."""
+    from safetensors.torch import load_file
+
+    load_file(str(path))
+    return read_checkpoint_meta(path)
 
 
 def check_compatible(meta: dict, expect: dict, path: Path) -> None:
@@ -162,8 +186,14 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     history: list[dict] = []
     start = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        prev = load_checkpoint(checkpoint, model, opt, expect=expect)
+    prev = None
+    if checkpoint is not None:
+        # a damaged checkpoint (truncated copy, disk error) is moved aside and the run starts over;
+        # a readable one made for other parameters is refused by load_checkpoint's metadata check
+        meta_ok = read_or_quarantine(checkpoint, _readable_checkpoint)
+        if meta_ok is not None:
+            prev = load_checkpoint(checkpoint, model, opt, expect=expect)
+    if prev is not None:
         history, start = prev.get("history", []), int(prev.get("epoch", 0))
         if prev.get("complete"):
             return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint))
@@ -179,8 +209,10 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
         if cfg.max_batches:
             batches = batches[: cfg.max_batches]
         sums = {"loss": 0.0, "correct": 0, "n": 0, "adv_loss": 0.0, "adv_correct": 0}
-        bar = tqdm(batches, desc=f"{arch} epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
-        for idx in bar:
+        for b, idx in enumerate(progress_iter(batches, desc=f"{arch} epoch {epoch + 1}/{cfg.epochs}", unit="batches",
+                                              enabled=progress, every_s=30.0)):
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(epoch * len(batches) + b, len(batches))
             xb = x_tr[idx].to(device).contiguous(memory_format=torch.channels_last)
             yb = y_tr[idx].to(device)
             logits = model(xb)
@@ -200,7 +232,6 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
             sums["loss"] += loss.item() * len(idx)
             sums["correct"] += int((logits.argmax(1) == yb).sum())
             sums["n"] += len(idx)
-            bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}")
         val = evaluate(model, x_va, y_va)
         row = {"epoch": epoch + 1, "train_loss": sums["loss"] / sums["n"], "train_accuracy": sums["correct"] / sums["n"],
                "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_eer": val["eer"]}
@@ -221,7 +252,7 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
         if on_epoch:
             on_epoch(epoch + 1, row)
         if progress:
-            print(f"{arch} epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
+            report(f"{arch} epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items() if k != "epoch"))
         if stop:
             break
     return TrainResult(model.eval(), history, start, False, time.perf_counter() - t0,

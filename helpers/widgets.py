@@ -8,33 +8,33 @@ executed notebook still shows an example and never waits for a person.
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import torch
-from helpers.defenses import blur_factory
 from helpers.evaluation import load_attack
-from helpers.pipeline import load_detector, load_metrics, load_prepared
+from helpers.stages import (AdversarialStage, BlurConfig, PixleStage, SmoothingStage, load_detector, load_prepared,
+                            read_stage)
 
 
 class Explorer:
     def __init__(self, profile: str):
         self.profile = profile
         self.prep = load_prepared(profile)
-        pix = load_metrics(profile, "02_pixle") or {}
-        smooth = load_metrics(profile, "03_smoothing") or {}
-        at = load_metrics(profile, "04_adversarial_training") or {}
-        self.subset = torch.tensor(pix.get("subset", []), dtype=torch.long)
+        pix = read_stage(profile, PixleStage, required=False)
+        smooth = read_stage(profile, SmoothingStage, required=False)
+        at = read_stage(profile, AdversarialStage, required=False)
+        self.subset = torch.tensor(pix.subset if pix else [], dtype=torch.long)
         x_all, y_all = self.prep.xy("test")
         self.x, self.y = x_all[self.subset], y_all[self.subset]
         self.trials = [self.prep.sets["test"].trials[i] for i in self.subset.tolist()]
-        blur = smooth.get("blur", {"kernel_size": 5, "sigma": [0.1, 5.0], "per": "batch"})
-        self.blur = blur_factory(blur["kernel_size"], blur["sigma"], blur["per"])(0)
-        self.sources: dict[tuple[str, str], tuple[str, str]] = {}   # (model, condition) -> (kind, adv folder)
-        for arch, d in pix.get("adv_cache", {}).items():
-            self.sources[(arch, "baseline under Pixle")] = ("baseline", d)
-        for arch, d in smooth.get("adaptive_adv_cache", {}).items():
-            self.sources[(arch, "smoothing, adaptive Pixle")] = ("baseline", d)
-        for arch, d in at.get("adv_cache", {}).items():
-            self.sources[(arch, "adversarial training under Pixle")] = ("adversarial", d)
+        self.blur = (smooth.blur_config() if smooth else BlurConfig()).make(0)
+        self.sources: dict[tuple[str, str], tuple[str, Path]] = {}   # (model, condition) -> (kind, adv folder)
+        for stage, kind, label, field_ in ((pix, "baseline", "baseline under Pixle", "adv_cache"),
+                                           (smooth, "baseline", "smoothing, adaptive Pixle", "adaptive_adv_cache"),
+                                           (at, "adversarial", "adversarial training under Pixle", "adv_cache"),
+                                           (at, "adversarial", "combined, adaptive Pixle", "adaptive_adv_cache")):
+            for arch, d in (getattr(stage, field_) if stage else {}).items():
+                self.sources[(arch, label)] = (kind, stage.path(d))
         self._models: dict[tuple[str, str], torch.nn.Module] = {}
 
     @property
@@ -52,7 +52,7 @@ class Explorer:
     def view(self, index: int, model: str, condition: str) -> dict:
         """Images and scores for one clip (what the widget draws), as data."""
         kind, folder = self.sources[(model, condition)]
-        adv_all = load_attack(folder).adv
+        adv_all = load_attack(folder, len(self.y)).adv
         net = self._model(model, kind)
         x, adv = self.x[index:index + 1], adv_all[index:index + 1]
         blurred = self.blur.reseed(index)(adv)

@@ -69,22 +69,28 @@ def test_smoke_run_end_to_end():
     assert r.returncode == 0, r.stdout + r.stderr
     prof = Path(env["OUTPUT_DIR"]) / "smoke"
     manifest = json.loads((prof / "run.json").read_text())
-    assert manifest["status"] == "ok" and len(manifest["notebooks"]) == 6
+    assert manifest["status"] == "ok" and len(manifest["notebooks"]) == 7
     assert isinstance(manifest["git_changed_files"], list) and (len(manifest["git_commit"]) == 40 or manifest["git_commit"] == "unknown")
     assert all(v["seconds"] > 0 for v in manifest["notebooks"].values())
-    for name in ("00_data", "01_baselines", "02_pixle", "03_smoothing", "04_adversarial_training"):
+    for name in ("00_data", "01_baselines", "02_pixle", "03_smoothing", "04_adversarial_training", "06_realizable"):
         data = json.loads((prof / "metrics" / f"{name}.json").read_text())
         assert data["profile"] == "smoke" and data["dataset"] == "copysynth"
+        assert data["protocol"]["split_by"] == "source" and data["protocol"]["bonafide_share"] == 0.5
     recs = json.loads((prof / "metrics" / "02_pixle.json").read_text())["records"]
     pix = [r for r in recs if r["condition"] == "baseline_pixle"]
     assert len(pix) == 2 and all(0 <= r["accuracy"] <= 1 and r["queries"] >= 1 for r in pix)
-    assert (prof / "report.md").exists() and (prof / "report.html").exists()
+    report_md = (prof / "report.md").read_text()
+    assert "## Does the thesis's claim hold?" in report_md and "**Verdict:**" in report_md
+    html = (prof / "report.html").read_text()
+    assert "Verdict" in html and "stages.run_" not in html and "PosixPath" not in html   # a reader's document
+    realizable = json.loads((prof / "metrics" / "06_realizable.json").read_text())["records"]
+    assert {r["evaluation"] for r in realizable} >= {"stft_pixle", "square_audio", "sparse_rs", "pixle"}
     assert len(list((prof / "figures").glob("*.png"))) >= 12
     # --only runs just that notebook, reusing the caches
     r = run(["--profile", "smoke", "--only", "01"], env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     manifest = json.loads((prof / "run.json").read_text())
-    assert manifest["last_run"] == ["01_baselines"] and len(manifest["notebooks"]) == 6   # the others kept
+    assert manifest["last_run"] == ["01_baselines"] and len(manifest["notebooks"]) == 7   # the others kept
     # SIGKILL the attack notebook mid-run (its attack cache removed first), re-run: the same metrics
     before = json.loads((prof / "metrics" / "02_pixle.json").read_text())["records"]
     for folder in (prof / "cache" / "adv").glob("*-none-*"):

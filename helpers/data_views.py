@@ -1,0 +1,71 @@
+"""What 00_data shows about the prepared data: a summary, example clips, the feature check, throughput."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from helpers.audio import load_audio
+from helpers.features import extract, render_via_figure
+from helpers.pipeline import Prepared
+
+
+def data_summary_markdown(prep: Prepared) -> str:
+    """One paragraph: corpus, size, per-split class counts, the split grouping, and what the default speech is."""
+    d, proto = prep.describe(), prep.protocol()
+    splits = ", ".join(f"{s}: {v['bonafide']} bonafide / {v['spoof']} spoof" for s, v in d["by_split"].items())
+    text = (f"**{d['n_trials']} trials** from corpus `{d['dataset']}` ({splits}); split by **{proto['split_by']}**; "
+            f"test bonafide share {proto['test_bonafide_share']:.3f}.")
+    if prep.params.dataset == "copysynth" and not prep.params.speech_dir:
+        text += ("\n\nThe default bonafide speech is the Asterisk prompts: **8 kHz recordings**, so everything above "
+                 "4 kHz is empty in both classes. Point `SPEECH_DIR` at wideband speech (e.g. LibriSpeech) to give "
+                 "the detectors the full band.")
+    return text
+
+
+def example_clips(prep: Prepared) -> dict[str, np.ndarray]:
+    """A bonafide clip and its copies by every vocoder (copy-synthesis), or spoofs of other attacks (ASVspoof)."""
+    table = prep.table
+    example = table[table["label"] == "bonafide"].iloc[0]
+    if prep.params.dataset == "copysynth":
+        paths = sorted(prep.corpus_root.joinpath("flac").glob(f"{example['trial']}*.flac"))
+        names = ["bonafide" if p.stem == example["trial"] else f"spoof ({p.stem[len(example['trial']) + 1:]})"
+                 for p in paths]
+    else:
+        rows = [example] + [r for _, r in table[table["label"] == "spoof"].drop_duplicates("attack").head(3).iterrows()]
+        paths, names = [r["path"] for r in rows], [f"{r['label']} ({r['attack']})" for r in rows]
+    return {n: load_audio(p)[0] for n, p in zip(names, paths)}
+
+
+def direct_vs_figure(prep: Prepared) -> dict:
+    """The array-painted image next to a figure-rendered one: pixel correlation and speed-up (shows both)."""
+    from helpers import plots
+
+    wav = load_audio(prep.table[prep.table["label"] == "bonafide"].iloc[0]["path"])[0]
+    cfg = prep.feature_config
+    t0 = time.perf_counter()
+    fast = extract(wav, cfg)
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    slow = render_via_figure(wav, cfg) if cfg.name == "thesis_rgb32" else fast
+    t_slow = time.perf_counter() - t0
+    fig, axes = plots.plt.subplots(1, 2, figsize=(4, 2))
+    plots.show_image(axes[0], fast, "direct")
+    plots.show_image(axes[1], slow, "figure-rendered")
+    return {"correlation": float(np.corrcoef(fast.flatten(), slow.flatten())[0, 1]),
+            "speedup": t_slow / max(t_fast, 1e-9), "figure": fig}
+
+
+def feature_throughput(prep: Prepared, n: int = 32) -> float:
+    """Clips per second for decode + feature extraction over ``n`` clips; also checks every split's tensors."""
+    t0 = time.perf_counter()
+    sample = prep.table.head(n)
+    for p in sample["path"]:
+        extract(load_audio(p)[0], prep.feature_config)
+    rate = len(sample) / (time.perf_counter() - t0)
+    for split, fs in prep.sets.items():
+        if not (torch.isfinite(fs.x).all() and fs.x.min() >= 0 and fs.x.max() <= 1):
+            raise FloatingPointError(f"{split} features outside [0, 1] or not finite")
+    return rate

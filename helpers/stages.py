@@ -1,0 +1,516 @@
+"""The protocol of each notebook as one documented function per stage, and what each stage hands on.
+
+A notebook is a story told with these calls; the protocol lives here, once:
+
+====================  ==============================================  ==========================
+notebook              stage function                                  record it writes
+====================  ==============================================  ==========================
+00_data               :func:`run_data`                                :class:`DataStage`
+01_baselines          :func:`run_baselines`                           :class:`BaselinesStage`
+02_pixle_attack       :func:`run_pixle`                               :class:`PixleStage`
+03_spatial_smoothing  :func:`run_smoothing` (-> :func:`evaluate_defense`)  :class:`SmoothingStage`
+04_adversarial_...    :func:`run_adversarial` (-> :func:`evaluate_defense`)  :class:`AdversarialStage`
+====================  ==============================================  ==========================
+
+Each record is a dataclass saved as ``outputs/<profile>/metrics/<name>.json`` with every path
+relative to ``outputs/<profile>/`` (a results folder can be moved or shared), and read back with
+:func:`read_stage`, which names the notebook to run when the record is absent or damaged. Every
+record carries the corpus, the features and the sampling protocol (class mix, split grouping,
+fractions) that produced it, so no number is read without them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+
+from helpers.defenses import Defended, GaussianBlur
+from helpers.evaluation import AttackConfig, AttackRun, attack_cache_dir, attack_dataset, load_attack, record
+from helpers.io import quarantine, save_json
+from helpers.models import MODEL_VERSION, predict
+from helpers.paths import cache_dir, metrics_dir, profile_dir
+from helpers.pipeline import DataParams, Prepared, adversarial, baseline, prepare_data
+from helpers.training import TrainConfig, TrainResult
+
+
+class MissingStepError(RuntimeError):
+    """A notebook needs the output of an earlier one that has not run (or whose record is damaged)."""
+
+
+# --------------------------------------------------------------------------- records
+
+@dataclass
+class StageRecord:
+    """What every stage record holds: its profile and the data it was computed on."""
+
+    NAME: ClassVar[str] = ""
+    NOTEBOOK: ClassVar[str] = ""
+    profile: str
+    dataset: str
+    features: str
+    data_key: str
+    protocol: dict
+
+    @classmethod
+    def head(cls, profile: str, prep: Prepared) -> dict:
+        return {"profile": profile, "dataset": prep.params.dataset, "features": prep.params.features,
+                "data_key": prep.key, "protocol": prep.protocol()}
+
+    def save(self) -> Path:
+        """``metrics/<NAME>.json``; every condition record in it is stamped with the sampling protocol."""
+        data = asdict(self)
+        for key in ("records", "full_test_records"):
+            for r in data.get(key, []):
+                r.setdefault("protocol", self.protocol)
+        return save_json(metrics_dir(self.profile) / f"{self.NAME}.json", data)
+
+    def path(self, rel: str) -> Path:
+        """A path this record stores relative to ``outputs/<profile>/``, made absolute."""
+        return profile_dir(self.profile) / rel
+
+
+def rel(profile: str, path: str | Path) -> str:
+    """``path`` relative to ``outputs/<profile>/`` (how records store paths)."""
+    return str(Path(path).resolve().relative_to(profile_dir(profile)))
+
+
+@dataclass
+class DataStage(StageRecord):
+    NAME: ClassVar[str] = "00_data"
+    NOTEBOOK: ClassVar[str] = "00_data"
+    data_params: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    feature_clips_per_second: float | None = None
+    figure_vs_direct_correlation: float | None = None
+    sample_note: str = ""
+
+
+@dataclass
+class BaselinesStage(StageRecord):
+    NAME: ClassVar[str] = "01_baselines"
+    NOTEBOOK: ClassVar[str] = "01_baselines"
+    train: dict = field(default_factory=dict)
+    checkpoints: dict[str, str] = field(default_factory=dict)       # arch -> checkpoint, relative
+    histories: dict[str, list] = field(default_factory=dict)
+    reused: dict[str, bool] = field(default_factory=dict)
+    train_seconds: dict[str, float] = field(default_factory=dict)
+    full_test_records: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class PixleStage(StageRecord):
+    NAME: ClassVar[str] = "02_pixle"
+    NOTEBOOK: ClassVar[str] = "02_pixle_attack"
+    attack: dict = field(default_factory=dict)
+    subset: list[int] = field(default_factory=list)                 # indices into the test split
+    records: list[dict] = field(default_factory=list)
+    adv_cache: dict[str, str] = field(default_factory=dict)         # arch -> adversarial examples, relative
+    budget_curve: dict = field(default_factory=dict)
+    attack_seconds: dict[str, float] = field(default_factory=dict)
+
+    def attack_config(self) -> AttackConfig:
+        a = self.attack
+        return AttackConfig(**{**a, "x_dimensions": tuple(a["x_dimensions"]), "y_dimensions": tuple(a["y_dimensions"])})
+
+
+@dataclass
+class SmoothingStage(StageRecord):
+    NAME: ClassVar[str] = "03_smoothing"
+    NOTEBOOK: ClassVar[str] = "03_spatial_smoothing"
+    blur: dict = field(default_factory=dict)
+    records: list[dict] = field(default_factory=list)
+    sigma_sweep: list[dict] = field(default_factory=list)
+    adaptive_adv_cache: dict[str, str] = field(default_factory=dict)
+
+    def blur_config(self) -> "BlurConfig":
+        return BlurConfig(**self.blur)
+
+
+@dataclass
+class AdversarialStage(StageRecord):
+    NAME: ClassVar[str] = "04_adversarial_training"
+    NOTEBOOK: ClassVar[str] = "04_adversarial_training"
+    init: str = "scratch"
+    train: dict = field(default_factory=dict)
+    train_attack: dict = field(default_factory=dict)
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    histories: dict[str, list] = field(default_factory=dict)
+    train_seconds: dict[str, float] = field(default_factory=dict)
+    records: list[dict] = field(default_factory=list)
+    adv_cache: dict[str, str] = field(default_factory=dict)
+    adaptive_adv_cache: dict[str, str] = field(default_factory=dict)
+
+
+STAGES: dict[str, type[StageRecord]] = {c.NAME: c for c in (DataStage, BaselinesStage, PixleStage, SmoothingStage,
+                                                             AdversarialStage)}
+
+
+def read_stage(profile: str, cls: type[StageRecord], required: bool = True):
+    """The record ``cls`` of ``profile``; a missing or damaged one names the notebook that writes it."""
+    path = metrics_dir(profile) / f"{cls.NAME}.json"
+    run = f"run notebooks/{cls.NOTEBOOK}.ipynb first (python run_all.py --profile {profile} --only {cls.NOTEBOOK[:2]})"
+    if not path.exists():
+        if not required:
+            return None
+        raise MissingStepError(f"outputs/{profile}/metrics/{cls.NAME}.json is missing: {run}")
+    try:
+        data = json.loads(path.read_text())
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+        quarantine(path, exc, action=f"it must be written again: {run}")
+        if not required:
+            return None
+        raise MissingStepError(f"outputs/{profile}/metrics/{cls.NAME}.json was damaged and moved aside: {run}") from exc
+
+
+# --------------------------------------------------------------------------- configs from notebook parameters
+
+def _pick(ns: dict, names: dict[str, str]) -> dict:
+    return {field_: ns[name] for name, field_ in names.items() if name in ns}
+
+
+def data_params(ns: dict) -> DataParams:
+    """The 00 notebook's parameters (``globals()``) as :class:`DataParams`."""
+    kw = _pick(ns, {"DATASET": "dataset", "SEED": "seed", "SPEECH_DIR": "speech_dir", "ASVSPOOF_ROOT": "asvspoof_root",
+                    "MAX_SOURCES": "max_sources", "SEGMENT_S": "segment_s", "N_TRIALS": "n_trials",
+                    "BONAFIDE_SHARE": "bonafide_share", "SPLIT": "split", "SPLIT_BY": "split_by",
+                    "FEATURES": "features", "FEATURE_SIZE": "feature_size", "ON_ERROR": "on_error"})
+    kw["speech_dir"] = kw.get("speech_dir") or None
+    kw["asvspoof_root"] = kw.get("asvspoof_root") or None
+    if "split" in kw:
+        kw["split"] = tuple(kw["split"])
+    return DataParams(**kw)
+
+
+def train_config(ns: dict, prefix: str = "") -> TrainConfig:
+    """``EPOCHS, BATCH_SIZE, LR, MOMENTUM, SEED, MAX_BATCHES`` (``AT_EPOCHS`` with ``prefix="AT_"``) as a TrainConfig."""
+    schedule = {} if prefix else {"schedule": ns.get("LR_SCHEDULE", "constant"),
+                                  "warmup_epochs": ns.get("WARMUP_EPOCHS", 0.0)}
+    return TrainConfig(epochs=ns[f"{prefix}EPOCHS"], batch_size=ns["BATCH_SIZE"], lr=ns["LR"], momentum=ns["MOMENTUM"],
+                       seed=ns["SEED"], max_batches=ns.get("MAX_BATCHES"), **schedule)
+
+
+def attack_config(ns: dict) -> AttackConfig:
+    """The 02 notebook's ``PIXLE_*`` parameters as an :class:`AttackConfig`."""
+    return AttackConfig(restarts=ns["PIXLE_RESTARTS"], max_iterations=ns["PIXLE_ITERATIONS"],
+                        x_dimensions=tuple(ns["PIXLE_X_DIM"]), y_dimensions=tuple(ns["PIXLE_Y_DIM"]),
+                        pixel_mapping=ns["PIXLE_MAPPING"], seed=ns["SEED"], target_batch=ns.get("PIXLE_TARGET_BATCH"),
+                        amp=ns.get("PIXLE_AMP", False))
+
+
+@dataclass(frozen=True)
+class BlurConfig:
+    """The thesis's smoothing: ``GaussianBlur(kernel 5, sigma drawn from (0.1, 5))``, one draw per batch."""
+
+    kernel_size: int = 5
+    sigma: float | list = field(default_factory=lambda: [0.1, 5.0])
+    per: Literal["batch", "image"] = "batch"
+    eval_batch: int = 16        # evaluation batch (one sigma per batch, as the thesis's loader)
+    eot: int = 1                # adaptive attack: scores averaged over this many blur draws
+
+    @classmethod
+    def from_params(cls, ns: dict) -> "BlurConfig":
+        sigma = ns["BLUR_SIGMA"]
+        return cls(ns["BLUR_KERNEL"], list(sigma) if isinstance(sigma, (list, tuple)) else float(sigma), ns["BLUR_PER"],
+                   ns["EVAL_BATCH"], ns["EOT_SAMPLES"])
+
+    def make(self, seed: int) -> GaussianBlur:
+        """A blur with its own seeded draws (JSON lists become ranges)."""
+        sig = tuple(self.sigma) if isinstance(self.sigma, (list, tuple)) else float(self.sigma)
+        return GaussianBlur(self.kernel_size, sig, self.per, seed=seed)
+
+    def tag(self) -> str:
+        sig = tuple(self.sigma) if isinstance(self.sigma, (list, tuple)) else float(self.sigma)
+        return f"blur{self.kernel_size}-{sig}-{self.per}-eot{self.eot}"
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+def detector_id(checkpoint: str | Path) -> str:
+    """How attack caches name a detector: its checkpoint's file stem (a retrained model is attacked afresh)."""
+    return Path(checkpoint).stem
+
+
+def subset_key(prep: Prepared, subset: torch.Tensor) -> str:
+    """The attacked data in cache keys: the prepared data and the chosen test clips."""
+    return prep.key + str(subset.tolist())
+
+
+def attack_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
+    """Indices of up to ``n`` test clips, class-balanced where possible, seeded and sorted.
+
+    ``n=None`` attacks every test clip, keeping the test split's class mix (the thesis protocol).
+    """
+    if n is None or n >= len(y):
+        return torch.arange(len(y))
+    g = torch.Generator().manual_seed(seed)
+    per = [(y == c).nonzero().flatten() for c in (0, 1)]
+    per = [p[torch.randperm(len(p), generator=g)] for p in per]
+    half = n // 2
+    take = [per[0][: max(half, n - len(per[1]))], per[1][: max(n - half, n - len(per[0]))]]
+    idx = torch.cat(take)[:n]
+    return idx.sort().values
+
+
+def load_prepared(profile: str) -> Prepared:
+    """The data 00_data prepared for this profile (from the cache; recomputed if it was deleted)."""
+    d = read_stage(profile, DataStage)
+    p = dict(d.data_params)
+    p["split"] = tuple(p["split"])
+    p["asvspoof_parts"] = tuple(p.get("asvspoof_parts", ("part00",)))
+    names = {f.name for f in dataclasses.fields(DataParams)}
+    return prepare_data(DataParams(**{k: v for k, v in p.items() if k in names}), profile)
+
+
+def load_detector(profile: str, arch: str, kind: Literal["baseline", "adversarial"], prep: Prepared,
+                  device: str | torch.device = "cpu"):
+    """A trained detector from the checkpoint recorded by 01 (baseline) or 04 (adversarial)."""
+    from helpers.models import build_model
+    from helpers.training import load_checkpoint
+
+    rec = read_stage(profile, BaselinesStage if kind == "baseline" else AdversarialStage)
+    if arch not in rec.checkpoints:
+        raise MissingStepError(f"{rec.NAME}.json has no {arch} checkpoint; add it to MODELS and run "
+                               f"notebooks/{rec.NOTEBOOK}.ipynb")
+    path = rec.path(rec.checkpoints[arch])
+    model = build_model(arch, prep.feature_config.channels)  # type: ignore[arg-type]
+    load_checkpoint(path, model, expect={"arch": arch, "features": prep.params.features,
+                                         "in_channels": prep.feature_config.channels, "model_version": MODEL_VERSION})
+    model.checkpoint_id = detector_id(path)
+    return model.to(device).to(memory_format=torch.channels_last).eval()
+
+
+@dataclass
+class Attacked:
+    """The clips 02 attacked, with its attack configuration."""
+
+    config: AttackConfig
+    subset: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    stage: PixleStage
+
+
+def attacked_clips(profile: str, prep: Prepared) -> Attacked:
+    """What 02_pixle_attack attacked: its AttackConfig and the test clips (x, y)."""
+    pix = read_stage(profile, PixleStage)
+    subset = torch.tensor(pix.subset, dtype=torch.long)
+    x_all, y_all = prep.xy("test")
+    return Attacked(pix.attack_config(), subset, x_all[subset], y_all[subset], pix)
+
+
+# --------------------------------------------------------------------------- 00 data
+
+def run_data(ns: dict, profile: str, device: str | torch.device = "cpu") -> tuple[Prepared, DataStage]:
+    """Corpus -> seeded sample -> splits -> cached features; the record 01-05 read."""
+    params = data_params(ns)
+    prep = prepare_data(params, profile, device=str(device))
+    rec = DataStage(**DataStage.head(profile, prep), data_params=asdict(params), summary=prep.describe(),
+                    sample_note=prep.table.attrs.get("note", ""))
+    rec.save()
+    return prep, rec
+
+
+# --------------------------------------------------------------------------- 01 baselines
+
+def run_baselines(profile: str, prep: Prepared, models: list[str], cfg: TrainConfig,
+                  device: str | torch.device = "cpu") -> tuple[dict[str, TrainResult], BaselinesStage]:
+    """Train (or reuse) each baseline and evaluate it on the whole test split."""
+    runs, records = {}, []
+    x_test, y_test = prep.xy("test")
+    for arch in models:
+        res = baseline(arch, prep, cfg, profile, device=str(device))
+        runs[arch] = res
+        logits = predict(res.model, x_test)
+        records.append(record(arch, "baseline_clean", "clean", y_test, logits, clean_logits=logits,
+                              scope="full test split"))
+    rec = BaselinesStage(**BaselinesStage.head(profile, prep), train=asdict(cfg),
+                         checkpoints={a: rel(profile, r.checkpoint) for a, r in runs.items()},
+                         histories={a: r.history for a, r in runs.items()},
+                         reused={a: r.reused for a, r in runs.items()},
+                         train_seconds={a: r.seconds for a, r in runs.items()}, full_test_records=records)
+    rec.save()
+    return runs, rec
+
+
+# --------------------------------------------------------------------------- 02 Pixle
+
+def run_pixle(profile: str, prep: Prepared, cfg: AttackConfig, n_attack: int | None, attack_batch: int,
+              device: str | torch.device = "cpu", shard: tuple[int, int] | None = None):
+    """Attack every baseline on a seeded test subset; records baseline clean / under Pixle, and the budget curve.
+
+    ``shard=(rank, world)`` (:mod:`helpers.stage_runner` under torchrun): only fill this rank's part of the
+    attack caches, write no record, return None; the notebook then finds every attack cached.
+    """
+    from helpers.evaluation import robust_accuracy_curve
+
+    base = read_stage(profile, BaselinesStage)
+    x_all, y_all = prep.xy("test")
+    subset = attack_subset(y_all, n_attack, cfg.seed)
+    x, y = x_all[subset], y_all[subset]
+    budgets = list(range(0, cfg.restarts * cfg.max_iterations + 1, max(1, cfg.max_iterations // 5)))
+    runs, detectors, records, dirs, curves = {}, {}, [], {}, {}
+    for arch in base.checkpoints:
+        model = load_detector(profile, arch, "baseline", prep, device)
+        folder = attack_cache_dir(cache_dir(profile), model.checkpoint_id, cfg, "none", subset_key(prep, subset))
+        run = attack_dataset(model, x, y, cfg, folder, attack_batch, device, tag=arch, shard=shard)
+        if shard is not None:
+            continue
+        clean = predict(model, x)
+        records.append(record(arch, "baseline_clean", "clean", y, clean, clean_logits=clean))
+        records.append(record(arch, "baseline_pixle", "non-adaptive", y, predict(model, run.adv), clean_logits=clean,
+                              run=run))
+        curves[arch] = robust_accuracy_curve(y, clean.argmax(1), run, budgets)
+        runs[arch], detectors[arch], dirs[arch] = run, model, rel(profile, folder)
+    if shard is not None:
+        return None
+    rec = PixleStage(**PixleStage.head(profile, prep), attack=asdict(cfg), subset=subset.tolist(), records=records,
+                     adv_cache=dirs, budget_curve={"candidates": budgets, **curves},
+                     attack_seconds={a: r.seconds for a, r in runs.items()})
+    rec.save()
+    return runs, detectors, rec
+
+
+# --------------------------------------------------------------------------- 03 / 04 the defended conditions
+
+@dataclass
+class DefenseEvaluation:
+    records: list[dict]            # non-adaptive and adaptive
+    adaptive_dir: Path
+    adaptive_run: AttackRun
+    blurred_adv: torch.Tensor      # the non-adaptive adversarial images after the blur (for figures)
+
+
+def evaluate_defense(profile: str, arch: str, model: torch.nn.Module, condition: str, clips: Attacked,
+                     bare_run: AttackRun | None, blur: BlurConfig, attack_batch: int, prep: Prepared,
+                     device: str | torch.device = "cpu", shard: tuple[int, int] | None = None) -> DefenseEvaluation | None:
+    """A detector behind the blur, evaluated as the thesis did (non-adaptive) and adaptively.
+
+    *Non-adaptive* (the thesis): the adversarial images Pixle made against the bare ``model``
+    (``bare_run``) are blurred, then classified; attack success, queries and L0 count the clips
+    that attack worked on (the bare model's correct clips). *Adaptive*: Pixle queries
+    ``Defended(model, blur)``, as any black-box attacker of the deployed pipeline can. Clean
+    accuracy is measured with the blur on. Seeds: clean +1, non-adaptive +2, attack +3, adaptive +4.
+    """
+    seed, x, y = clips.config.seed, clips.x, clips.y
+    folder = attack_cache_dir(cache_dir(profile), model.checkpoint_id, clips.config, blur.tag(),
+                              subset_key(prep, clips.subset))
+    if shard is not None:   # torchrun: fill this rank's part of the adaptive attack's cache only
+        attack_dataset(Defended(model, blur.make(seed + 3), eot=blur.eot), x, y, clips.config, folder, attack_batch,
+                       device, tag=f"{arch} {condition} adaptive", shard=shard)
+        return None
+    bare_correct = predict(model, x).argmax(1) == y
+    clean_blur = predict(model, x, blur.eval_batch, preprocess=blur.make(seed + 1))
+    blurred = blur.make(seed + 2)
+    adv_blur = predict(model, bare_run.adv, blur.eval_batch, preprocess=blurred)
+    recs = [record(arch, condition, "non-adaptive", y, adv_blur, clean_logits=clean_blur, run=bare_run,
+                   attacked=bare_correct)]
+    defended = Defended(model, blur.make(seed + 3), eot=blur.eot)
+    run = attack_dataset(defended, x, y, clips.config, folder, attack_batch, device, tag=f"{arch} {condition} adaptive")
+    adv_logits = predict(model, run.adv, blur.eval_batch, preprocess=blur.make(seed + 4))
+    recs.append(record(arch, condition, "adaptive", y, adv_logits, clean_logits=clean_blur, run=run, eot=blur.eot))
+    return DefenseEvaluation(recs, folder, run, blur.make(seed + 2)(bare_run.adv))
+
+
+def sigma_sweep(models: dict[str, torch.nn.Module], clips: Attacked, bare_runs: dict[str, AttackRun],
+                sigmas: list[float], kernel_size: int) -> list[dict]:
+    """Clean and non-adaptive accuracy under a fixed-sigma blur, per model and sigma."""
+    rows = []
+    for arch, model in models.items():
+        for s in sigmas:
+            f = GaussianBlur(kernel_size, float(s))
+            for setting, images in (("clean", clips.x), ("Pixle (non-adaptive)", bare_runs[arch].adv)):
+                acc = float((predict(model, images, preprocess=f).argmax(1) == clips.y).float().mean())
+                rows.append({"model": arch, "sigma": s, "setting": setting, "accuracy": acc})
+    return rows
+
+
+def run_smoothing(profile: str, prep: Prepared, blur: BlurConfig, sigmas: list[float], attack_batch: int,
+                  device: str | torch.device = "cpu", shard: tuple[int, int] | None = None):
+    """03: every baseline behind the blur, non-adaptive and adaptive, plus the sigma sweep (``shard``: see run_pixle)."""
+    clips = attacked_clips(profile, prep)
+    models = {a: load_detector(profile, a, "baseline", prep, device) for a in clips.stage.adv_cache}
+    if shard is not None:
+        for a, m in models.items():
+            evaluate_defense(profile, a, m, "smoothing_pixle", clips, None, blur, attack_batch, prep, device, shard)
+        return None
+    bare = {a: load_attack(clips.stage.path(d), len(clips.y)) for a, d in clips.stage.adv_cache.items()}
+    evals = {a: evaluate_defense(profile, a, m, "smoothing_pixle", clips, bare[a], blur, attack_batch, prep, device)
+             for a, m in models.items()}
+    rec = SmoothingStage(**SmoothingStage.head(profile, prep), blur=asdict(blur),
+                         records=[r for e in evals.values() for r in e.records],
+                         sigma_sweep=sigma_sweep(models, clips, bare, sigmas, blur.kernel_size),
+                         adaptive_adv_cache={a: rel(profile, e.adaptive_dir) for a, e in evals.items()})
+    rec.save()
+    return clips, models, bare, evals, rec
+
+
+def adversarial_setup(profile: str, prep: Prepared, restarts: int, iterations: int) -> tuple[Attacked, BaselinesStage,
+                                                                                            BlurConfig, dict]:
+    """What 04 builds on: 02's attacked clips, 01's baselines, 03's blur, and the Pixle budget inside training."""
+    clips = attacked_clips(profile, prep)
+    train_attack = {**clips.config.kwargs(), "restarts": restarts, "max_iterations": iterations}
+    return clips, read_stage(profile, BaselinesStage), read_stage(profile, SmoothingStage).blur_config(), train_attack
+
+
+def run_adversarial(profile: str, prep: Prepared, cfg: TrainConfig, init: Literal["scratch", "baseline"],
+                    restarts: int, iterations: int, attack_batch: int, device: str | torch.device = "cpu",
+                    shard: tuple[int, int] | None = None):
+    """04: adversarial training (thesis: from scratch; CPU profiles: fine-tune the baseline), then its
+    three conditions: clean, under Pixle (no preprocessing, so already adaptive), and behind the blur.
+    ``shard``: see :func:`run_pixle` (the training must be finished: :mod:`helpers.stage_runner` trains first)."""
+    clips, base, blur, train_attack = adversarial_setup(profile, prep, restarts, iterations)
+    runs, records, dirs, adaptive_dirs = {}, [], {}, {}
+    for arch in base.checkpoints:
+        start = None
+        if init == "baseline":
+            start = baseline(arch, prep, TrainConfig(**base.train), profile, device=str(device), progress=False)
+        res = adversarial(arch, prep, cfg, train_attack, profile, init=start, device=str(device))
+        runs[arch] = res
+        model = res.model.to(device)
+        model.checkpoint_id = detector_id(res.checkpoint)
+        folder = attack_cache_dir(cache_dir(profile), model.checkpoint_id, clips.config, "none",
+                                  subset_key(prep, clips.subset))
+        run = attack_dataset(model, clips.x, clips.y, clips.config, folder, attack_batch, device, tag=f"{arch} AT",
+                             shard=shard)
+        if shard is not None:
+            evaluate_defense(profile, arch, model, "combined_pixle", clips, None, blur, attack_batch, prep, device, shard)
+            continue
+        clean = predict(model, clips.x)
+        records.append(record(arch, "adv_training_clean", "clean", clips.y, clean, clean_logits=clean))
+        records.append(record(arch, "adv_training_pixle", "non-adaptive", clips.y, predict(model, run.adv),
+                              clean_logits=clean, run=run, note="no preprocessing: attacking the model is already adaptive"))
+        ev = evaluate_defense(profile, arch, model, "combined_pixle", clips, run, blur, attack_batch, prep, device)
+        records += ev.records
+        dirs[arch], adaptive_dirs[arch] = rel(profile, folder), rel(profile, ev.adaptive_dir)
+    if shard is not None:
+        return None
+    rec = AdversarialStage(**AdversarialStage.head(profile, prep), init=init, train=asdict(cfg), train_attack=train_attack,
+                           checkpoints={a: rel(profile, r.checkpoint) for a, r in runs.items()},
+                           histories={a: r.history for a, r in runs.items()},
+                           train_seconds={a: r.seconds for a, r in runs.items()}, records=records, adv_cache=dirs,
+                           adaptive_adv_cache=adaptive_dirs)
+    rec.save()
+    return runs, rec
+
+
+def records_frame(records: list[dict], columns: tuple[str, ...] = ("model", "condition", "evaluation", "clean_accuracy",
+                                                                    "accuracy", "balanced_accuracy", "eer",
+                                                                    "attack_success_rate", "queries", "l0")):
+    """The summary columns of condition records as a DataFrame (what the notebooks display)."""
+    import pandas as pd
+
+    return pd.DataFrame([{c: r.get(c) for c in columns} for r in records])
+
+
+__all__ = ["MissingStepError", "StageRecord", "DataStage", "BaselinesStage", "PixleStage", "SmoothingStage",
+           "AdversarialStage", "STAGES", "read_stage", "data_params", "train_config", "attack_config", "BlurConfig",
+           "attack_subset", "load_prepared", "load_detector", "attacked_clips", "Attacked", "run_data",
+           "run_baselines", "run_pixle", "evaluate_defense", "sigma_sweep", "run_smoothing", "run_adversarial",
+           "records_frame", "detector_id", "subset_key"]

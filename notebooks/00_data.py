@@ -1,0 +1,108 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Data: corpus, splits and the spectrogram images the detectors see
+#
+# The thesis trained its detectors on a sample of **ASVspoof 2021 DF** (eval part00, 16 kHz FLAC)
+# labelled by the official keys. That corpus (34.5 GB) cannot be downloaded on offline machines, so
+# by default this notebook builds a **vocoder copy-synthesis** corpus: real speech recordings are the
+# bonafide class and copies of them resynthesised by three vocoders (Griffin-Lim, WORLD, LPC) are the
+# spoof class. Both corpora share one layout (an official-format keys file plus `flac/`), so every
+# later notebook runs unchanged on either: set `DATASET = "asvspoof2021_df"` (and `ASVSPOOF_ROOT`, or
+# let it download) for the real one.
+#
+# The parameters below are the default profile's (`demo`): *Run All* here reproduces `make run` and
+# reuses its caches. `python run_all.py --profile P` runs the same notebook with profile `P`.
+
+# %% tags=["parameters"]
+PROFILE = "demo"
+DATASET = "copysynth"          # or asvspoof2021_df
+SEED = 2022
+SPEECH_DIR = ""                # copysynth: folder of real speech (empty: the Asterisk prompts, via apt)
+ASVSPOOF_ROOT = ""             # asvspoof2021_df: local copy (empty: $ASVSPOOF2021_DF_ROOT, else download)
+MAX_SOURCES = 300              # copysynth: use only the first N recordings (None: all)
+SEGMENT_S = 3.0
+N_TRIALS = 700                 # sample size (None: as many as the class share allows)
+BONAFIDE_SHARE = 0.5           # None keeps the corpus mix; the thesis's sample had 0.041
+SPLIT = [0.7, 0.1, 0.2]        # train, val, test fractions
+SPLIT_BY = "source"            # source (leak-free), speaker, or clip (the thesis's random split)
+FEATURES = "thesis_rgb32"      # or logspec
+FEATURE_SIZE = 32
+ON_ERROR = "error"             # or skip: bad files are listed in outputs/PROFILE/skipped.csv
+
+# %%
+from IPython.display import Audio, Markdown, display
+
+from helpers import data_views, plots, stages
+from helpers.runtime import setup
+
+device = setup(SEED, params=globals())
+plots.style()
+
+# %% [markdown]
+# ## Build (or reuse) the corpus, sample it, split it, extract features
+#
+# Everything here is cached under a key of the parameters that shape it; a re-run takes seconds.
+# The record this notebook writes (`metrics/00_data.json`) tells every later notebook which data to use.
+
+# %%
+prep, data = stages.run_data(globals(), PROFILE, device)
+display(Markdown(data_views.data_summary_markdown(prep)))
+
+# %% [markdown]
+# ## Class balance and clip lengths
+#
+# Left: trials per split and label: the class mix of the test split is what a constant classifier
+# scores. Middle: spoofs per vocoder. Right: codec conditions. Below: clip lengths per class; a detector
+# could use length as a shortcut if the classes differed here (they should not).
+
+# %%
+plots.save(plots.class_balance(prep.table), PROFILE, "00_class_balance")
+plots.save(plots.durations(prep.table), PROFILE, "00_clip_lengths")
+
+# %% [markdown]
+# ## A bonafide clip next to its vocoded copies
+#
+# Listen to them: the vocoders keep the words and the voice and leave their own artefacts. In the
+# spectrograms, Griffin-Lim smears the harmonics in time, WORLD keeps them sharp but regularises the
+# noise, and LPC replaces the fine structure with a pulse train.
+
+# %%
+clips = data_views.example_clips(prep)
+plots.save(plots.waveforms_and_spectrograms(clips), PROFILE, "00_vocoder_examples")
+for name, wav in clips.items():
+    display(Markdown(f"**{name}**"), Audio(wav, rate=16000))
+
+# %% [markdown]
+# ## The images the detectors see
+#
+# `thesis_rgb32` paints the log spectrogram with viridis and resizes it to 32x32, directly on the array.
+# Left pair: that image next to one rendered as a matplotlib figure and resized (what the thesis did);
+# a pixel correlation near 1 means the shortcut changes nothing. Grid: training images per class.
+
+# %%
+check = data_views.direct_vs_figure(prep)
+print(f"pixel correlation, array vs figure-rendered: {check['correlation']:.4f}; {check['speedup']:.0f}x faster")
+plots.save(plots.image_grid(*prep.xy("train"), per_class=8), PROFILE, "00_input_grid")
+
+# %% [markdown]
+# ## Feature extraction throughput
+
+# %%
+throughput = data_views.feature_throughput(prep)
+print(f"feature extraction: {throughput:.1f} clips/s (decode + {prep.feature_config.name}) on {device}")
+data.feature_clips_per_second, data.figure_vs_direct_correlation = throughput, check["correlation"]
+data.save()
