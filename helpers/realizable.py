@@ -1,0 +1,334 @@
+"""Attacks an adversary can actually mount (notebook 06), and a stronger check of Pixle.
+
+Pixle edits the 32x32 colour image; an attacker of a deployed detector controls the audio. This
+stage attacks the detectors of 01 and 04, bare and behind the blur of 03, with
+
+- ``stft_pixle`` (:class:`helpers.audio_attacks.StftPixle`): Pixle's rearrangement applied to patches
+  of the STFT magnitude, resynthesised with the original phase, so every query is a waveform;
+- ``square_audio`` (:class:`helpers.audio_attacks.SquareAudio`): Square-Attack-style random search on
+  the waveform under an SNR budget (Andriushchenko et al., ECCV 2020);
+- ``sparse_rs`` (:class:`helpers.sparse_rs.SparseRS`): the state-of-the-art score-based L0 attack
+  (Croce et al., AAAI 2022) in Pixle's own threat model (image pixels), at Pixle's L0 and query budgets,
+
+each through the whole pipeline (features, blur, detector): every defense sits inside what the
+attacker queries, so these attacks are adaptive by construction. Pixle's own per-clip results on the
+same clips (from 02-04) are put beside them. Records follow :func:`helpers.evaluation.record`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from helpers.audio import load_audio, write_flac
+from helpers.audio_attacks import AudioPipeline, SquareAudio, StftPixle
+from helpers.defenses import Defended
+from helpers.evaluation import record
+from helpers.models import predict
+from helpers.paths import profile_dir
+from helpers.pipeline import Prepared
+from helpers.progress import report
+from helpers.sparse_rs import SparseRS
+from helpers.stages import (AdversarialStage, Attacked, BlurConfig, PixleStage, SmoothingStage, StageRecord,
+                            attack_subset, attacked_clips, load_detector, read_stage, rel)
+
+ATTACKS: tuple[str, ...] = ("stft_pixle", "square_audio", "sparse_rs")
+DEFENSES: tuple[tuple[str, str, bool], ...] = (   # name, detector kind, blur inside
+    ("baseline", "baseline", False), ("smoothing", "baseline", True),
+    ("adv_training", "adversarial", False), ("combined", "adversarial", True))
+# Pixle's record for the same detector and defense (its adaptive evaluation where the blur is on)
+PIXLE_RECORD = {"baseline": ("02_pixle", "baseline_pixle", "non-adaptive"),
+                "smoothing": ("03_smoothing", "smoothing_pixle", "adaptive"),
+                "adv_training": ("04_adversarial_training", "adv_training_pixle", "non-adaptive"),
+                "combined": ("04_adversarial_training", "combined_pixle", "adaptive")}
+
+
+@dataclass(frozen=True)
+class RealizableConfig:
+    """Budgets of notebook 06 (``REALIZABLE_*`` parameters)."""
+
+    n_clips: int = 16                       # class-balanced, from the clips 02 attacked
+    stft_restarts: int = 4                  # StftPixle budget: Pixle's restarts x iterations by default
+    stft_iterations: int = 25
+    stft_freq_dim: tuple = (0.02, 0.1)      # patch height, fraction of the frequency bins
+    stft_time_dim: tuple = (0.02, 0.1)      # patch width, fraction of the frames
+    square_snr_db: float = 30.0             # SquareAudio's budget: perturbation at least this far below the clip
+    square_queries: int = 100
+    sparse_rs_k: int | None = None          # None: Pixle's mean L0 on the baseline (02)
+    sparse_rs_queries: int | None = None    # None: Pixle's restarts x iterations (02)
+    seed: int = 2022
+
+    @classmethod
+    def from_params(cls, ns: dict) -> "RealizableConfig":
+        return cls(ns["REALIZABLE_N"], ns["STFT_RESTARTS"], ns["STFT_ITERATIONS"], tuple(ns["STFT_FREQ_DIM"]),
+                   tuple(ns["STFT_TIME_DIM"]), float(ns["SQUARE_SNR_DB"]), ns["SQUARE_QUERIES"], ns["SPARSE_RS_K"],
+                   ns["SPARSE_RS_QUERIES"], ns["SEED"])
+
+
+@dataclass
+class RealizableStage(StageRecord):
+    NAME: ClassVar[str] = "06_realizable"
+    NOTEBOOK: ClassVar[str] = "06_realizable_attacks"
+    config: dict = field(default_factory=dict)
+    budgets: dict = field(default_factory=dict)
+    clips: list[int] = field(default_factory=list)        # positions within 02's attacked clips
+    records: list[dict] = field(default_factory=list)
+    examples: dict = field(default_factory=dict)          # name -> relative path of a FLAC
+    seconds: dict = field(default_factory=dict)
+
+
+def _pixle_budget(pix: PixleStage) -> tuple[int, int]:
+    """(mean L0 of Pixle on the attacked baseline clips, rounded; restarts x iterations) from 02."""
+    l0s = [r["l0"] for r in pix.records if r["condition"] == "baseline_pixle" and r.get("l0") is not None
+           and np.isfinite(r["l0"])]
+    cfg = pix.attack_config()
+    return max(1, int(round(float(np.mean(l0s))))) if l0s else 32, cfg.restarts * cfg.max_iterations
+
+
+def _load_waves(prep: Prepared, clips: Attacked, pos: torch.Tensor) -> list[torch.Tensor]:
+    trials = [prep.sets["test"].trials[int(i)] for i in clips.subset[pos]]
+    paths = prep.table.set_index("trial").loc[trials, "path"]
+    return [torch.from_numpy(load_audio(p)[0]) for p in paths]
+
+
+def _by_length(waves: list[torch.Tensor]) -> list[list[int]]:
+    """Indices grouped by clip length: a batch of waveforms must share one length (no padding: it would
+    change the spectrogram image)."""
+    groups: dict[int, list[int]] = {}
+    for i, w in enumerate(waves):
+        groups.setdefault(len(w), []).append(i)
+    return list(groups.values())
+
+
+def _audio_attack(attack, waves: list[torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor | list]:
+    """Run an audio attack group by group (ids = clip positions, so results do not depend on grouping)."""
+    n = len(waves)
+    out = {"adv": [None] * n, "success": torch.zeros(n, dtype=torch.bool), "queries": torch.zeros(n, dtype=torch.long),
+           "snr_db": torch.zeros(n), "final_score": torch.zeros(n)}
+    for idx in _by_length(waves):
+        ids = torch.tensor(idx)
+        res = attack(torch.stack([waves[i] for i in idx]), y[ids], ids=ids)
+        for j, i in enumerate(idx):
+            out["adv"][i] = res.adv_wav[j]
+        out["success"][ids], out["queries"][ids] = res.success, res.queries
+        out["snr_db"][ids], out["final_score"][ids] = res.snr_db, res.final_score
+    return out
+
+
+def _audio_logits(pipeline: AudioPipeline, waves: list[torch.Tensor]) -> torch.Tensor:
+    out = torch.zeros(len(waves), 2)
+    for idx in _by_length(waves):
+        with torch.inference_mode():
+            out[torch.tensor(idx)] = pipeline(torch.stack([waves[i] for i in idx])).float()
+    return out
+
+
+class _Run:
+    """The minimal attack-run interface :func:`helpers.evaluation.record` reads."""
+
+    def __init__(self, queries: torch.Tensor, l0: torch.Tensor, seconds: float):
+        self.queries, self.l0, self.seconds = queries, l0, seconds
+
+
+def _pixle_reference(profile: str, arch: str, defense: str, pos: torch.Tensor) -> dict | None:
+    """Pixle's own record for this detector and defense, restricted to the 06 clips."""
+    name, cond, ev = PIXLE_RECORD[defense]
+    stage = {"02_pixle": PixleStage, "03_smoothing": SmoothingStage,
+             "04_adversarial_training": AdversarialStage}[name]
+    rec = next((r for r in getattr(read_stage(profile, stage, required=False), "records", [])
+                if r["model"] == arch and r["condition"] == cond and r["evaluation"] == ev), None)
+    if rec is None:
+        return None
+    pc, p = rec["per_clip"], pos.tolist()
+    pick = {k: [v[i] for i in p] for k, v in pc.items() if isinstance(v, list) and len(v) == len(pc["y"])}
+    att = np.asarray(pick.get("attacked", [1] * len(p)), dtype=bool)
+    mean = lambda k: float(np.asarray(pick[k], dtype=float)[att].mean()) if att.any() else float("nan")  # noqa: E731
+    return {"model": arch, "condition": defense, "evaluation": "pixle", "domain": "image (L0)", "n": len(p),
+            "accuracy": float(np.mean(np.asarray(pick["pred"]) == np.asarray(pick["y"]))),
+            "queries": mean("queries"), "l0": mean("l0"), "per_clip": pick, "source": f"{name}.json ({cond}, {ev})"}
+
+
+def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: str | torch.device = "cpu"):
+    """06: every detector x defense under StftPixle, SquareAudio and Sparse-RS (adaptive), Pixle beside them."""
+    clips = attacked_clips(profile, prep)
+    blur_cfg: BlurConfig = read_stage(profile, SmoothingStage).blur_config()
+    at = read_stage(profile, AdversarialStage, required=False)
+    k_default, q_default = _pixle_budget(clips.stage)
+    k, q_sparse = cfg.sparse_rs_k or k_default, cfg.sparse_rs_queries or q_default
+    pos = attack_subset(clips.y, cfg.n_clips, cfg.seed)
+    x, y = clips.x[pos], clips.y[pos]
+    waves = _load_waves(prep, clips, pos)
+    feat = prep.feature_config
+    records, seconds, examples = [], {}, {}
+    archs = list(clips.stage.adv_cache)
+    for arch in archs:
+        for defense, kind, blurred in DEFENSES:
+            if kind == "adversarial" and (at is None or arch not in at.checkpoints):
+                continue
+            model = load_detector(profile, arch, kind, prep, device)   # type: ignore[arg-type]
+            s = cfg.seed
+            blur = (lambda off: blur_cfg.make(s + off)) if blurred else (lambda off: None)
+            clean = predict(model, x, blur_cfg.eval_batch, preprocess=blur(1))
+            for attack_name in ATTACKS:
+                t0 = time.perf_counter()
+                if attack_name == "sparse_rs":
+                    target = Defended(model, blur(3)) if blurred else model
+                    res = SparseRS(target, k=k, n_queries=q_sparse, seed=s, skip_misclassified=True)(x, y, ids=pos).cpu()
+                    logits = predict(model, res.adv, blur_cfg.eval_batch, preprocess=blur(4))
+                    run, extra = _Run(res.queries, res.l0, 0.0), {"domain": "image (L0)", "k": k}
+                    per_clip_extra = {}
+                else:
+                    pipe = AudioPipeline(model, feat, preprocess=blur(3))
+                    if attack_name == "stft_pixle":
+                        attack = StftPixle(pipe, freq_dimensions=cfg.stft_freq_dim, time_dimensions=cfg.stft_time_dim,
+                                           restarts=cfg.stft_restarts, max_iterations=cfg.stft_iterations, seed=s,
+                                           skip_misclassified=True)
+                    else:
+                        attack = SquareAudio(pipe, snr_db=cfg.square_snr_db, n_queries=cfg.square_queries, seed=s,
+                                             skip_misclassified=True)
+                    res = _audio_attack(attack, waves, y)
+                    logits = _audio_logits(AudioPipeline(model, feat, preprocess=blur(4)), res["adv"])
+                    snr = res["snr_db"].clone()
+                    run = _Run(res["queries"], torch.full((len(y),), float("nan")), 0.0)
+                    extra, per_clip_extra = {"domain": "audio (SNR)"}, {"snr_db": [float(v) for v in snr]}
+                    if arch == archs[0] and defense == "baseline":
+                        examples.update(_save_examples(profile, attack_name, waves, res["adv"], y, res["success"]))
+                dt = time.perf_counter() - t0
+                rec = record(arch, defense, attack_name, y, logits, clean_logits=clean, run=run, **extra)
+                rec["attack_seconds"] = dt
+                rec["per_clip"].update(per_clip_extra)
+                if per_clip_extra:
+                    att = torch.tensor(rec["per_clip"]["attacked"]).bool()
+                    fooled = att & (logits.argmax(1) != y)
+                    rec["snr_db"] = float(snr[fooled].median()) if fooled.any() else float("nan")
+                    rec["l0"] = None
+                records.append(rec)
+                seconds[f"{arch}/{defense}/{attack_name}"] = round(dt, 2)
+                report(f"{arch} {defense} {attack_name}: accuracy {rec['accuracy']:.2f}, "
+                       f"success {rec['attack_success_rate']:.2f}, {dt:.0f} s")
+            ref = _pixle_reference(profile, arch, defense, pos)
+            if ref is not None:
+                records.append(ref)
+    stage = RealizableStage(**RealizableStage.head(profile, prep), config=asdict(cfg),
+                            budgets={"sparse_rs_k": k, "sparse_rs_queries": q_sparse,
+                                     "stft_queries": cfg.stft_restarts * cfg.stft_iterations,
+                                     "square_queries": cfg.square_queries, "square_snr_db": cfg.square_snr_db},
+                            clips=pos.tolist(), records=records, examples=examples, seconds=seconds)
+    stage.save()
+    return stage
+
+
+def _save_examples(profile: str, attack: str, waves: list[torch.Tensor], adv: list[torch.Tensor], y: torch.Tensor,
+                   success: torch.Tensor) -> dict[str, str]:
+    """Original, attacked and difference FLACs for one clip of each class (a fooled one where there is one)."""
+    out = {}
+    folder = profile_dir(profile) / "audio"
+    for c, name in ((0, "bonafide"), (1, "spoof")):
+        idx = [i for i in range(len(y)) if int(y[i]) == c]
+        if not idx:
+            continue
+        i = next((j for j in idx if bool(success[j])), idx[0])
+        diff = adv[i] - waves[i]
+        scale = float(waves[i].abs().max() / max(float(diff.abs().max()), 1e-9))
+        for kind, wav in (("original", waves[i]), ("attacked", adv[i]), ("difference (scaled)", diff * min(scale, 1e4))):
+            path = folder / f"06_{attack}_{name}_{kind.split()[0]}.flac"
+            write_flac(path, wav.numpy())
+            out[f"{attack} · {name} · {kind}"] = rel(profile, path)
+    return out
+
+
+def realizable_table(records: list[dict], n_boot: int = 1000, seed: int = 0):
+    """Per model x defense x attack: accuracy, balanced accuracy, recalls, EER, success, queries, L0 or SNR, with CIs."""
+    import pandas as pd
+
+    from helpers.metrics import accuracy, balanced_accuracy, bootstrap_ci, eer
+
+    def recall(c):
+        return lambda yy, pp: float((pp[yy == c] == c).mean()) if (yy == c).any() else float("nan")
+
+    def success(yy, pp, aa):
+        return float((pp[aa] != yy[aa]).mean()) if aa.any() else float("nan")
+
+    rows = []
+    for r in records:
+        pc = r["per_clip"]
+        yv, pv, sv = np.asarray(pc["y"]), np.asarray(pc["pred"]), np.asarray(pc["score"], dtype=float)
+        av = np.asarray(pc.get("attacked", [1] * len(yv)), dtype=bool)
+        row = {"model": r["model"], "defense": r["condition"], "attack": r["evaluation"], "domain": r.get("domain", ""),
+               "n": len(yv)}
+        for name, f, arrays in (("accuracy", accuracy, [yv, pv]), ("balanced_accuracy", balanced_accuracy, [yv, pv]),
+                                ("bonafide_recall", recall(0), [yv, pv]), ("spoof_recall", recall(1), [yv, pv]),
+                                ("eer", eer, [yv, sv]), ("attack_success_rate", success, [yv, pv, av])):
+            row[name] = f(*arrays)
+            row[f"{name}_lo"], row[f"{name}_hi"] = bootstrap_ci(f, arrays, n_boot, seed=seed)
+        row["queries"], row["l0"], row["snr_db"] = r.get("queries"), r.get("l0"), r.get("snr_db")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_realizable(df):
+    """Percentages with CIs; L0 in pixels, SNR in dB (median over fooled clips)."""
+    import pandas as pd
+
+    def pct(r, k):
+        v = r[k]
+        return "—" if v is None or not np.isfinite(v) else f"{100 * v:.1f} [{100 * r[k + '_lo']:.1f}, {100 * r[k + '_hi']:.1f}]"
+
+    def num(v, unit):
+        return "—" if v is None or not np.isfinite(v) else f"{v:.1f} {unit}"
+
+    return pd.DataFrame([{"model": r["model"], "defense": r["defense"], "attack": r["attack"],
+                          "accuracy %": pct(r, "accuracy"), "balanced acc. %": pct(r, "balanced_accuracy"),
+                          "bonafide recall %": pct(r, "bonafide_recall"), "spoof recall %": pct(r, "spoof_recall"),
+                          "EER %": pct(r, "eer"), "attack success %": pct(r, "attack_success_rate"),
+                          "mean queries": num(r["queries"], ""), "L0 / SNR": num(r["l0"], "px") if r["l0"] is not None
+                          and np.isfinite(r["l0"]) else num(r["snr_db"], "dB")} for _, r in df.iterrows()])
+
+
+def success_curves(records: list[dict]):
+    """Success against budget, one row of panels per model: L0 (pixels) for the image attacks, SNR (dB) for
+    the audio ones; colour = defense, solid = Sparse-RS / StftPixle, dashed = Pixle / SquareAudio.
+
+    For each attacked clip the attack fooled, its L0 or SNR is the budget it needed; a curve gives the share
+    of attacked clips fooled within each budget (L0 <= b, or SNR >= b).
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    models = sorted({r["model"] for r in records})
+    colours = dict(zip([d for d, _, _ in DEFENSES], sns.color_palette("colorblind", len(DEFENSES))))
+    style = {"sparse_rs": "-", "pixle": "--", "stft_pixle": "-", "square_audio": "--"}
+    fig, axes = plt.subplots(len(models), 2, figsize=(12, 3.6 * len(models)), squeeze=False)
+    for r in records:
+        pc = r["per_clip"]
+        y, pred = np.asarray(pc["y"]), np.asarray(pc["pred"])
+        att = np.asarray(pc.get("attacked", [1] * len(y)), dtype=bool)
+        fooled, denom = att & (pred != y), max(int(att.sum()), 1)
+        row = models.index(r["model"])
+        kw = dict(color=colours.get(r["condition"]), ls=style.get(r["evaluation"], ":"), lw=1.4,
+                  label=f"{r['condition']} · {r['evaluation']}")
+        if "snr_db" in pc:
+            snr, grid = np.asarray(pc["snr_db"], dtype=float), np.linspace(0, 60, 121)
+            axes[row, 1].plot(grid, [(fooled & (snr >= b)).sum() / denom for b in grid], **kw)
+        elif "l0" in pc:
+            l0 = np.asarray(pc["l0"], dtype=float)
+            grid = np.arange(0, int(np.nanmax(np.r_[l0, 1])) + 2)
+            axes[row, 0].step(grid, [(fooled & (l0 <= b)).sum() / denom for b in grid], where="post", **kw)
+    for row, m in enumerate(models):
+        axes[row, 0].set(xlabel="pixels changed (L0)", ylabel="attack success",
+                         title=f"{m}: image attacks (solid Sparse-RS, dashed Pixle)")
+        axes[row, 1].set(xlabel="SNR of the perturbation (dB; higher = quieter)", ylabel="attack success",
+                         title=f"{m}: audio attacks (solid StftPixle, dashed SquareAudio)")
+        for ax in axes[row]:
+            ax.set_ylim(0, 1.02)
+            ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["ATTACKS", "DEFENSES", "RealizableConfig", "RealizableStage", "run_realizable", "realizable_table",
+           "format_realizable", "success_curves"]
