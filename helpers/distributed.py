@@ -1,0 +1,719 @@
+"""The same stages on N processes: sharded Pixle evaluation, sharded features, DDP training.
+
+Launched by ``torchrun`` (one process per GPU, or several CPU processes), the stages give the
+same results as one process:
+
+- **Pixle evaluation** (:func:`sharded_pixle`): the attacked items are cut into fixed shards of
+  ``shard_size`` consecutive items, dealt round-robin to the ranks (shard ``s`` -> rank
+  ``s % N``). Each shard is attacked with ``ids`` = the global item indices, so every image's
+  random stream, and so its adversarial image, success, queries and L0, are the same whatever N
+  (:mod:`helpers.attacks` draws its randomness from (seed, image id, restart, iteration)). Each
+  finished shard is written atomically as its own safetensors file; a killed run, re-run,
+  recomputes only the shards that are missing.
+- **Feature extraction** (:func:`sharded_features`): rank r extracts items r, r+N, r+2N, ...,
+  writes a part file; rank 0 merges them in trial order into the file format of
+  :func:`helpers.features.save_features`: the same tensors as one process.
+- **Training** (:func:`ddp_train`): ``DistributedDataParallel`` (Li et al., "PyTorch
+  Distributed: Experiences on Accelerating Data Parallel Training", VLDB 2020). The epoch's
+  global batch order is the single-process permutation (``training._epoch_order``); each global
+  batch of B items is split across ranks (rank r takes positions r::N), and each rank's loss is
+  weighted by ``N * B_r / B`` so that DDP's gradient average equals the gradient of the mean
+  loss over the global batch, as in one process. Adversarial training makes each rank's Pixle
+  examples for its part of the batch (same generator protocol as ``training.pixle_generator``).
+  BatchNorm sees per-rank batch statistics unless ``sync_bn`` (``torch.nn.SyncBatchNorm``).
+
+Item lists are split *without padding*: ``torch.utils.data.DistributedSampler`` pads the last
+round with duplicates, which would count some test clips twice in accuracy, EER and bootstrap
+confidence intervals. Multi-node runs need ``cache_dir`` / ``out_path`` on a filesystem every
+node sees (shards and parts are exchanged as files).
+
+Commands (``--demo-tiny``: a toy detector on 16 random images, seconds on a CPU)::
+
+    # one node, 2 CPU processes (gloo) or one process per GPU (NCCL)
+    torchrun --standalone --nproc_per_node=2 -m helpers.distributed pixle --demo-tiny --cache-dir /tmp/px
+    torchrun --standalone --nproc_per_node=gpu -m helpers.distributed pixle --features test.safetensors \\
+        --arch resnet18 --checkpoint resnet18-baseline.safetensors --restarts 10 --iterations 50 --cache-dir /shared/px
+    # two nodes, 8 GPUs each: run on every node (c10d rendezvous; HOST:PORT = one node's address)
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29400 --rdzv-id=pixle1 \\
+        -m helpers.distributed pixle --features test.safetensors --arch resnet50 --cache-dir /shared/px
+    # features and training
+    torchrun --standalone --nproc_per_node=2 -m helpers.distributed features --list clips.csv --out train.safetensors
+    torchrun --standalone --nproc_per_node=2 -m helpers.distributed train --features train.safetensors \\
+        --val-features val.safetensors --arch resnet18 --epochs 10 --sync-bn --checkpoint ddp.safetensors
+
+Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) every function runs as one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable, Iterator, Literal, Sequence
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from helpers.attacks import Pixle, PixleResult
+from helpers.audio import AudioError
+from helpers.features import FeatureConfig, FeatureSet, compute_features, load_features, save_features
+from helpers.io import atomic_path, cache_key, save_json
+from helpers.metrics import accuracy, bonafide_score, eer
+from helpers.models import ARCHS, MODEL_VERSION, build_model, predict
+from helpers.runtime import get_device
+from helpers.training import (AdvGenerator, TrainConfig, TrainResult, _epoch_order, data_hash, load_checkpoint,
+                              save_checkpoint)
+
+Backend = Literal["gloo", "nccl"]
+PIXLE_FIELDS: tuple[str, ...] = ("adv", "success", "queries", "forwards", "l0", "final_prob")
+
+
+# --------------------------------------------------------------------------- process group
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process stands: rank, world size, local rank, its device and the backend.
+
+    ``backend is None`` means a single process without a process group: every collective below
+    is then a no-op, so the same code runs with and without ``torchrun``.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    backend: Backend | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.backend is not None and self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait for every rank (no-op in one process)."""
+        if self.backend is None:
+            return
+        if self.backend == "nccl":
+            dist.barrier(device_ids=[self.device.index or 0])
+        else:
+            dist.barrier()
+
+    def close(self) -> None:
+        """Destroy the process group this environment created (no-op in one process)."""
+        if self.backend is not None and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def init_from_env(device: str | None = None, timeout_s: float = 1800.0) -> DistEnv:
+    """Read ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (set by torchrun) and join the process group.
+
+    Backend: NCCL when the device is CUDA (``cuda:LOCAL_RANK``), gloo on the CPU. Without
+    ``WORLD_SIZE`` in the environment, returns a single-process :class:`DistEnv`. ``device``
+    forces a device type (``"cpu"``), else :func:`helpers.runtime.get_device` chooses.
+    """
+    dev = get_device(device)
+    if "WORLD_SIZE" not in os.environ:
+        return DistEnv(device=dev)
+    try:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local = int(os.environ.get("LOCAL_RANK", rank))
+    except (KeyError, ValueError) as exc:
+        raise RuntimeError(f"WORLD_SIZE is set but RANK/LOCAL_RANK are missing or not integers ({exc}); "
+                           "launch with torchrun, or unset WORLD_SIZE for one process") from exc
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+        backend: Backend = "nccl"
+    else:
+        backend = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s),
+                                device_id=dev if dev.type == "cuda" else None)
+    return DistEnv(rank, world, local, dev, backend)
+
+
+@contextmanager
+def distributed(device: str | None = None) -> Iterator[DistEnv]:
+    """``with distributed() as env:`` init from the environment, destroy the group on exit."""
+    env = init_from_env(device)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+def cpu_threads_per_process() -> int:
+    """This machine's cores divided among the processes torchrun started on it (at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+# --------------------------------------------------------------------------- splitting and gathering
+
+def shard_indices(n: int, rank: int, world: int) -> torch.Tensor:
+    """Items ``rank, rank + world, rank + 2 world, ...`` of ``n``: disjoint, covering, never padded."""
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in a world of {world} processes")
+    return torch.arange(rank, max(n, rank), world)
+
+
+def gather_in_order(local: torch.Tensor, n: int, env: DistEnv) -> torch.Tensor:
+    """Every rank's ``local`` rows (its :func:`shard_indices` items, in order) back in item order.
+
+    Ranks hold ``ceil`` or ``floor(n / N)`` rows; each pads to the larger count, one
+    ``all_gather`` moves them (gloo or NCCL), and the padding is dropped. Every rank gets the
+    full ``(n, ...)`` tensor on its device. ``local`` needs the right trailing shape even when empty.
+    """
+    if local.shape[0] != len(shard_indices(n, env.rank, env.world_size)):
+        raise ValueError(f"rank {env.rank} holds {local.shape[0]} rows, expected "
+                         f"{len(shard_indices(n, env.rank, env.world_size))} of {n} items")
+    if not env.distributed:
+        return local
+    dtype = local.dtype
+    t = local.to(env.device)
+    if dtype == torch.bool:
+        t = t.to(torch.uint8)
+    most = -(-n // env.world_size)
+    if t.shape[0] < most:
+        t = torch.cat([t, t.new_zeros(most - t.shape[0], *t.shape[1:])])
+    parts = [torch.empty_like(t) for _ in range(env.world_size)]
+    dist.all_gather(parts, t.contiguous())
+    out = t.new_empty(n, *t.shape[1:])
+    for r, part in enumerate(parts):
+        idx = shard_indices(n, r, env.world_size)
+        out[idx.to(out.device)] = part[: len(idx)]
+    return out.to(dtype)
+
+
+def all_sum(values: Sequence[float], env: DistEnv) -> list[float]:
+    """Sum a few numbers over ranks (float64; identity in one process)."""
+    t = torch.tensor(list(values), dtype=torch.float64, device=env.device)
+    if env.distributed:
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+# --------------------------------------------------------------------------- sharded Pixle
+
+def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
+    """``[(0, S), (S, 2S), ...]`` covering ``n`` items; the last shard may be shorter."""
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1 ({shard_size})")
+    return [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
+
+
+def shard_file(shard_dir: Path, start: int, end: int) -> Path:
+    return Path(shard_dir) / f"shard_{start:07d}_{end:07d}.safetensors"
+
+
+def model_hash(model: nn.Module) -> str:
+    """A short hash of the weights and buffers (part of the shard cache key)."""
+    state = model.state_dict()
+    return data_hash(*(state[k] for k in sorted(state))) if state else type(model).__name__
+
+
+@dataclass
+class ShardedPixle:
+    """The full result (same on every rank) and what this run computed versus reused."""
+
+    result: PixleResult
+    shard_dir: Path
+    computed: int        # shards attacked in this run, all ranks together
+    reused: int          # shards found on disk
+    seconds: float       # wall time of this call on this rank
+
+
+def pixle_cache_dir(cache_dir: Path, model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_kwargs: dict,
+                    seed: int, shard_size: int) -> Path:
+    """``cache_dir/pixle-<key>``: the key covers the model, the data, the attack and the sharding."""
+    key = cache_key({"attack": attack_kwargs, "seed": seed, "shard_size": shard_size, "n": len(x),
+                     "data": data_hash(x, y), "model": model_hash(model)})
+    return Path(cache_dir) / f"pixle-{key}"
+
+
+def sharded_pixle(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_kwargs: dict, seed: int,
+                  cache_dir: Path, shard_size: int = 64, env: DistEnv | None = None, progress: bool = True,
+                  on_shard: Callable[[int, int], None] | None = None) -> ShardedPixle:
+    """Batched Pixle (:class:`helpers.attacks.Pixle`) on ``x``, sharded over the ranks, resumable.
+
+    Shard ``s`` (items ``[s S, (s+1) S)``) is attacked by rank ``s % N`` with ``ids`` = the global
+    item indices and written to ``shard_<start>_<end>.safetensors`` (all :class:`PixleResult`
+    fields) atomically; shards already on disk are reused. After a barrier every rank reads all
+    shards in order. ``model`` must already be on ``env.device``; ``on_shard(start, end)`` runs
+    after each shard this rank writes (tests use it to kill a rank).
+    """
+    env = env or DistEnv(device=next(iter(model.parameters()), torch.empty(0)).device)
+    t0 = time.perf_counter()
+    shard_dir = pixle_cache_dir(cache_dir, model, x, y, attack_kwargs, seed, shard_size)
+    ranges = shard_ranges(len(x), shard_size)
+    if env.is_main:
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        save_json(shard_dir / "manifest.json", {"attack": attack_kwargs, "seed": seed, "shard_size": shard_size,
+                                                "n": len(x), "shards": len(ranges), "model": model_hash(model),
+                                                "data": data_hash(x, y)})
+    env.barrier()
+    mine = [r for s, r in enumerate(ranges) if s % env.world_size == env.rank]
+    todo = [r for r in mine if not shard_file(shard_dir, *r).exists()]
+    atk = Pixle(model, seed=seed, **attack_kwargs)
+    for start, end in tqdm(todo, desc=f"Pixle shards (rank {env.rank})", leave=False, disable=not progress):
+        res = atk(x[start:end].to(env.device), y[start:end].to(env.device), ids=torch.arange(start, end)).cpu()
+        with atomic_path(shard_file(shard_dir, start, end), suffix=".safetensors") as tmp:
+            save_file({f: getattr(res, f).contiguous() for f in PIXLE_FIELDS}, str(tmp),
+                      metadata={"start": str(start), "end": str(end), "rank": str(env.rank)})
+        if on_shard is not None:
+            on_shard(start, end)
+    computed, = all_sum([len(todo)], env)
+    env.barrier()
+    result = load_pixle_shards(shard_dir, ranges)
+    return ShardedPixle(result, shard_dir, int(computed), len(ranges) - int(computed), time.perf_counter() - t0)
+
+
+def load_pixle_shards(shard_dir: Path, ranges: Sequence[tuple[int, int]]) -> PixleResult:
+    """Concatenate the shard files in item order into one :class:`PixleResult` (CPU)."""
+    parts: dict[str, list[torch.Tensor]] = {f: [] for f in PIXLE_FIELDS}
+    for start, end in ranges:
+        path = shard_file(shard_dir, start, end)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing after every rank finished: on several nodes, "
+                                    "--cache-dir must be on a filesystem all nodes share")
+        tensors = load_file(str(path))
+        for f in PIXLE_FIELDS:
+            parts[f].append(tensors[f])
+    return PixleResult(**{f: torch.cat(v) for f, v in parts.items()})
+
+
+# --------------------------------------------------------------------------- sharded features
+
+def sharded_features(paths: Sequence[str], labels: Sequence[int], trials: Sequence[str], cfg: FeatureConfig,
+                     out_path: Path, env: DistEnv | None = None, desc: str = "features",
+                     on_error: Literal["error", "skip"] = "error") -> FeatureSet:
+    """:func:`helpers.features.compute_features` on N processes; the same tensor file as one process.
+
+    Rank r extracts items r::N (on the CPU: decoding and STFTs of single clips gain nothing from a
+    GPU) and writes a part file (x, y and the items' indices) atomically; rank 0 merges the parts
+    in trial order and writes ``out_path`` with :func:`helpers.features.save_features`. An
+    existing ``out_path`` is loaded as is; existing part files of the same world size are reused.
+    """
+    env = env or DistEnv()
+    out_path = Path(out_path)
+    if out_path.exists():
+        return load_features(out_path)
+    n = len(paths)
+    if not n == len(labels) == len(trials):
+        raise ValueError(f"{n} paths, {len(labels)} labels and {len(trials)} trials: they must match")
+    parts_dir = out_path.parent / f".{out_path.stem}.parts-{cache_key({'n': n, 'cfg': asdict(cfg), 't': list(trials)})}"
+    part = parts_dir / f"part_{env.rank:05d}_of_{env.world_size:05d}.safetensors"
+    if not part.exists():
+        idx = shard_indices(n, env.rank, env.world_size).tolist()
+        skipped: list[dict] = []
+        x, y, kept, conv = torch.empty(0, *cfg.shape), torch.empty(0, dtype=torch.long), [], []
+        if idx:
+            try:
+                fs = compute_features([paths[i] for i in idx], [labels[i] for i in idx], [trials[i] for i in idx],
+                                      cfg, "cpu", f"{desc} (rank {env.rank})", on_error, skipped)
+                bad = {s["trial"] for s in skipped}
+                kept = [i for i in idx if str(trials[i]) not in bad]
+                x, y, conv = fs.x, fs.y, fs.conversions
+            except AudioError:
+                if on_error != "skip" or len(skipped) != len(idx):   # all of this rank's clips skipped: fine
+                    raise
+        with atomic_path(part, suffix=".safetensors") as tmp:
+            save_file({"x": x.contiguous(), "y": y.contiguous(), "index": torch.tensor(kept, dtype=torch.long)},
+                      str(tmp), metadata={"conversions": json.dumps(conv), "skipped": json.dumps(skipped)})
+    env.barrier()
+    if env.is_main:
+        xs, ys, ids, conv_all = [], [], [], []
+        for r in range(env.world_size):
+            p = parts_dir / f"part_{r:05d}_of_{env.world_size:05d}.safetensors"
+            if not p.exists():
+                raise FileNotFoundError(f"{p} is missing: on several nodes, the output folder must be shared")
+            t = load_file(str(p))
+            xs.append(t["x"])
+            ys.append(t["y"])
+            ids.append(t["index"])
+            with safe_open(str(p), framework="pt") as fh:
+                conv_all += json.loads(fh.metadata()["conversions"])
+        index = torch.cat(ids)
+        if len(index) == 0:
+            raise RuntimeError(f"no usable clips for {desc} (all {n} skipped)")
+        order = index.argsort()
+        position = {str(t): i for i, t in reversed(list(enumerate(trials)))}
+        conv_all.sort(key=lambda c: position.get(c["trial"], n))
+        fs = FeatureSet(torch.cat(xs)[order], torch.cat(ys)[order], [str(trials[i]) for i in index[order].tolist()],
+                        conversions=conv_all)
+        save_features(out_path, fs)
+        for p in parts_dir.glob("part_*.safetensors"):
+            p.unlink()
+        parts_dir.rmdir()
+    env.barrier()
+    return load_features(out_path)
+
+
+# --------------------------------------------------------------------------- DDP training
+
+class _TwoViews(nn.Module):
+    """One DDP forward for the clean and the adversarial batch (two separate model calls, so
+    BatchNorm sees each batch on its own, as in ``training.train``, and gradients are reduced once)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, x_adv: torch.Tensor | None = None):
+        return self.model(x), None if x_adv is None else self.model(x_adv)
+
+
+@contextmanager
+def _frozen_bn_stats(model: nn.Module) -> Iterator[None]:
+    """BatchNorm momentum 0 for a pass: running statistics stay as they are."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+
+
+def _logits_metrics(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """What ``training.evaluate`` computes, from logits."""
+    return {"loss": float(F.cross_entropy(logits, y).item()) if len(y) else float("nan"),
+            "accuracy": accuracy(y, logits.argmax(1)), "eer": eer(y, bonafide_score(logits))}
+
+
+def sharded_evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, env: DistEnv,
+                     batch_size: int = 256) -> dict[str, float]:
+    """``training.evaluate`` with each rank predicting its r::N items; logits gathered in order."""
+    idx = shard_indices(len(x), env.rank, env.world_size)
+    local = predict(model, x[idx], batch_size, env.device) if len(idx) else torch.empty(0, 2)
+    logits = gather_in_order(local.float(), len(x), env).cpu()
+    return _logits_metrics(logits, y)
+
+
+def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tensor],
+              val_xy: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, env: DistEnv, sync_bn: bool = False,
+              checkpoint: Path | None = None, adv: AdvGenerator | None = None, meta: dict | None = None,
+              init: nn.Module | None = None, progress: bool = True) -> TrainResult:
+    """``training.train`` with DistributedDataParallel: the same batches, split across the ranks.
+
+    Each global batch (the single-process order, ``training._epoch_order``) is split by position,
+    rank r taking ``batch[r::N]``; its mean loss is weighted by ``N * B_r / B`` so DDP's gradient
+    average is the gradient of the global batch's mean loss. Without BatchNorm (or with
+    ``sync_bn``) the weights match one process up to float rounding (``tests/test_distributed.py``
+    states the tolerance); with plain BatchNorm each rank normalises with its own part's
+    statistics, and DDP broadcasts rank 0's running statistics at every forward. ``adv``: each
+    rank makes the adversarial examples of its part (ids = global item indices) against a frozen
+    copy of the current weights. Rank 0 writes ``checkpoint`` (:func:`training.save_checkpoint`)
+    every epoch; a finished checkpoint is reused, an unfinished one resumed on every rank.
+    ``init`` starts from given weights (any module with a 2-way output, e.g. a tiny test model).
+    """
+    t0 = time.perf_counter()
+    x_tr, y_tr = train_xy
+    x_va, y_va = val_xy
+    n, world, rank = len(x_tr), env.world_size, env.rank
+    if cfg.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 ({cfg.batch_size})")
+    meta = dict(meta or {})
+    meta.update({"arch": arch, "in_channels": in_channels, "train": asdict(cfg), "data_hash": data_hash(x_tr, y_tr),
+                 "adversarial": adv is not None, "model_version": MODEL_VERSION,
+                 "distributed": {"world_size": world, "sync_bn": sync_bn, "backend": env.backend}})
+    expect = {k: meta[k] for k in ("arch", "in_channels", "features", "data_hash", "train", "adversarial", "init",
+                                   "model_version") if k in meta}
+    torch.manual_seed(cfg.seed)
+    if init is not None:
+        model = copy.deepcopy(init)
+    elif arch in ARCHS:
+        model = build_model(arch, in_channels, seed=cfg.seed)  # type: ignore[arg-type]
+    else:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {ARCHS} or pass init=")
+    model = model.to(env.device).to(memory_format=torch.channels_last)
+    if sync_bn and env.distributed:
+        if env.device.type == "cpu":
+            raise ValueError("sync_bn: torch.nn.SyncBatchNorm runs only on GPUs (its forward refuses CPU tensors); "
+                             "train without it on the CPU (per-rank BatchNorm statistics) or on GPUs")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    history: list[dict] = []
+    start = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        prev = load_checkpoint(checkpoint, model, opt, expect=expect)
+        history, start = prev.get("history", []), int(prev.get("epoch", 0))
+        if prev.get("complete"):
+            return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint))
+    wrapped: nn.Module = _TwoViews(model)
+    if env.distributed:
+        ids = [env.device.index] if env.device.type == "cuda" else None
+        wrapped = nn.parallel.DistributedDataParallel(wrapped, device_ids=ids)
+    frozen = copy.deepcopy(model).eval() if adv is not None else None
+    best_val, bad = min((h["val_loss"] for h in history), default=float("inf")), 0
+    for epoch in range(start, cfg.epochs):
+        wrapped.train()
+        order = _epoch_order(n, cfg.seed, epoch)
+        batches = [order[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+        if cfg.max_batches:
+            batches = batches[: cfg.max_batches]
+        sums = torch.zeros(5, dtype=torch.float64)   # loss, correct, n, adv_loss, adv_correct
+        bar = tqdm(batches, desc=f"{arch} epoch {epoch + 1}/{cfg.epochs} (rank {rank})", leave=False,
+                   disable=not (progress and env.is_main))
+        for b, gidx in enumerate(bar):
+            for group in opt.param_groups:      # the same learning-rate schedule as training.train
+                group["lr"] = cfg.lr_at(epoch * len(batches) + b, len(batches))
+            idx = gidx[rank::world]
+            empty = len(idx) == 0       # a last batch smaller than the world size
+            src = gidx[:1] if empty else idx
+            xb = x_tr[src].to(env.device).contiguous(memory_format=torch.channels_last)
+            yb = y_tr[src].to(env.device)
+            weight = 0.0 if empty else world * len(idx) / len(gidx)
+            x_adv = None
+            if adv is not None:
+                frozen.load_state_dict(model.state_dict())
+                x_adv = adv(frozen, xb, yb, src, epoch).contiguous(memory_format=torch.channels_last)
+            if empty:
+                with _frozen_bn_stats(model):
+                    logits, logits_adv = wrapped(xb, x_adv)
+            else:
+                logits, logits_adv = wrapped(xb, x_adv)
+            loss = F.cross_entropy(logits, yb)
+            total = loss
+            if logits_adv is not None:
+                adv_loss = F.cross_entropy(logits_adv, yb)
+                total = loss + adv_loss
+            opt.zero_grad(set_to_none=True)
+            (total * weight).backward()
+            opt.step()
+            if not empty:
+                sums += torch.tensor([loss.item() * len(idx), int((logits.argmax(1) == yb).sum()), len(idx),
+                                      adv_loss.item() * len(idx) if logits_adv is not None else 0.0,
+                                      int((logits_adv.argmax(1) == yb).sum()) if logits_adv is not None else 0],
+                                     dtype=torch.float64)
+        loss_sum, correct, count, adv_sum, adv_correct = all_sum(sums.tolist(), env)
+        val = sharded_evaluate(model, x_va, y_va, env)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_accuracy": correct / count,
+               "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_eer": val["eer"]}
+        if adv is not None:
+            row.update({"train_adv_loss": adv_sum / count, "train_adv_accuracy": adv_correct / count})
+        history.append(row)
+        stop = False
+        if cfg.early_stop_patience is not None:
+            if val["loss"] < best_val - 1e-6:
+                best_val, bad = val["loss"], 0
+            else:
+                bad += 1
+                stop = bad >= cfg.early_stop_patience
+        done = stop or epoch + 1 == cfg.epochs
+        if checkpoint is not None and env.is_main:
+            save_checkpoint(checkpoint, model, opt, {**meta, "epoch": epoch + 1, "history": history,
+                                                     "complete": done, "early_stopped": stop})
+        env.barrier()
+        if progress and env.is_main:
+            print(f"{arch} epoch {epoch + 1} ({world} processes): "
+                  + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
+        if stop:
+            break
+    return TrainResult(model.eval(), history, start, False, time.perf_counter() - t0,
+                       Path(checkpoint) if checkpoint else None)
+
+
+# --------------------------------------------------------------------------- CLI
+
+class RegionDetector(nn.Module):
+    """The toy detector of ``--demo-tiny``: spoof when channel 0's top-left 8x8 mean exceeds 0.5
+    (``tests/conftest.RegionModel``; no weights, milliseconds per forward)."""
+
+    def __init__(self, scale: float = 30.0):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x[:, 0, :8, :8].mean((1, 2)) - 0.5) * self.scale
+        return torch.stack([-z, z], 1)
+
+
+def random_images(n: int, size: int, channels: int = 3, seed: int = 0) -> torch.Tensor:
+    """Seeded uniform images; the toy's region is put near its decision boundary."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, channels, size, size, generator=g)
+    shift = (torch.rand(n, generator=g) - 0.5) * 0.12
+    x[:, 0, :8, :8] = (x[:, 0, :8, :8] * 0.2 + 0.4 + shift[:, None, None]).clamp(0, 1)
+    return x
+
+
+def _model(args: argparse.Namespace, channels: int, env: DistEnv) -> nn.Module:
+    if args.arch == "toy":
+        return RegionDetector().to(env.device).eval()
+    model = build_model(args.arch, channels, seed=args.seed)
+    if args.checkpoint:
+        load_checkpoint(Path(args.checkpoint), model, expect={"arch": args.arch, "in_channels": channels})
+    return model.to(env.device).eval().to(memory_format=torch.channels_last)
+
+
+def _data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if args.features:
+        fs = load_features(Path(args.features))
+        x, y = fs.x, fs.y
+    else:
+        x = random_images(args.random, args.size, args.channels, args.seed)
+        y = None
+    if args.limit:
+        x = x[: args.limit]
+        y = None if y is None else y[: args.limit]
+    return x, y
+
+
+def _cmd_pixle(args: argparse.Namespace, env: DistEnv) -> dict:
+    x, y = _data(args)
+    model = _model(args, x.shape[1], env)
+    if y is None:   # random images: attack the model's own decisions
+        y = predict(model, x, 256, env.device).argmax(1)
+    kwargs = {"x_dimensions": tuple(args.x_dim), "y_dimensions": tuple(args.y_dim), "restarts": args.restarts,
+              "max_iterations": args.iterations}
+    if args.target_batch:
+        kwargs["target_batch"] = args.target_batch
+    fail: Callable[[int, int], None] | None = None
+    if args.exit_after_shards is not None and env.rank == args.exit_rank:
+        count = [0]
+
+        def fail(start: int, end: int) -> None:  # noqa: F811 - the hook, only on the rank told to fail
+            count[0] += 1
+            if count[0] >= args.exit_after_shards:
+                print(f"rank {env.rank}: exiting on purpose after shard [{start}, {end})", flush=True)
+                os._exit(17)
+    cpu0 = time.process_time()
+    out = sharded_pixle(model, x, y, kwargs, args.seed, Path(args.cache_dir), args.shard_size, env,
+                        progress=not args.quiet, on_shard=fail)
+    cpu_s, = all_sum([time.process_time() - cpu0], env)   # CPU seconds, all ranks: robust to a busy machine
+    r = out.result
+    adv_pred = predict(model, r.adv, 256, env.device).argmax(1).cpu()
+    return {"stage": "pixle", "n": len(x), "world_size": env.world_size, "seconds": out.seconds, "cpu_s": cpu_s,
+            "shard_dir": str(out.shard_dir), "computed_shards": out.computed, "reused_shards": out.reused,
+            "success_rate": float(r.success.float().mean()), "mean_queries": float(r.queries.float().mean()),
+            "mean_l0": float(r.l0.float().mean()), "adv_accuracy": accuracy(y.cpu(), adv_pred),
+            "adv_sha": data_hash(r.adv, r.success, r.queries, r.l0)}
+
+
+def _cmd_features(args: argparse.Namespace, env: DistEnv) -> dict:
+    with open(args.list, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for i, row in enumerate(rows):
+        if not {"path", "label", "trial"} <= set(row):
+            raise ValueError(f"{args.list} line {i + 2}: needs columns path,label,trial (has {sorted(row)})")
+    cfg = FeatureConfig(name=args.feature, size=args.size)
+    t0 = time.perf_counter()
+    fs = sharded_features([r["path"] for r in rows], [int(r["label"]) for r in rows], [r["trial"] for r in rows],
+                          cfg, Path(args.out), env)
+    return {"stage": "features", "n": len(fs), "world_size": env.world_size, "seconds": time.perf_counter() - t0,
+            "out": args.out, "sha": data_hash(fs.x, fs.y)}
+
+
+def _cmd_train(args: argparse.Namespace, env: DistEnv) -> dict:
+    x, y = _data(args)
+    if y is None:
+        y = (x[:, 0, :8, :8].mean((1, 2)) > 0.5).long()   # learnable labels for random images
+    if args.val_features:
+        v = load_features(Path(args.val_features))
+        xv, yv = v.x, v.y
+    else:
+        xv, yv = x[: max(1, len(x) // 4)], y[: max(1, len(y) // 4)]
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      max_batches=args.max_batches)
+    adv = None
+    if args.adv_restarts:
+        from helpers.training import pixle_generator
+
+        adv = pixle_generator({"x_dimensions": tuple(args.x_dim), "y_dimensions": tuple(args.y_dim),
+                               "restarts": args.adv_restarts, "max_iterations": args.adv_iterations}, args.seed)
+    res = ddp_train(args.arch, x.shape[1], (x, y), (xv, yv), cfg, env, sync_bn=args.sync_bn,
+                    checkpoint=Path(args.checkpoint) if args.checkpoint else None, adv=adv, progress=not args.quiet)
+    return {"stage": "train", "n": len(x), "world_size": env.world_size, "seconds": res.seconds,
+            "history": res.history, "weights_sha": model_hash(res.model)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m helpers.distributed", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=("pixle", "features", "train"))
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: cores / processes)")
+    ap.add_argument("--json", default=None, help="rank 0 writes the summary here")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    data = ap.add_argument_group("data (pixle, train)")
+    data.add_argument("--features", default=None, help="a features safetensors file (x, y)")
+    data.add_argument("--random", type=int, default=64, help="else this many random images")
+    data.add_argument("--size", type=int, default=32, help="random images' / features' size")
+    data.add_argument("--channels", type=int, default=3)
+    data.add_argument("--limit", type=int, default=None, help="first N items only")
+    data.add_argument("--demo-tiny", action="store_true", help="toy detector, 16 random 16x16 images, Pixle 2x5")
+    mod = ap.add_argument_group("model")
+    mod.add_argument("--arch", default="resnet18", choices=(*ARCHS, "toy"))
+    mod.add_argument("--checkpoint", default=None, help="pixle: weights to load; train: checkpoint to write/resume")
+    atk = ap.add_argument_group("pixle")
+    atk.add_argument("--restarts", type=int, default=10)
+    atk.add_argument("--iterations", type=int, default=50)
+    atk.add_argument("--x-dim", type=float, nargs=2, default=(0.1, 0.2))
+    atk.add_argument("--y-dim", type=int, nargs=2, default=(2, 10))
+    atk.add_argument("--target-batch", type=int, default=None)
+    atk.add_argument("--shard-size", type=int, default=64)
+    atk.add_argument("--cache-dir", default=None, help="shard folder's parent (default: a temporary folder)")
+    atk.add_argument("--exit-after-shards", type=int, default=None, help="fault injection: --exit-rank exits after K shards")
+    atk.add_argument("--exit-rank", type=int, default=1)
+    feat = ap.add_argument_group("features")
+    feat.add_argument("--list", default=None, help="CSV with columns path,label,trial")
+    feat.add_argument("--feature", default="thesis_rgb32", choices=("thesis_rgb32", "logspec"))
+    feat.add_argument("--out", default=None)
+    tr = ap.add_argument_group("train")
+    tr.add_argument("--val-features", default=None)
+    tr.add_argument("--epochs", type=int, default=1)
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--max-batches", type=int, default=None)
+    tr.add_argument("--sync-bn", action="store_true")
+    tr.add_argument("--adv-restarts", type=int, default=0, help="adversarial training: Pixle restarts (0 = plain)")
+    tr.add_argument("--adv-iterations", type=int, default=5)
+    args = ap.parse_args(argv)
+    if args.demo_tiny:
+        args.arch, args.random, args.size, args.restarts, args.iterations = "toy", 16, 16, 2, 5
+        args.shard_size = min(args.shard_size, 4)
+    if args.stage == "features" and not (args.list and args.out):
+        ap.error("features needs --list and --out")
+    if args.stage == "train" and args.arch == "toy":
+        ap.error("train needs a trainable --arch (resnet18 or resnet50)")
+    torch.set_num_threads(args.threads or cpu_threads_per_process())
+    with distributed(args.device) as env:
+        if args.stage == "pixle" and args.cache_dir is None:
+            import tempfile
+
+            args.cache_dir = tempfile.mkdtemp(prefix="pixle-shards-") if env.world_size == 1 else None
+            if args.cache_dir is None:
+                raise SystemExit("pixle on several processes needs --cache-dir (a folder every rank sees)")
+        summary = {"pixle": _cmd_pixle, "features": _cmd_features, "train": _cmd_train}[args.stage](args, env)
+        summary.update({"device": str(env.device), "backend": env.backend, "threads": torch.get_num_threads()})
+        if env.is_main:
+            print(json.dumps(summary))
+            if args.json:
+                save_json(Path(args.json), summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
