@@ -15,6 +15,15 @@ The corpus is written in the common layout (``keys/CM/trial_metadata.txt`` in th
 13-column format plus ``flac/<trial>.flac``) so that every notebook reads it like ASVspoof.
 A sidecar ``keys/CM/trial_groups.txt`` maps each trial to its source utterance, so splits never
 put a recording and its vocoded copies on both sides.
+
+Bonafide speech comes from ``SPEECH_DIR``, from the Asterisk English prompts (8 kHz, the
+original default), or, with ``CopySynthConfig(sources=...)``, from wideband multi-speaker Debian
+packages (:mod:`helpers.speech_sources`). Every vocoded copy is passed through the codec its
+source came in (G.722, Vorbis), so coding traces never give the bonafide class away, and the
+ASVspoof 2021 DF codec conditions (:mod:`helpers.codecs`) are applied to both classes alike:
+one condition per source recording, seeded and balanced, for its bonafide segments and all
+their copies. ``keys/CM/trial_info.csv`` keeps, per trial, the source codec and package, and
+``LICENSES.md`` the licence of every source used.
 """
 
 from __future__ import annotations
@@ -29,13 +38,17 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import scipy.signal as sps
-from tqdm.auto import tqdm
 
-from helpers.audio import TARGET_SR, AudioError, list_audio, load_audio, trim_silence, write_flac
+from helpers.audio import TARGET_SR, AudioError, list_audio, trim_silence, write_flac
+from helpers.codecs import CODEC_VERSION, CodecError, apply_codec, apply_source_codec, assign_codecs
 from helpers.io import atomic_write, cache_key, save_json
 from helpers.keys import KeysRecord
 from helpers.paths import interim_dir, raw_dir
+from helpers.progress import progress_iter
+from helpers.speech_sources import (SpeechItem, SpeechSourceError, balanced_subset, cap_minutes_per_speaker,
+                                    gather_speech, licences_markdown, load_speech, speech_dir_items)
 
 Vocoder = Literal["griffinlim", "world", "lpc"]
 VOCODERS: tuple[Vocoder, ...] = ("griffinlim", "world", "lpc")
@@ -43,11 +56,8 @@ ASTERISK_PACKAGE = "asterisk-core-sounds-en-wav"
 ASTERISK_SUBDIR = Path("usr/share/asterisk/sounds/en_US_f_Allison")
 KEYS_REL = Path("keys/CM/trial_metadata.txt")
 GROUPS_REL = Path("keys/CM/trial_groups.txt")
+INFO_REL = Path("keys/CM/trial_info.csv")
 FLAC_REL = Path("flac")
-
-
-class SpeechSourceError(RuntimeError):
-    """The bonafide speech folder is missing, empty or holds no audio."""
 
 
 # --------------------------------------------------------------------------- speech source
@@ -90,22 +100,8 @@ def fetch_asterisk_speech(dest: Path | None = None) -> Path:
 def resolve_speech_files(speech_dir: str | os.PathLike | None) -> list[Path]:
     """The bonafide recordings: ``speech_dir`` if given, else the Asterisk prompts (fetched)."""
     if speech_dir:
-        folder = Path(speech_dir)
-        if not folder.exists():
-            raise SpeechSourceError(f"SPEECH_DIR {folder} does not exist; point it at a folder of "
-                                    "speech recordings (wav/flac), or leave it empty for the default")
-        if not folder.is_dir():
-            raise SpeechSourceError(f"SPEECH_DIR {folder} is not a folder")
-        files = list_audio(folder)
-        if not files:
-            raise SpeechSourceError(f"SPEECH_DIR {folder} holds no audio files "
-                                    "(.flac/.wav/.ogg/.mp3 searched recursively)")
-        return files
-    folder = fetch_asterisk_speech()
-    files = [p for p in list_audio(folder) if "silence" not in p.relative_to(folder).parts]
-    if not files:
-        raise SpeechSourceError(f"{folder} holds no audio files")
-    return files
+        return [it.path for it in speech_dir_items(speech_dir)]
+    return [it.path for it in _legacy_asterisk_items()]
 
 
 # --------------------------------------------------------------------------- segmentation
@@ -221,11 +217,52 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CopySynthConfig:
+    """What the corpus is made of.
+
+    ``sources=()`` keeps the original behaviour: ``SPEECH_DIR`` if given, else the Asterisk
+    English prompts (8 kHz). Naming sources (``("asterisk_g722", "festvox_ru", "tuxpaint")``,
+    see :mod:`helpers.speech_sources`) builds from wideband multi-speaker Debian speech instead.
+    ``codecs`` are ASVspoof 2021 DF conditions (:mod:`helpers.codecs`): one is assigned per
+    source recording (seeded, balanced) and applied to its bonafide segments and to every
+    vocoded copy alike, so a codec never tells the classes apart.
+    """
+
     segment_s: float = 3.0
     min_segment_s: float = 1.0
     vocoders: tuple[str, ...] = VOCODERS
-    max_sources: int | None = None  # use only the first N recordings (sorted), for small profiles
+    max_sources: int | None = None  # at most N recordings (legacy: the first N sorted; sources: round-robin over speakers)
     seed: int = 2022
+    sources: tuple[str, ...] = ()
+    minutes_per_speaker: float | None = None
+    codecs: tuple[str, ...] = ("nocodec",)
+
+
+def _legacy_asterisk_items() -> list[SpeechItem]:
+    folder = fetch_asterisk_speech()
+    files = [p for p in list_audio(folder) if "silence" not in p.relative_to(folder).parts]
+    if not files:
+        raise SpeechSourceError(f"{folder} holds no audio files")
+    return [SpeechItem(p, "ast_allison", "en", ASTERISK_PACKAGE, "pcm", "asterisk_wav") for p in files]
+
+
+def resolve_speech_items(speech_dir: str | os.PathLike | None,
+                         cfg: CopySynthConfig = CopySynthConfig()) -> list[SpeechItem]:
+    """The bonafide recordings with speaker, language and source codec, selected as ``cfg`` says.
+
+    ``speech_dir`` wins over ``cfg.sources``; without either, the Asterisk English prompts.
+    """
+    if speech_dir:
+        if cfg.sources:
+            print(f"SPEECH_DIR={speech_dir} is set: using it instead of the sources {list(cfg.sources)}")
+        items = speech_dir_items(speech_dir)
+    elif cfg.sources:
+        items = gather_speech(cfg.sources, cfg.minutes_per_speaker, cfg.seed)
+        return balanced_subset(items, cfg.max_sources, cfg.seed)
+    else:
+        items = _legacy_asterisk_items()
+    if cfg.minutes_per_speaker is not None:
+        items = cap_minutes_per_speaker(items, cfg.minutes_per_speaker, cfg.seed)
+    return items[: cfg.max_sources] if cfg.max_sources else items
 
 
 def _worker_init() -> None:
@@ -236,37 +273,58 @@ def _worker_init() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _process_source(args: tuple[int, str, CopySynthConfig, str]) -> tuple[list[str], list[str], list[str]]:
-    """Worker: one source recording -> bonafide segments and their vocoded copies."""
-    idx, path, cfg, out_dir = args
+_Job = tuple[int, SpeechItem, str, CopySynthConfig, str]
+
+
+def _process_source(args: _Job) -> tuple[list[str], list[str], list[dict], list[str]]:
+    """Worker: one source recording -> bonafide segments and their vocoded copies.
+
+    Bonafide: the decoded source segment, then the DF codec. Spoof: the segment vocoded, passed
+    through the source's own codec (G.722, Vorbis or none), then the same DF codec.
+    """
+    idx, item, codec, cfg, out_dir = args
     flac_dir = Path(out_dir) / FLAC_REL
-    lines, groups, problems = [], [], []
+    lines, groups, infos, problems = [], [], [], []
     try:
-        wav, info = load_audio(path)
-    except AudioError as exc:
-        return [], [], [str(exc)]
+        wav = load_speech(item)
+    except (AudioError, CodecError, OSError) as exc:
+        return [], [], [], [str(exc)]
+    except Exception as exc:  # e.g. a corrupt G.722 stream: PyAV raises its own errors
+        return [], [], [], [f"{item.path}: cannot be decoded ({exc})"]
     wav = trim_silence(wav)
-    speaker = Path(path).parent.name.replace(" ", "_") or "-"
+    group = f"CS_{idx:05d}"
     for s, piece in enumerate(segment(wav, cfg.segment_s, cfg.min_segment_s)):
-        utt = f"CS_{idx:05d}_{s:02d}"
-        variants = [("bonafide", "-", piece)]
-        for v in cfg.vocoders:
-            variants.append((v, v, None))
-        for name, attack, data in variants:
+        utt = f"{group}_{s:02d}"
+        for name in ("bonafide", *cfg.vocoders):
             trial = utt if name == "bonafide" else f"{utt}_{name}"
             target = flac_dir / f"{trial}.flac"
             if not target.exists():
-                if data is None:
+                if name == "bonafide":
+                    data = piece
+                else:
                     data = vocode(piece, name, seed=cfg.seed + idx)  # type: ignore[arg-type]
-                write_flac(target, data)
+                    data = apply_source_codec(data, item.source_codec)
+                write_flac(target, apply_codec(data, codec))  # type: ignore[arg-type]
             label = "bonafide" if name == "bonafide" else "spoof"
-            rec = KeysRecord(speaker=speaker, trial=trial, codec="nocodec", source="copysynth",
-                             attack=attack, label=label, trim="notrim", subset="eval",
-                             vocoder="bonafide" if label == "bonafide" else "traditional_vocoder",
-                             task="-", team="-", gender_pair="-", language="-")
+            rec = KeysRecord(speaker=item.speaker, trial=trial, codec=codec, source=item.source,
+                             attack="-" if label == "bonafide" else name, label=label, trim="notrim",
+                             subset="eval", vocoder="bonafide" if label == "bonafide" else "traditional_vocoder",
+                             task="-", team="-", gender_pair="-", language=item.language or "-")
             lines.append(rec.to_line())
-            groups.append(f"{trial} {utt[:8]}")
-    return lines, groups, problems
+            groups.append(f"{trial} {group}")
+            infos.append({"trial": trial, "group": group, "label": label, "speaker": item.speaker,
+                          "language": item.language, "source": item.source, "source_package": item.source_package,
+                          "source_codec": item.source_codec, "codec": codec, "source_file": _rel_source(item.path)})
+    return lines, groups, infos, problems
+
+
+def _rel_source(path: Path) -> str:
+    for base in (raw_dir(),):
+        try:
+            return str(Path(path).resolve().relative_to(base.resolve()))
+        except ValueError:
+            pass
+    return Path(path).name
 
 
 def build_copysynth(speech_dir: str | None = None, cfg: CopySynthConfig = CopySynthConfig(),
@@ -275,37 +333,46 @@ def build_copysynth(speech_dir: str | None = None, cfg: CopySynthConfig = CopySy
 
     The folder name is derived from the configuration and the source files, so a changed
     parameter builds a new corpus and an interrupted build resumes (finished FLACs are kept;
-    the keys file is written last, atomically).
+    the keys file is written last, atomically). Besides the keys and the groups sidecar it
+    writes ``keys/CM/trial_info.csv`` (per trial: speaker, language, source package, source
+    codec, DF codec, source file) and ``LICENSES.md`` (the licence of every source package).
     """
-    files = resolve_speech_files(speech_dir)
-    if cfg.max_sources:
-        files = files[: cfg.max_sources]
-    key = cache_key({"cfg": cfg.__dict__, "files": [str(f) for f in files],
-                     "sizes": [f.stat().st_size for f in files]})
+    items = resolve_speech_items(speech_dir, cfg)
+    assigned = assign_codecs(len(items), tuple(cfg.codecs), cfg.seed)
+    key = cache_key({"cfg": cfg.__dict__, "files": [str(it.path) for it in items],
+                     "sizes": [it.path.stat().st_size for it in items],
+                     "speakers": [it.speaker for it in items], "codec_version": CODEC_VERSION})
     root = Path(root or interim_dir() / "copysynth" / key)
     manifest = root / "manifest.json"
     if manifest.exists() and (root / KEYS_REL).exists():
         return root
     (root / FLAC_REL).mkdir(parents=True, exist_ok=True)
     workers = workers or min(os.cpu_count() or 1, 8)
-    jobs = [(i, str(f), cfg, str(root)) for i, f in enumerate(files)]
-    all_lines, all_groups, problems = [], [], []
+    jobs = [(i, it, c, cfg, str(root)) for i, (it, c) in enumerate(zip(items, assigned))]
+    all_lines, all_groups, all_infos, problems = [], [], [], []
     with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
-        for lines, groups, probs in tqdm(pool.map(_process_source, jobs, chunksize=2),
-                                         total=len(jobs), desc="copy-synthesis", unit="rec"):
+        for lines, groups, infos, probs in progress_iter(pool.map(_process_source, jobs, chunksize=2),
+                                                total=len(jobs), desc="copy-synthesis", unit="recordings"):
             all_lines += lines
             all_groups += groups
+            all_infos += infos
             problems += probs
     if not all_lines:
         raise SpeechSourceError(f"no usable speech: every source was shorter than "
                                 f"{cfg.min_segment_s}s after trimming or failed to decode: {problems[:3]}")
+    atomic_write(root / "LICENSES.md", licences_markdown(items))
+    atomic_write(root / INFO_REL, pd.DataFrame(all_infos).to_csv(index=False))
     atomic_write(root / GROUPS_REL, "".join(g + "\n" for g in all_groups))
     atomic_write(root / KEYS_REL, "".join(line + "\n" for line in all_lines))
-    save_json(manifest, {"dataset": "copysynth", "config": cfg.__dict__, "n_sources": len(files),
-                         "speech_dir": str(speech_dir or "asterisk"), "n_trials": len(all_lines),
+    info = pd.DataFrame(all_infos)
+    save_json(manifest, {"dataset": "copysynth", "config": cfg.__dict__, "n_sources": len(items),
+                         "speech_dir": str(speech_dir or ("sources" if cfg.sources else "asterisk")),
+                         "n_trials": len(all_lines), "n_speakers": int(info["speaker"].nunique()),
+                         "trials_per_codec": info["codec"].value_counts().to_dict(),
+                         "sources_per_package": pd.Series([it.source_package for it in items]).value_counts().to_dict(),
                          "skipped_sources": problems})
     return root
 
 
 __all__ = ["VOCODERS", "CopySynthConfig", "SpeechSourceError", "build_copysynth", "fetch_asterisk_speech",
-           "resolve_speech_files", "segment", "vocode", "vocode_griffinlim", "vocode_world", "vocode_lpc"]
+           "resolve_speech_files", "resolve_speech_items", "segment", "vocode", "vocode_griffinlim", "vocode_world", "vocode_lpc"]

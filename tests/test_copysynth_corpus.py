@@ -106,3 +106,81 @@ def test_missing_audio_orphans_and_path_confinement(tmp_path):
         C.load_corpus(layout)
     with pytest.raises(KeysFormatError):
         C.audio_path(flac, "../../etc/passwd")
+
+
+# ---------------------------------------------------------------------------- wideband sources + DF codecs
+
+@pytest.fixture
+def offline_apt(monkeypatch):
+    """A package without a fake tree is 'unavailable': tests never call apt."""
+    from helpers import speech_sources
+
+    def no_apt(package, folder):
+        raise speech_sources.SpeechSourceError(f"{package}: apt disabled in tests")
+    monkeypatch.setattr(speech_sources, "apt_download", no_apt)
+
+
+def test_build_from_sources_codecs_speakers_and_licences(offline_apt):
+    import soundfile as sf
+
+    from helpers.codecs import apply_source_codec
+    from helpers.paths import raw_dir
+    from helpers.speech_sources import SOURCES
+    from tests.test_speech_sources import make_fake_debian
+
+    make_fake_debian(raw_dir(), languages=("en", "fr"))     # es/it/ru "missing": left out with a message
+    codecs = ("nocodec", "low_mp3", "high_ogg")
+    cfg = CopySynthConfig(segment_s=1.0, min_segment_s=0.5, vocoders=("world", "lpc"), sources=SOURCES,
+                          codecs=codecs, seed=7)
+    root = build_copysynth(None, cfg, workers=2)
+    recs = parse_keys(root / "keys/CM/trial_metadata.txt")
+    info = pd.read_csv(root / "keys/CM/trial_info.csv", keep_default_na=False)
+    assert sorted(info["trial"]) == sorted(r.trial for r in recs)
+    groups = dict(line.split() for line in (root / "keys/CM/trial_groups.txt").read_text().splitlines())
+    assert groups == dict(zip(info["trial"], info["group"]))
+    # speakers by rule, language filled
+    assert {r.speaker for r in recs} == {"ast_allison", "ast_june", "festvox_ru_nsh", "tuxpaint_fr", "tuxpaint_ru"}
+    assert {r.language for r in recs} == {"en", "fr", "ru"}
+    # every spoof shares its source's codec and its bonafide's DF codec
+    per_group = info.groupby("group")
+    assert (per_group["source_codec"].nunique() == 1).all() and (per_group["codec"].nunique() == 1).all()
+    keys_codec = {r.trial: r.codec for r in recs}
+    assert all(keys_codec[t] == c for t, c in zip(info["trial"], info["codec"]))
+    expect = {"asterisk_g722": "g722", "festvox_ru": "pcm", "tuxpaint": "vorbis"}
+    assert all(expect[s] == c for s, c in zip(info["source"], info["source_codec"]))
+    # DF codecs applied identically to both classes: same proportions per class, every codec used
+    share = info.groupby("label")["codec"].value_counts(normalize=True).unstack(0)
+    assert set(share.index) == set(codecs)
+    np.testing.assert_allclose(share["bonafide"], share["spoof"])
+    # no shortcut: a G.722 source's vocoded copy went through G.722 after vocoding
+    row = info[(info.source_codec == "g722") & (info.codec == "nocodec") & (info.label == "bonafide")].iloc[0]
+    bona, _ = sf.read(root / "flac" / f"{row.trial}.flac", dtype="float32")
+    spoof, _ = sf.read(root / "flac" / f"{row.trial}_world.flac", dtype="float32")
+    plain = vocode(bona, "world")
+    coded = apply_source_codec(plain, "g722")
+    assert np.sum((spoof - coded) ** 2) < 0.5 * np.sum((spoof - plain) ** 2)
+    # licences written into the corpus, each source named
+    text = (root / "LICENSES.md").read_text()
+    for pkg in ("asterisk-core-sounds-en-g722", "asterisk-core-sounds-fr-g722", "festvox-ru", "tuxpaint-stamps-default"):
+        assert f"## {pkg}" in text
+    assert "asterisk-core-sounds-it-g722" not in text
+    # resumable: a lost FLAC is rebuilt, the rest reused
+    (root / "manifest.json").unlink()
+    (root / "flac" / f"{row.trial}_world.flac").unlink()
+    assert build_copysynth(None, cfg, workers=1) == root
+    again, _ = sf.read(root / "flac" / f"{row.trial}_world.flac", dtype="float32")
+    assert np.array_equal(again, spoof)
+
+
+def test_minutes_per_speaker_and_max_sources_in_build(offline_apt):
+    from helpers.paths import raw_dir
+    from helpers.speech_sources import SOURCES
+    from tests.test_speech_sources import make_fake_debian
+
+    make_fake_debian(raw_dir(), languages=("en", "fr"))
+    cfg = CopySynthConfig(segment_s=1.0, min_segment_s=0.5, vocoders=("world",), sources=SOURCES,
+                          minutes_per_speaker=2.0 / 60, max_sources=4)
+    root = build_copysynth(None, cfg, workers=2)
+    info = pd.read_csv(root / "keys/CM/trial_info.csv", keep_default_na=False)
+    n_src = info.groupby("speaker")["group"].nunique()
+    assert n_src.sum() == 4 and n_src.max() == 1          # round-robin over speakers, one 1.6 s file fits in 2 s
