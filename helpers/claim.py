@@ -413,7 +413,7 @@ def verdict(df: pd.DataFrame, tests: pd.DataFrame | None, tolerance: float = 0.0
                   f" exact McNemar p = {t['mcnemar_p']:.2g})")
         s += "."
         br, bal = r["bonafide_recall"], r["balanced_accuracy"]
-        one = r["one_class"] is True
+        one = bool(r["one_class"] == True)  # noqa: E712 (numpy bool or None)
         mix = one or (np.isfinite(br) and br < low_recall) or sig is False
         robust = sig is True and np.isfinite(r["balanced_accuracy_lo"]) and r["balanced_accuracy_lo"] > 0.5 and not mix
         stats = (f"balanced accuracy {_pci(bal, r['balanced_accuracy_lo'], r['balanced_accuracy_hi'])}, bonafide recall "
@@ -464,7 +464,7 @@ def accuracy_vs_share_figure(df: pd.DataFrame, shares=np.linspace(0.02, 0.5, 49)
                 continue
             lab = _SHORT.get(r["condition"], r["label"])
             lab += (f" ({r['evaluation']})" if r["evaluation"] != "clean" else "")
-            lab += " (one class)" if r["one_class"] is True else ""
+            lab += " (one class)" if bool(r["one_class"] == True) else ""  # noqa: E712 (numpy bool or None)
             ax.plot(100 * shares, 100 * accuracy_at_share(r["bonafide_recall"], r["spoof_recall"], shares),
                     color=colors.get(r["condition"]), ls=":" if r["evaluation"] == "adaptive" else "-", lw=1.8,
                     label=lab)

@@ -69,3 +69,50 @@ def feature_throughput(prep: Prepared, n: int = 32) -> float:
         if not (torch.isfinite(fs.x).all() and fs.x.min() >= 0 and fs.x.max() <= 1):
             raise FloatingPointError(f"{split} features outside [0, 1] or not finite")
     return rate
+
+
+def trial_info(prep: Prepared):
+    """The corpus's per-trial sidecar (speaker, language, source package, source codec, DF codec), or None."""
+    import pandas as pd
+
+    path = prep.corpus_root / "keys" / "CM" / "trial_info.csv"
+    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.exists() else None
+
+
+_SOURCE_RATE = {"g722": "16 kHz (G.722)", "pcm": "16 kHz (PCM)", "vorbis": "44.1 kHz (Vorbis)", "wav": "8 kHz (PCM)"}
+
+
+def corpus_summary(prep: Prepared):
+    """Per speaker of the whole corpus: language, source package, the source's rate and codec, bonafide
+    recordings and minutes (from the FLAC headers)."""
+    import pandas as pd
+    import soundfile as sf
+
+    info = trial_info(prep)
+    if info is None:
+        t = prep.table[prep.table.label == "bonafide"]
+        return pd.DataFrame({"speaker": t["speaker"].unique()})
+    bona = info[info.label == "bonafide"].copy()
+    flac = prep.corpus_root / "flac"
+    bona["seconds"] = [sf.info(str(flac / f"{t}.flac")).duration for t in bona["trial"]]
+    out = (bona.groupby("speaker")
+           .agg(language=("language", "first"), package=("source_package", "first"),
+                source=("source_codec", lambda c: _SOURCE_RATE.get(c.iloc[0], c.iloc[0])),
+                recordings=("group", "nunique"), bonafide_clips=("trial", "count"),
+                minutes=("seconds", lambda s: round(s.sum() / 60, 2)))
+           .reset_index().sort_values("minutes", ascending=False))
+    return out
+
+
+def coded_examples(prep: Prepared, codecs: tuple[str, ...] = ("low_mp3", "low_m4a", "low_ogg")) -> dict[str, np.ndarray]:
+    """One bonafide clip as in the corpus, then re-encoded with DF codec conditions (to hear and see them)."""
+    from helpers.codecs import apply_codec
+
+    wav = load_audio(prep.table[prep.table["label"] == "bonafide"].iloc[0]["path"])[0]
+    out = {"bonafide (as in the corpus)": wav}
+    for c in codecs:
+        try:
+            out[f"bonafide, {c}"] = apply_codec(wav, c)
+        except Exception as exc:   # an encoder missing on this machine: show the others
+            print(f"{c}: {exc}")
+    return out

@@ -125,6 +125,12 @@ def _aligned(start: int, end: int, size: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
+def _reseedable(model: nn.Module):
+    """The random preprocessing of a defended model (e.g. a blur with a random sigma), if it can be reseeded."""
+    pre = getattr(model, "preprocess", None)
+    return pre if pre is not None and hasattr(pre, "reseed") else None
+
+
 def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig, cache_dir: Path | None,
                    batch_size: int = 64, device: torch.device | str = "cpu", progress: bool = True,
                    tag: str = "", shard: tuple[int, int] | None = None) -> AttackRun | None:
@@ -137,7 +143,10 @@ def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Atta
     missing items of the chunks ``[j*batch_size, (j+1)*batch_size)`` with ``j % world == rank``,
     writes them to the shared cache and returns None; a later call without ``shard`` reads them all.
     Pixle's randomness depends on (seed, item, restart, iteration) only, so the images are the
-    same whatever the number of processes.
+    same whatever the number of processes. A defense with its own randomness (a blur drawing its sigma
+    per call) is reseeded per chunk of the fixed ``batch_size`` grid, so its draws, and the images,
+    do not depend on the number of processes or on where a run was interrupted; they do depend on
+    ``batch_size`` and Pixle's ``target_batch`` (callers put both in the cache key of such a defense).
     """
     import time
 
@@ -146,6 +155,7 @@ def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Atta
     t0 = time.perf_counter()
     n = len(x)
     cached, have = _assemble(Path(cache_dir) if cache_dir else None, n)
+    stochastic = _reseedable(model)
     if shard is not None:
         rank, world = shard
         mine = torch.zeros(n, dtype=torch.bool)
@@ -154,12 +164,14 @@ def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Atta
                 mine[start:start + batch_size] = True
         have = have | ~mine
     todo = _runs(~have, batch_size)
-    if shard is not None:
+    if shard is not None or stochastic is not None:
         todo = [(a, b) for a0, b0 in todo for a, b in _aligned(a0, b0, batch_size)]
     attack = Pixle(model, seed=cfg.seed, skip_misclassified=True, **cfg.kwargs())
     parts: list[tuple[int, int, dict[str, torch.Tensor]]] = []
     for start, end in progress_iter(todo, desc=f"Pixle {tag}".strip(), unit="chunks", enabled=progress):
         ids = torch.arange(start, end)
+        if stochastic is not None:   # a random defense draws from a stream restarted per chunk of the fixed grid
+            stochastic.reseed(cfg.seed * 1_000_003 + start // batch_size)
         res = attack(x[start:end].to(device), y[start:end].to(device), ids=ids.to(device)).cpu()
         part = {"adv": res.adv.contiguous(), "success": res.success.to(torch.uint8), "queries": res.queries,
                 "l0": res.l0}
@@ -205,7 +217,8 @@ def record(model_name: str, condition: str, evaluation: str, y: torch.Tensor, lo
            attacked: torch.Tensor | None = None, **extra) -> dict:
     """One condition's summary metrics plus per-clip arrays (for CIs, DET curves and the explorer).
 
-    ``attacked`` marks the clips the attack worked on: by default those ``clean_logits`` gets right.
+    ``attacked`` marks the clips the attack worked on: by default those it spent more than one query on
+    (every attack here skips a clip its first query finds misclassified).
     For the non-adaptive defenses Pixle attacked the *bare* model, so the caller passes the bare
     model's correct clips: attack success, queries and L0 are averaged over those clips, not over
     the clips the defended model happens to get right.
@@ -221,8 +234,8 @@ def record(model_name: str, condition: str, evaluation: str, y: torch.Tensor, lo
         rec["clean_accuracy"] = accuracy(y, cpred)
         per_clip["pred_clean"] = cpred.tolist()
     if run is not None:
-        if attacked is None:
-            attacked = (clean_logits.argmax(1) == y) if clean_logits is not None else torch.ones_like(y, dtype=torch.bool)
+        if attacked is None:   # the clips the attack worked on: it skips those its first query finds misclassified
+            attacked = run.queries > 1
         attacked = attacked.bool().cpu()
         rec["attack_success_rate"] = float((pred[attacked] != y[attacked]).float().mean()) if attacked.any() else float("nan")
         per_clip["attacked"] = attacked.int().tolist()

@@ -117,7 +117,10 @@ def quarantine(path: str | os.PathLike, error: BaseException, action: str = "rec
     while target.exists():
         i += 1
         target = path.with_name(f"{path.name}.corrupt{i}")
-    os.replace(path, target)
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:   # another process (a torchrun rank) moved it aside first
+        return target
     msg = (f"{path} is damaged ({type(error).__name__}: {str(error)[:160]}); moved it aside to {target.name} "
            f"and {action} (delete the .corrupt file once you no longer need it)")
     warnings.warn(msg, CorruptCacheWarning, stacklevel=3)
@@ -136,6 +139,15 @@ def read_or_quarantine(path: str | os.PathLike, reader: Callable[[Path], T]) -> 
         return None
     try:
         return reader(path)
-    except Exception as exc:  # safetensors, JSON, CSV and decoding errors all mean: recompute
+    except FileNotFoundError:      # moved aside by another process meanwhile: recompute
+        return None
+    except (MemoryError, InterruptedError):
+        raise
+    except OSError as exc:
+        if isinstance(exc, IsADirectoryError) or exc.errno is None:
+            quarantine(path, exc)
+            return None
+        raise                      # a disk or network error (EIO, ESTALE): the file may be fine, say so
+    except Exception as exc:       # safetensors, JSON, CSV and decoding errors all mean: recompute
         quarantine(path, exc)
         return None

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from helpers.attacks import MAPPINGS
+from helpers.codecs import DF_CODECS
 from helpers.features import FEATURES
 from helpers.models import ARCHS
+from helpers.speech_sources import SOURCES
 
 DATASETS: tuple[str, ...] = ("copysynth", "asvspoof2021_df")
 SPLIT_BY: tuple[str, ...] = ("source", "speaker", "clip")
@@ -28,7 +30,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "BLUR_PER": ("batch", "image"),
     "AT_INIT": ("scratch", "baseline"),
     "LR_SCHEDULE": ("constant", "cosine"),
+    "SPEECH_SOURCES": SOURCES,
+    "CODECS": DF_CODECS,
 }
+EMPTY_ALLOWED = {"SPEECH_SOURCES"}     # () = the Asterisk 8 kHz prompts (or SPEECH_DIR)
 
 
 class ParameterError(ValueError):
@@ -43,7 +48,7 @@ def check(params: Mapping[str, Any]) -> None:
             continue
         value = params[name]
         values = value if isinstance(value, (list, tuple)) else [value]
-        if isinstance(value, (list, tuple)) and not value:
+        if isinstance(value, (list, tuple)) and not value and name not in EMPTY_ALLOWED:
             problems.append(f"{name} is empty; choose from {list(allowed)}")
         bad = [v for v in values if v not in allowed]
         if bad:

@@ -32,7 +32,10 @@ class DataParams:
     speech_dir: str | None = None           # copysynth: folder of real speech (default: Asterisk prompts)
     asvspoof_root: str | None = None        # asvspoof2021_df: local copy (else $ASVSPOOF2021_DF_ROOT, else download)
     asvspoof_parts: tuple[str, ...] = ("part00",)
-    max_sources: int | None = None          # copysynth: use the first N recordings
+    max_sources: int | None = None          # copysynth: at most N recordings
+    speech_sources: tuple[str, ...] = ()    # copysynth: Debian speech packages (helpers.speech_sources); () = Asterisk 8 kHz
+    minutes_per_speaker: float | None = None    # copysynth: cap per voice, so no voice dominates
+    codecs: tuple[str, ...] = ("nocodec",)  # copysynth: ASVspoof 2021 DF codec conditions (helpers.codecs)
     segment_s: float = 3.0
     n_trials: int | None = None             # sample size (None = every trial, or all that the share allows)
     bonafide_share: float | None = 0.5      # None = the corpus's own mix
@@ -85,7 +88,9 @@ def build_corpus(p: DataParams) -> tuple[Path, C.CorpusLayout, bool]:
     """Build or locate the corpus; returns (root, layout, whether every audio file must be keyed)."""
     if p.dataset == "copysynth":
         root = build_copysynth(p.speech_dir or os.environ.get("SPEECH_DIR") or None,
-                               CopySynthConfig(segment_s=p.segment_s, max_sources=p.max_sources, seed=p.seed))
+                               CopySynthConfig(segment_s=p.segment_s, max_sources=p.max_sources, seed=p.seed,
+                                               sources=tuple(p.speech_sources),
+                                               minutes_per_speaker=p.minutes_per_speaker, codecs=tuple(p.codecs)))
         return root, C.CorpusLayout(root / "keys/CM/trial_metadata.txt", root / "flac",
                                     root / "keys/CM/trial_groups.txt"), True
     if p.dataset == "asvspoof2021_df":
@@ -177,7 +182,7 @@ def adversarial_spec(arch: str, prep: Prepared, cfg: TrainConfig, attack_kwargs:
                      init_checkpoint: Path | None) -> TrainingSpec:
     same_result = {k: v for k, v in attack_kwargs.items() if k not in ("block", "target_batch", "progress")}
     key = cache_key({"d": prep.key, "t": asdict(cfg), "a": same_result, "m": MODEL_VERSION,
-                     "init": None if init_checkpoint is None else str(init_checkpoint)})
+                     "init": None if init_checkpoint is None else Path(init_checkpoint).name})
     return TrainingSpec(checkpoints_dir(profile) / f"{arch}-adversarial-{key}.safetensors",
                         {"features": prep.params.features, "kind": "adversarial", "data_key": prep.key,
                          "attack": attack_kwargs, "init": "scratch" if init_checkpoint is None else "baseline"})

@@ -262,3 +262,30 @@ def budget_curve(curve: dict) -> plt.Figure:
 def sigma_sweep(rows: list[dict]) -> plt.Figure:
     """Clean and non-adaptive accuracy against a fixed blur sigma, per model."""
     return line(pd.DataFrame(rows), "sigma", "accuracy", hue="model", style_col="setting", title="accuracy vs blur sigma")
+
+
+def eer_breakdown(rows: list[dict]) -> plt.Figure:
+    """Clean EER per vocoder, per codec and per speaker, one bar per model (0.5 = chance)."""
+    df = pd.DataFrame(rows)
+    groups = [b for b in ("vocoder", "codec", "speaker") if b in set(df.get("by", []))]
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5 * max(1, len(groups)), 3.8), squeeze=False)
+    for ax, by in zip(axes[0], groups):
+        sub = df[df["by"] == by]
+        sns.barplot(data=sub, x="group", y="eer", hue="model", ax=ax, errorbar=None)
+        ax.axhline(0.5, ls=":", color="grey", lw=1)
+        ax.set(title=f"clean EER per {by}", xlabel="", ylabel="EER", ylim=(0, 0.6))
+        plt.setp(ax.get_xticklabels(), rotation=35, ha="right", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def minutes_per_speaker(summary: pd.DataFrame) -> plt.Figure:
+    """Bonafide minutes per speaker, coloured by language."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    if "minutes" in summary:
+        sns.barplot(data=summary, x="speaker", y="minutes", hue="language", dodge=False, ax=ax)
+        plt.setp(ax.get_xticklabels(), rotation=40, ha="right", fontsize=8)
+        ax.set(title="bonafide minutes per speaker (whole corpus)", xlabel="")
+        ax.legend(fontsize=7, ncol=2, title="language")
+    return fig

@@ -24,6 +24,9 @@ BASE: dict[str, object] = {
     "SPEECH_DIR": "",
     "ASVSPOOF_ROOT": "",
     "MAX_SOURCES": None,
+    "SPEECH_SOURCES": ["asterisk_g722", "festvox_ru", "tuxpaint"],
+    "MINUTES_PER_SPEAKER": 4.0,
+    "CODECS": ["nocodec", "low_mp3", "high_mp3", "low_m4a", "high_m4a", "low_ogg", "high_ogg"],
     "SEGMENT_S": 3.0,
     "N_TRIALS": None,
     "BONAFIDE_SHARE": 0.5,
@@ -76,7 +79,8 @@ BASE: dict[str, object] = {
 }
 
 PROFILES: dict[str, dict[str, object]] = {
-    "smoke": {**BASE, "MAX_SOURCES": 16, "N_TRIALS": 64, "SPLIT": [0.5, 0.2, 0.3], "EPOCHS": 1, "MAX_BATCHES": 3,
+    "smoke": {**BASE, "MAX_SOURCES": 16, "SPEECH_SOURCES": ["asterisk_g722"], "CODECS": ["nocodec", "low_mp3", "low_m4a"],
+              "N_TRIALS": 64, "SPLIT": [0.5, 0.2, 0.3], "EPOCHS": 1, "MAX_BATCHES": 3,
               "N_ATTACK": 8, "PIXLE_RESTARTS": 2, "PIXLE_ITERATIONS": 5, "SIGMA_SWEEP": [0.5, 2.0],
               "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 3, "N_BOOT": 100,
               "REALIZABLE_N": 4, "STFT_RESTARTS": 1, "STFT_ITERATIONS": 4, "SQUARE_QUERIES": 4},

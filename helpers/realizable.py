@@ -104,14 +104,15 @@ def _by_length(waves: list[torch.Tensor]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _audio_attack(attack, waves: list[torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor | list]:
-    """Run an audio attack group by group (ids = clip positions, so results do not depend on grouping)."""
+def _audio_attack(attack, waves: list[torch.Tensor], y: torch.Tensor, clip_ids: torch.Tensor) -> dict[str, torch.Tensor | list]:
+    """Run an audio attack group by group; ``clip_ids`` (positions among 02's clips) key the randomness, so
+    results depend neither on the grouping nor on how many clips 06 takes."""
     n = len(waves)
     out = {"adv": [None] * n, "success": torch.zeros(n, dtype=torch.bool), "queries": torch.zeros(n, dtype=torch.long),
            "snr_db": torch.zeros(n), "final_score": torch.zeros(n)}
     for idx in _by_length(waves):
         ids = torch.tensor(idx)
-        res = attack(torch.stack([waves[i] for i in idx]), y[ids], ids=ids)
+        res = attack(torch.stack([waves[i] for i in idx]), y[ids], ids=clip_ids[ids])
         for j, i in enumerate(idx):
             out["adv"][i] = res.adv_wav[j]
         out["success"][ids], out["queries"][ids] = res.success, res.queries
@@ -176,7 +177,7 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
             for attack_name in ATTACKS:
                 t0 = time.perf_counter()
                 if attack_name == "sparse_rs":
-                    target = Defended(model, blur(3)) if blurred else model
+                    target = Defended(model, blur(3), eot=blur_cfg.eot) if blurred else model
                     res = SparseRS(target, k=k, n_queries=q_sparse, seed=s, skip_misclassified=True)(x, y, ids=pos).cpu()
                     logits = predict(model, res.adv, blur_cfg.eval_batch, preprocess=blur(4))
                     run, extra = _Run(res.queries, res.l0, 0.0), {"domain": "image (L0)", "k": k}
@@ -190,7 +191,7 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
                     else:
                         attack = SquareAudio(pipe, snr_db=cfg.square_snr_db, n_queries=cfg.square_queries, seed=s,
                                              skip_misclassified=True)
-                    res = _audio_attack(attack, waves, y)
+                    res = _audio_attack(attack, waves, y, pos)
                     logits = _audio_logits(AudioPipeline(model, feat, preprocess=blur(4)), res["adv"])
                     snr = res["snr_db"].clone()
                     run = _Run(res["queries"], torch.full((len(y),), float("nan")), 0.0)

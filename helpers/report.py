@@ -39,9 +39,13 @@ METRIC_COLUMNS = ["clean_accuracy", "accuracy", "balanced_accuracy", "eer", "att
 
 def collect_records(metrics_dir: Path) -> tuple[list[dict], dict]:
     """All condition records in the metrics folder, and the header (dataset, profile) they share."""
-    records, header = [], {}
+    records, header = [], {"data_keys": {}}
     for f in sorted(Path(metrics_dir).glob("*.json")):
         data = load_json(f)
+        if "data_key" in data:
+            header["data_keys"][f.name] = data["data_key"]
+        if "train" in data and f.name.startswith("01_"):
+            header["train"] = data["train"]
         for k in ("dataset", "profile", "features", "protocol"):
             if k in data:
                 header.setdefault(k, data[k])
@@ -185,9 +189,20 @@ def protocol_line(header: dict) -> str:
     mix = "the corpus's own class mix" if share is None else f"bonafide share {share:g}"
     test_share = proto.get("test_bonafide_share")
     test = f" (test split: {proto.get('n_test')} clips, bonafide share {test_share:.3f})" if test_share is not None else ""
+    train = f"; detectors trained with {training_line(header['train'])}" if header.get("train") else ""
     return (f"corpus `{header.get('dataset', '?')}`, profile `{header.get('profile', '?')}`, features "
             f"`{header.get('features', '?')}`, sampled with {mix}, split by **{proto.get('split_by', '?')}** "
-            f"{proto.get('split', '')}{test}")
+            f"{proto.get('split', '')}{test}{train}")
+
+
+THESIS_RECIPE = {"epochs": 10, "batch_size": 16, "lr": 0.001, "momentum": 0.9, "schedule": "constant", "warmup_epochs": 0}
+
+
+def training_line(train: dict) -> str:
+    """The baselines' recipe, and every deviation from the thesis's (SGD lr 1e-3 constant, momentum 0.9, batch 16, 10 epochs)."""
+    diffs = [f"{k} {train.get(k)} (thesis {v})" for k, v in THESIS_RECIPE.items() if train.get(k, v) != v]
+    return ("the thesis's recipe (SGD lr 1e-3, momentum 0.9, batch 16, 10 epochs)" if not diffs else
+            "SGD, deviations from the thesis's recipe: " + ", ".join(diffs))
 
 
 def one_class_conditions(records: list[dict]) -> set[tuple[str, str]]:
@@ -309,4 +324,10 @@ def collect(profile: str, n_boot: int = 1000, seed: int = 0) -> Results:
              "Pixle queried model + blur (expectation over transformation when EOT > 1).",
              "Adversarial training without preprocessing is attacked directly, which is already adaptive; it has one row."]
     notes += [f"**Warning**: {w}" for w in one_class_warnings(records)]
+    if len(set(header.get("data_keys", {}).values())) > 1:
+        notes.append("**Warning**: the metrics files were computed on different data "
+                     f"({header['data_keys']}): some notebooks ran with other parameters; re-run them all "
+                     f"(python run_all.py --profile {profile})")
+    if header.get("train"):
+        notes.append(f"Training: {training_line(header['train'])}.")
     return Results(profile, records, header, table, claim, tests, notes, realizable)

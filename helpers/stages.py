@@ -100,6 +100,7 @@ class BaselinesStage(StageRecord):
     reused: dict[str, bool] = field(default_factory=dict)
     train_seconds: dict[str, float] = field(default_factory=dict)
     full_test_records: list[dict] = field(default_factory=list)
+    breakdown: list[dict] = field(default_factory=list)             # clean EER per vocoder / codec / speaker
 
 
 @dataclass
@@ -178,13 +179,16 @@ def _pick(ns: dict, names: dict[str, str]) -> dict:
 def data_params(ns: dict) -> DataParams:
     """The 00 notebook's parameters (``globals()``) as :class:`DataParams`."""
     kw = _pick(ns, {"DATASET": "dataset", "SEED": "seed", "SPEECH_DIR": "speech_dir", "ASVSPOOF_ROOT": "asvspoof_root",
-                    "MAX_SOURCES": "max_sources", "SEGMENT_S": "segment_s", "N_TRIALS": "n_trials",
+                    "MAX_SOURCES": "max_sources", "SPEECH_SOURCES": "speech_sources",
+                    "MINUTES_PER_SPEAKER": "minutes_per_speaker", "CODECS": "codecs",
+                    "SEGMENT_S": "segment_s", "N_TRIALS": "n_trials",
                     "BONAFIDE_SHARE": "bonafide_share", "SPLIT": "split", "SPLIT_BY": "split_by",
                     "FEATURES": "features", "FEATURE_SIZE": "feature_size", "ON_ERROR": "on_error"})
     kw["speech_dir"] = kw.get("speech_dir") or None
     kw["asvspoof_root"] = kw.get("asvspoof_root") or None
-    if "split" in kw:
-        kw["split"] = tuple(kw["split"])
+    for name in ("split", "speech_sources", "codecs"):
+        if name in kw:
+            kw[name] = tuple(kw[name])
     return DataParams(**kw)
 
 
@@ -262,8 +266,9 @@ def load_prepared(profile: str) -> Prepared:
     """The data 00_data prepared for this profile (from the cache; recomputed if it was deleted)."""
     d = read_stage(profile, DataStage)
     p = dict(d.data_params)
-    p["split"] = tuple(p["split"])
-    p["asvspoof_parts"] = tuple(p.get("asvspoof_parts", ("part00",)))
+    for name in ("split", "asvspoof_parts", "speech_sources", "codecs"):
+        if name in p:
+            p[name] = tuple(p[name])
     names = {f.name for f in dataclasses.fields(DataParams)}
     return prepare_data(DataParams(**{k: v for k, v in p.items() if k in names}), profile)
 
@@ -319,10 +324,38 @@ def run_data(ns: dict, profile: str, device: str | torch.device = "cpu") -> tupl
 
 # --------------------------------------------------------------------------- 01 baselines
 
+def clean_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str = "test") -> list[dict]:
+    """Clean EER (and accuracy) of one detector per vocoder, per codec and per speaker.
+
+    Per vocoder: every bonafide clip against that vocoder's spoofs (ASVspoof's per-attack EER). Per
+    codec and per speaker: the bonafide and spoof clips of that codec or speaker. Groups with one class only
+    get no EER.
+    """
+    from helpers.metrics import accuracy, bonafide_score, eer
+
+    t = prep.table[prep.table.split == split].reset_index(drop=True)
+    trials = prep.sets[split].trials
+    t = t.set_index("trial").loc[trials].reset_index()
+    y, score, pred = prep.sets[split].y, bonafide_score(logits), logits.argmax(1)
+    rows = []
+    for by, column in (("vocoder", "attack"), ("codec", "codec"), ("speaker", "speaker")):
+        for value in sorted(t[column].unique()):
+            if by == "vocoder":
+                if value == "-":
+                    continue
+                mask = torch.tensor(((t[column] == value) | (t.label == "bonafide")).to_numpy())
+            else:
+                mask = torch.tensor((t[column] == value).to_numpy())
+            rows.append({"model": arch, "by": by, "group": value, "n": int(mask.sum()),
+                         "n_bonafide": int((y[mask] == 0).sum()), "eer": eer(y[mask], score[mask]),
+                         "accuracy": accuracy(y[mask], pred[mask])})
+    return rows
+
+
 def run_baselines(profile: str, prep: Prepared, models: list[str], cfg: TrainConfig,
                   device: str | torch.device = "cpu") -> tuple[dict[str, TrainResult], BaselinesStage]:
     """Train (or reuse) each baseline and evaluate it on the whole test split."""
-    runs, records = {}, []
+    runs, records, breakdown = {}, [], []
     x_test, y_test = prep.xy("test")
     for arch in models:
         res = baseline(arch, prep, cfg, profile, device=str(device))
@@ -330,11 +363,13 @@ def run_baselines(profile: str, prep: Prepared, models: list[str], cfg: TrainCon
         logits = predict(res.model, x_test)
         records.append(record(arch, "baseline_clean", "clean", y_test, logits, clean_logits=logits,
                               scope="full test split"))
+        breakdown += clean_breakdown(arch, logits, prep)
     rec = BaselinesStage(**BaselinesStage.head(profile, prep), train=asdict(cfg),
                          checkpoints={a: rel(profile, r.checkpoint) for a, r in runs.items()},
                          histories={a: r.history for a, r in runs.items()},
                          reused={a: r.reused for a, r in runs.items()},
-                         train_seconds={a: r.seconds for a, r in runs.items()}, full_test_records=records)
+                         train_seconds={a: r.seconds for a, r in runs.items()}, full_test_records=records,
+                         breakdown=breakdown)
     rec.save()
     return runs, rec
 
@@ -399,23 +434,24 @@ def evaluate_defense(profile: str, arch: str, model: torch.nn.Module, condition:
     accuracy is measured with the blur on. Seeds: clean +1, non-adaptive +2, attack +3, adaptive +4.
     """
     seed, x, y = clips.config.seed, clips.x, clips.y
-    folder = attack_cache_dir(cache_dir(profile), model.checkpoint_id, clips.config, blur.tag(),
+    # the random blur's draws follow the chunk grid and Pixle's forward batches: both are in the key
+    folder = attack_cache_dir(cache_dir(profile), model.checkpoint_id, clips.config,
+                              f"{blur.tag()}-grid{attack_batch}-tb{clips.config.target_batch}",
                               subset_key(prep, clips.subset))
     if shard is not None:   # torchrun: fill this rank's part of the adaptive attack's cache only
         attack_dataset(Defended(model, blur.make(seed + 3), eot=blur.eot), x, y, clips.config, folder, attack_batch,
                        device, tag=f"{arch} {condition} adaptive", shard=shard)
         return None
-    bare_correct = predict(model, x).argmax(1) == y
     clean_blur = predict(model, x, blur.eval_batch, preprocess=blur.make(seed + 1))
-    blurred = blur.make(seed + 2)
-    adv_blur = predict(model, bare_run.adv, blur.eval_batch, preprocess=blurred)
-    recs = [record(arch, condition, "non-adaptive", y, adv_blur, clean_logits=clean_blur, run=bare_run,
-                   attacked=bare_correct)]
+    draw = blur.make(seed + 2)    # one sigma per evaluation batch, as the thesis's loader
+    blurred = torch.cat([draw(bare_run.adv[i:i + blur.eval_batch]) for i in range(0, len(y), blur.eval_batch)])
+    adv_blur = predict(model, blurred, blur.eval_batch)
+    recs = [record(arch, condition, "non-adaptive", y, adv_blur, clean_logits=clean_blur, run=bare_run)]
     defended = Defended(model, blur.make(seed + 3), eot=blur.eot)
     run = attack_dataset(defended, x, y, clips.config, folder, attack_batch, device, tag=f"{arch} {condition} adaptive")
     adv_logits = predict(model, run.adv, blur.eval_batch, preprocess=blur.make(seed + 4))
     recs.append(record(arch, condition, "adaptive", y, adv_logits, clean_logits=clean_blur, run=run, eot=blur.eot))
-    return DefenseEvaluation(recs, folder, run, blur.make(seed + 2)(bare_run.adv))
+    return DefenseEvaluation(recs, folder, run, blurred)
 
 
 def sigma_sweep(models: dict[str, torch.nn.Module], clips: Attacked, bare_runs: dict[str, AttackRun],

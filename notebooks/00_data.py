@@ -33,7 +33,10 @@ DATASET = "copysynth"          # or asvspoof2021_df
 SEED = 2022
 SPEECH_DIR = ""                # copysynth: folder of real speech (empty: the Asterisk prompts, via apt)
 ASVSPOOF_ROOT = ""             # asvspoof2021_df: local copy (empty: $ASVSPOOF2021_DF_ROOT, else download)
-MAX_SOURCES = 300              # copysynth: use only the first N recordings (None: all)
+MAX_SOURCES = 300              # copysynth: at most N source recordings, round-robin over speakers (None: all)
+SPEECH_SOURCES = ["asterisk_g722", "festvox_ru", "tuxpaint"]   # Debian speech (empty: Asterisk English, 8 kHz)
+MINUTES_PER_SPEAKER = 4.0      # copysynth: cap per voice, so no voice dominates (None: no cap)
+CODECS = ["nocodec", "low_mp3", "high_mp3", "low_m4a", "high_m4a", "low_ogg", "high_ogg"]   # DF conditions
 SEGMENT_S = 3.0
 N_TRIALS = 700                 # sample size (None: as many as the class share allows)
 BONAFIDE_SHARE = 0.5           # None keeps the corpus mix; the thesis's sample had 0.041
@@ -63,6 +66,19 @@ prep, data = stages.run_data(globals(), PROFILE, device)
 display(Markdown(data_views.data_summary_markdown(prep)))
 
 # %% [markdown]
+# ## Who speaks: speakers, languages, minutes, sources
+#
+# The whole corpus (before sampling): one row per voice, with its language, the Debian package it came
+# from, the rate and codec it came in, and its bonafide minutes. Every spoof went through its source's
+# codec too (a detector cannot tell the classes apart by G.722 or Vorbis traces), and each source
+# recording got one ASVspoof 2021 DF codec condition, applied to its bonafide clips and all their copies.
+
+# %%
+summary = data_views.corpus_summary(prep)
+display(summary)
+plots.save(plots.minutes_per_speaker(summary), PROFILE, "00_minutes_per_speaker")
+
+# %% [markdown]
 # ## Class balance and clip lengths
 #
 # Left: trials per split and label: the class mix of the test split is what a constant classifier
@@ -84,6 +100,18 @@ plots.save(plots.durations(prep.table), PROFILE, "00_clip_lengths")
 clips = data_views.example_clips(prep)
 plots.save(plots.waveforms_and_spectrograms(clips), PROFILE, "00_vocoder_examples")
 for name, wav in clips.items():
+    display(Markdown(f"**{name}**"), Audio(wav, rate=16000))
+
+# %% [markdown]
+# ## The same recording, coded
+#
+# The DF codec conditions re-encode a clip at low and high bitrates: low-bitrate MP3 and AAC cut the band
+# above a few kHz, which is where the vocoders leave much of their trace.
+
+# %%
+coded = data_views.coded_examples(prep)
+plots.save(plots.waveforms_and_spectrograms(coded), PROFILE, "00_codec_examples")
+for name, wav in coded.items():
     display(Markdown(f"**{name}**"), Audio(wav, rate=16000))
 
 # %% [markdown]

@@ -70,3 +70,13 @@ plots.save(plots.training_curves(baselines.histories, "baseline"), PROFILE, "01_
 # %%
 display(stages.records_frame(baselines.full_test_records, ("model", "accuracy", "balanced_accuracy", "eer", "n")))
 plots.save(plots.det_from_records(baselines.full_test_records, "clean test set"), PROFILE, "01_det_clean")
+
+# %% [markdown]
+# ## Which spoofs are hard, and where
+#
+# Clean EER per vocoder (every bonafide clip against that vocoder's spoofs), per codec condition and per
+# speaker. Griffin-Lim rebuilds the STFT magnitude by design, so its copies can be nearly invisible in a
+# coarse magnitude image; low-bitrate codecs remove the high band on both classes.
+
+# %%
+plots.save(plots.eer_breakdown(baselines.breakdown), PROFILE, "01_eer_breakdown")

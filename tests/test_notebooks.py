@@ -40,8 +40,8 @@ def test_parameter_cell_equals_the_default_profile(nb):
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_cells_are_thin(nb):
-    for cell in jupytext.read(nb).cells:
-        if cell.cell_type == "code":
+    for cell in jupytext.read(nb).cells:   # the parameter cell is a literal list of settings, not code
+        if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
             n = len([ln for ln in cell.source.splitlines() if ln.strip()])
             assert n <= 15, f"{nb.name}: a code cell of {n} lines (protocol belongs in helpers/):\n{cell.source[:200]}"
 

@@ -22,7 +22,7 @@ def test_table_from_fixture_keeps_missing_conditions_missing(tmp_path):
                  attack_success_rate=0.5, queries=12.0, l0=30.0)]
     (tmp_path / "02_pixle.json").write_text(json.dumps({"dataset": "copysynth", "profile": "smoke", "records": recs}))
     records, header = report.collect_records(tmp_path)
-    assert header == {"dataset": "copysynth", "profile": "smoke"}
+    assert header == {"dataset": "copysynth", "profile": "smoke", "data_keys": {}}
     table = report.build_table(records, ["resnet18"], n_boot=50)
     assert len(table) == 1 + 1 + 2 + 1 + 1 + 2           # every expected row is there
     pix = table[(table.condition == "baseline_pixle")].iloc[0]
