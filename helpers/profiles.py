@@ -40,6 +40,8 @@ BASE: dict[str, object] = {
     "EPOCHS": 10,
     "BATCH_SIZE": 16,
     "LR": 0.001,
+    "LR_SCHEDULE": "constant",
+    "WARMUP_EPOCHS": 0.0,
     "MOMENTUM": 0.9,
     "MAX_BATCHES": None,
     # Pixle (02)
@@ -61,6 +63,7 @@ BASE: dict[str, object] = {
     "SIGMA_SWEEP": [0.5, 1.0, 2.0, 3.0, 5.0],
     # adversarial training (04)
     "AT_INIT": "scratch",
+    "AT_LR": 0.001,
     "AT_EPOCHS": 10,
     "AT_RESTARTS": 10,
     "AT_ITERATIONS": 50,
@@ -84,14 +87,19 @@ PROFILES: dict[str, dict[str, object]] = {
               "N_ATTACK": 8, "PIXLE_RESTARTS": 2, "PIXLE_ITERATIONS": 5, "SIGMA_SWEEP": [0.5, 2.0],
               "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 3, "N_BOOT": 100,
               "REALIZABLE_N": 4, "STFT_RESTARTS": 1, "STFT_ITERATIONS": 4, "SQUARE_QUERIES": 4},
-    "demo": {**BASE, "MAX_SOURCES": 300, "N_TRIALS": 700, "SPLIT": [0.7, 0.1, 0.2], "EPOCHS": 5,
+    # demo: the wideband multi-speaker corpus with every DF codec condition, split by speaker; detectors trained
+    # 10 epochs with SGD lr 0.01, a one-epoch warm-up and a cosine decay (the thesis's constant 1e-3 for 5 epochs
+    # left them under-fitted: EER 42% vs 30% for ResNet-18 on this corpus, measured with the same data)
+    "demo": {**BASE, "MAX_SOURCES": 400, "N_TRIALS": None, "SPLIT": [0.7, 0.1, 0.2], "SPLIT_BY": "speaker",
+             "EPOCHS": 10, "LR": 0.01, "LR_SCHEDULE": "cosine", "WARMUP_EPOCHS": 1.0,
              "N_ATTACK": 48, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
              "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 5},
     # The thesis's protocol at the demo's scale knobs: its class mix (68 bonafide of 1,649 clips = 0.041),
     # its clip-level random 80/20 split (no validation split: the thesis reported its validation loader),
     # every test clip attacked (its own class mix). Same corpus, epochs and attack budgets as demo.
-    "thesis_protocol": {**BASE, "MAX_SOURCES": 300, "N_TRIALS": None, "BONAFIDE_SHARE": 0.041,
-                        "SPLIT": [0.8, 0.0, 0.2], "SPLIT_BY": "clip", "EPOCHS": 5,
+    "thesis_protocol": {**BASE, "MAX_SOURCES": 400, "N_TRIALS": None, "BONAFIDE_SHARE": 0.041,
+                        "SPLIT": [0.8, 0.0, 0.2], "SPLIT_BY": "clip",
+                        "EPOCHS": 10, "LR": 0.01, "LR_SCHEDULE": "cosine", "WARMUP_EPOCHS": 1.0,
                         "N_ATTACK": None, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
                         "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 5},
     "thesis": {**BASE, "PIXLE_TARGET_BATCH": 4096, "ATTACK_BATCH": 512},

@@ -26,9 +26,11 @@
 PROFILE = "demo"
 SEED = 2022
 MODELS = ["resnet18", "resnet50"]
-EPOCHS = 5                 # the thesis: 10
+EPOCHS = 10
 BATCH_SIZE = 16
-LR = 0.001
+LR = 0.01                  # the thesis: 0.001, constant
+LR_SCHEDULE = "cosine"     # constant (the thesis) or cosine (decays to 0 over the run)
+WARMUP_EPOCHS = 1.0        # linear warm-up from LR/10 (0: none, as the thesis)
 MOMENTUM = 0.9
 MAX_BATCHES = None         # cap on batches per epoch (smoke profile)
 

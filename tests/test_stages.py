@@ -218,3 +218,23 @@ def test_thesis_protocol_class_counts_match_the_share_in_train_and_test():
         part = split[split.split == name]
         assert abs((part.label == "bonafide").sum() - share * len(part)) <= 1, name
     assert (split.split == "val").sum() == 0 and split.attrs["split_by"] == "clip"
+
+
+def test_adaptive_attack_behind_a_random_blur_is_the_same_after_resume_and_sharding(tmp_path):
+    """The blur draws a sigma per call; reseeded per chunk of the fixed grid, the adversarial images do not
+    depend on interruption or on how many processes share the chunks."""
+    from helpers.defenses import Defended, GaussianBlur
+
+    x, y = region_images(12)
+    cfg = AttackConfig(restarts=2, max_iterations=4, seed=5)
+    target = lambda: Defended(RegionModel(), GaussianBlur(3, (0.1, 2.0), "batch", seed=9))  # noqa: E731
+    ref = attack_dataset(target(), x, y, cfg, tmp_path / "ref", batch_size=4, progress=False)
+    cut = tmp_path / "cut"
+    attack_dataset(target(), x[:4], y[:4], cfg, cut, batch_size=4, progress=False)           # interrupted
+    resumed = attack_dataset(target(), x, y, cfg, cut, batch_size=4, progress=False)
+    shards = tmp_path / "shards"
+    for rank in (1, 0):                                                                       # two "processes"
+        assert attack_dataset(target(), x, y, cfg, shards, batch_size=4, progress=False, shard=(rank, 2)) is None
+    sharded = load_attack(shards, 12)
+    for run in (resumed, sharded):
+        assert torch.equal(run.adv, ref.adv) and torch.equal(run.queries, ref.queries)
