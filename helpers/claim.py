@@ -418,9 +418,16 @@ def verdict(df: pd.DataFrame, tests: pd.DataFrame | None, tolerance: float = 0.0
         robust = sig is True and np.isfinite(r["balanced_accuracy_lo"]) and r["balanced_accuracy_lo"] > 0.5 and not mix
         stats = (f"balanced accuracy {_pci(bal, r['balanced_accuracy_lo'], r['balanced_accuracy_hi'])}, bonafide recall "
                  f"{_pci(br, r['bonafide_recall_lo'], r['bonafide_recall_hi'])}")
-        if mix and (one or (np.isfinite(br) and br < low_recall)):
+        balanced_clips = np.isfinite(r["bonafide_share"]) and 0.3 <= r["bonafide_share"] <= 0.7
+        sr = r["spoof_recall"]
+        side = "bonafide" if np.isfinite(sr) and sr < low_recall else "spoof"
+        if mix and (one or (np.isfinite(br) and br < low_recall) or (np.isfinite(sr) and sr < low_recall)):
             s += (f" With {stats}" + (" and clean predictions all one class" if one else "")
-                  + ", the combined detector calls nearly every clip spoof: the accuracy is the class mix, not robustness.")
+                  + f", the combined detector calls nearly every clip {side}: its accuracy is the class mix (the share of "
+                  "that class), not robustness.")
+        elif mix and balanced_clips:
+            s += (f" On these class-balanced clips it is no better than a detector that ignores its input ({stats}): "
+                  "no robustness is shown.")
         elif mix:
             s += (f" It is no more accurate than the class mix alone allows ({stats}): the headline accuracy is "
                   "explained by the class mix, not shown to be robustness.")

@@ -66,7 +66,7 @@ def feature_throughput(prep: Prepared, n: int = 32) -> float:
         extract(load_audio(p)[0], prep.feature_config)
     rate = len(sample) / (time.perf_counter() - t0)
     for split, fs in prep.sets.items():
-        if not (torch.isfinite(fs.x).all() and fs.x.min() >= 0 and fs.x.max() <= 1):
+        if len(fs) and not (torch.isfinite(fs.x).all() and fs.x.min() >= 0 and fs.x.max() <= 1):
             raise FloatingPointError(f"{split} features outside [0, 1] or not finite")
     return rate
 

@@ -63,6 +63,7 @@ def class_balance(table: pd.DataFrame) -> plt.Figure:
     axes[1].set_title("trials by attack (vocoder)")
     sns.countplot(data=table, x="codec", hue="label", ax=axes[2])
     axes[2].set_title("trials by codec")
+    plt.setp(axes[2].get_xticklabels(), rotation=35, ha="right")
     fig.tight_layout()
     return fig
 

@@ -33,8 +33,9 @@ from helpers.paths import profile_dir
 from helpers.pipeline import Prepared
 from helpers.progress import report
 from helpers.sparse_rs import SparseRS
-from helpers.stages import (AdversarialStage, Attacked, BlurConfig, PixleStage, SmoothingStage, StageRecord,
-                            attack_subset, attacked_clips, load_detector, read_stage, rel)
+from helpers.io import cache_key
+from helpers.stages import (AdversarialStage, Attacked, BaselinesStage, BlurConfig, PixleStage, SmoothingStage,
+                            StageRecord, attack_subset, attacked_clips, load_detector, read_stage, rel)
 
 ATTACKS: tuple[str, ...] = ("stft_pixle", "square_audio", "sparse_rs")
 DEFENSES: tuple[tuple[str, str, bool], ...] = (   # name, detector kind, blur inside
@@ -79,6 +80,7 @@ class RealizableStage(StageRecord):
     records: list[dict] = field(default_factory=list)
     examples: dict = field(default_factory=dict)          # name -> relative path of a FLAC
     seconds: dict = field(default_factory=dict)
+    key: str = ""                                         # what produced it: a re-run with the same key reuses it
 
 
 def _pixle_budget(pix: PixleStage) -> tuple[int, int]:
@@ -158,6 +160,13 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
     clips = attacked_clips(profile, prep)
     blur_cfg: BlurConfig = read_stage(profile, SmoothingStage).blur_config()
     at = read_stage(profile, AdversarialStage, required=False)
+    base = read_stage(profile, BaselinesStage)
+    key = cache_key({"cfg": asdict(cfg), "data": prep.key, "subset": clips.subset.tolist(), "attack": clips.stage.attack,
+                     "blur": asdict(blur_cfg), "baselines": base.checkpoints, "at": at.checkpoints if at else None})
+    prev = read_stage(profile, RealizableStage, required=False)
+    if prev is not None and prev.key == key and all(prev.path(p).exists() for p in prev.examples.values()):
+        report("06: every attack of these detectors and budgets is cached; reusing metrics/06_realizable.json")
+        return prev
     k_default, q_default = _pixle_budget(clips.stage)
     k, q_sparse = cfg.sparse_rs_k or k_default, cfg.sparse_rs_queries or q_default
     pos = attack_subset(clips.y, cfg.n_clips, cfg.seed)
@@ -218,7 +227,7 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
                             budgets={"sparse_rs_k": k, "sparse_rs_queries": q_sparse,
                                      "stft_queries": cfg.stft_restarts * cfg.stft_iterations,
                                      "square_queries": cfg.square_queries, "square_snr_db": cfg.square_snr_db},
-                            clips=pos.tolist(), records=records, examples=examples, seconds=seconds)
+                            clips=pos.tolist(), records=records, examples=examples, seconds=seconds, key=key)
     stage.save()
     return stage
 

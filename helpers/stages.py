@@ -196,7 +196,7 @@ def train_config(ns: dict, prefix: str = "") -> TrainConfig:
     """``EPOCHS, BATCH_SIZE, LR, MOMENTUM, SEED, MAX_BATCHES`` (``AT_EPOCHS`` with ``prefix="AT_"``) as a TrainConfig."""
     schedule = {} if prefix else {"schedule": ns.get("LR_SCHEDULE", "constant"),
                                   "warmup_epochs": ns.get("WARMUP_EPOCHS", 0.0)}
-    return TrainConfig(epochs=ns[f"{prefix}EPOCHS"], batch_size=ns["BATCH_SIZE"], lr=ns.get(f"{prefix}LR", ns["LR"]),
+    return TrainConfig(epochs=ns[f"{prefix}EPOCHS"], batch_size=ns["BATCH_SIZE"], lr=ns[f"{prefix}LR"] if f"{prefix}LR" in ns else ns["LR"],
                        momentum=ns["MOMENTUM"],
                        seed=ns["SEED"], max_batches=ns.get("MAX_BATCHES"), **schedule)
 

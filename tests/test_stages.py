@@ -238,3 +238,16 @@ def test_adaptive_attack_behind_a_random_blur_is_the_same_after_resume_and_shard
     sharded = load_attack(shards, 12)
     for run in (resumed, sharded):
         assert torch.equal(run.adv, ref.adv) and torch.equal(run.queries, ref.queries)
+
+
+def test_training_configs_from_notebook_parameters():
+    """01 reads EPOCHS/LR/LR_SCHEDULE/WARMUP_EPOCHS; 04 reads AT_EPOCHS/AT_LR and needs no LR of its own."""
+    base = stages.train_config({"EPOCHS": 10, "BATCH_SIZE": 16, "LR": 0.01, "LR_SCHEDULE": "cosine",
+                                "WARMUP_EPOCHS": 1.0, "MOMENTUM": 0.9, "SEED": 1, "MAX_BATCHES": None})
+    assert (base.epochs, base.lr, base.schedule, base.warmup_epochs) == (10, 0.01, "cosine", 1.0)
+    at = stages.train_config({"AT_EPOCHS": 1, "BATCH_SIZE": 16, "AT_LR": 0.001, "MOMENTUM": 0.9, "SEED": 1}, prefix="AT_")
+    assert (at.epochs, at.lr, at.schedule) == (1, 0.001, "constant")
+    steps = 10
+    lrs = [base.lr_at(i, steps) for i in range(base.epochs * steps)]
+    assert lrs[0] == pytest.approx(0.001) and max(lrs) == pytest.approx(0.01, rel=0.02) and lrs[-1] < 1e-3
+    assert all(b <= a + 1e-12 for a, b in zip(lrs[steps:], lrs[steps + 1:]))     # decays after the warm-up
