@@ -30,6 +30,7 @@ Detectors, attacks, defenses
 - :mod:`helpers.defenses`      Gaussian blur / median smoothing, the ``Defended`` wrapper
 - :mod:`helpers.evaluation`    attack runs cached in chunks, condition records
 - :mod:`helpers.distributed`   the same stages on N processes (torchrun; gloo on CPU, NCCL on GPU)
+- :mod:`helpers.stage_runner`  notebooks 01-04's heavy work under torchrun, into the notebooks' own caches
 
 Results
 - :mod:`helpers.metrics`  accuracy, EER, DET, bootstrap CIs, attack statistics
