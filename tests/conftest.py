@@ -78,3 +78,12 @@ def region_images(n: int = 16, seed: int = 0, size: int = 32) -> tuple[torch.Ten
     x[:, 0, :8, :8] = (x[:, 0, :8, :8] * 0.2 + 0.4 + shift[:, None, None]).clamp(0, 1)
     y = RegionModel()(x).argmax(1)
     return x, y
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: intra-op threads only add contention on a shared 2-core runner (10x slower measured)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

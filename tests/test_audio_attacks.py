@@ -13,12 +13,8 @@ CFG = FeatureConfig()
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: intra-op threads only add contention on a shared 2-core runner."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here runs on one torch thread (conftest.one_thread)."""
 
 
 def clips(n: int = 6, seconds: float = 0.5) -> torch.Tensor:

@@ -7,12 +7,8 @@ from tests.conftest import RegionModel, region_images
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: intra-op threads only add contention on a shared 2-core runner (10x slower measured)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here runs on one torch thread (conftest.one_thread)."""
 
 
 def _margin(model, x, y):
