@@ -73,8 +73,8 @@ from helpers.io import atomic_path, cache_key, save_json
 from helpers.metrics import accuracy, bonafide_score, eer
 from helpers.models import ARCHS, MODEL_VERSION, build_model, predict
 from helpers.runtime import get_device
-from helpers.training import (AdvGenerator, TrainConfig, TrainResult, _epoch_order, data_hash, load_checkpoint,
-                              save_checkpoint)
+from helpers.training import (AdvGenerator, EarlyStop, TrainConfig, TrainResult, _epoch_order, data_hash,
+                              load_checkpoint, save_checkpoint)
 
 Backend = Literal["gloo", "nccl"]
 PIXLE_FIELDS: tuple[str, ...] = ("adv", "success", "queries", "forwards", "l0", "final_prob")
@@ -465,7 +465,7 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
         ids = [env.device.index] if env.device.type == "cuda" else None
         wrapped = nn.parallel.DistributedDataParallel(wrapped, device_ids=ids)
     frozen = copy.deepcopy(model).eval() if adv is not None else None
-    best_val, bad = min((h["val_loss"] for h in history), default=float("inf")), 0
+    stopper = EarlyStop(cfg.early_stop_patience, history)
     for epoch in range(start, cfg.epochs):
         wrapped.train()
         order = _epoch_order(n, cfg.seed, epoch)
@@ -513,13 +513,7 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
         if adv is not None:
             row.update({"train_adv_loss": adv_sum / count, "train_adv_accuracy": adv_correct / count})
         history.append(row)
-        stop = False
-        if cfg.early_stop_patience is not None:
-            if val["loss"] < best_val - 1e-6:
-                best_val, bad = val["loss"], 0
-            else:
-                bad += 1
-                stop = bad >= cfg.early_stop_patience
+        stop = stopper.update(val["loss"])
         done = stop or epoch + 1 == cfg.epochs
         if checkpoint is not None and env.is_main:
             save_checkpoint(checkpoint, model, opt, {**meta, "epoch": epoch + 1, "history": history,

@@ -149,6 +149,23 @@ class TrainResult:
     checkpoint: Path | None = None
 
 
+class EarlyStop:
+    """Stop after ``patience`` epochs without a validation-loss improvement (None: never); resumes from a history."""
+
+    def __init__(self, patience: int | None, history: list[dict] = ()):
+        self.patience, self.bad = patience, 0
+        self.best = min((h["val_loss"] for h in history if h.get("val_loss") == h.get("val_loss")), default=float("inf"))
+
+    def update(self, val_loss: float) -> bool:
+        if self.patience is None:
+            return False
+        if val_loss < self.best - 1e-6:
+            self.best, self.bad = val_loss, 0
+        else:
+            self.bad += 1
+        return self.bad >= self.patience
+
+
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 1000 + epoch)
     return torch.randperm(n, generator=g)
@@ -198,9 +215,7 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
         if prev.get("complete"):
             return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint))
     frozen = copy.deepcopy(model).eval() if adv is not None else None
-    best_val, bad = float("inf"), 0
-    for h in history:
-        best_val = min(best_val, h["val_loss"])
+    stopper = EarlyStop(cfg.early_stop_patience, history)
     n = len(x_tr)
     for epoch in range(start, cfg.epochs):
         model.train()
@@ -238,13 +253,7 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
         if adv is not None:
             row.update({"train_adv_loss": sums["adv_loss"] / sums["n"], "train_adv_accuracy": sums["adv_correct"] / sums["n"]})
         history.append(row)
-        stop = False
-        if cfg.early_stop_patience is not None:
-            if val["loss"] < best_val - 1e-6:
-                best_val, bad = val["loss"], 0
-            else:
-                bad += 1
-                stop = bad >= cfg.early_stop_patience
+        stop = stopper.update(val["loss"])
         done = stop or epoch + 1 == cfg.epochs
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, opt, {**meta, "epoch": epoch + 1, "history": history,

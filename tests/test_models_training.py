@@ -114,3 +114,13 @@ def test_adversarial_training_uses_pixle_and_lowers_adversarial_loss(tmp_path):
     res = train("resnet18", 3, (x, y), (x, y), cfg, tmp_path / "at.safetensors", adv=counting, progress=False)
     assert len(calls) == 9 and sum(calls) > 0          # every batch got Pixle examples that moved pixels
     assert res.history[-1]["train_adv_loss"] < res.history[0]["train_adv_loss"]
+
+
+def test_early_stop_counts_epochs_without_improvement_and_resumes_from_history():
+    from helpers.training import EarlyStop
+
+    stop = EarlyStop(2)
+    assert [stop.update(v) for v in (1.0, 0.9, 0.95, 0.96)] == [False, False, False, True]
+    resumed = EarlyStop(2, [{"val_loss": 0.9}, {"val_loss": float("nan")}])
+    assert resumed.best == 0.9 and resumed.update(0.95) is False and resumed.update(0.91) is True
+    assert EarlyStop(None).update(5.0) is False
