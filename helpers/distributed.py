@@ -15,7 +15,7 @@ same results as one process:
   :func:`helpers.features.save_features`: the same tensors as one process.
 - **Training** (:func:`ddp_train`): ``DistributedDataParallel`` (Li et al., "PyTorch
   Distributed: Experiences on Accelerating Data Parallel Training", VLDB 2020). The epoch's
-  global batch order is the single-process permutation (``training._epoch_order``); each global
+  global batch order is the single-process permutation (``training.epoch_batches``); each global
   batch of B items is split across ranks (rank r takes positions r::N), and each rank's loss is
   weighted by ``N * B_r / B`` so that DDP's gradient average equals the gradient of the mean
   loss over the global batch, as in one process. Adversarial training makes each rank's Pixle
@@ -73,7 +73,7 @@ from helpers.io import atomic_path, cache_key, save_json
 from helpers.metrics import accuracy, bonafide_score, eer
 from helpers.models import ARCHS, MODEL_VERSION, build_model, predict
 from helpers.runtime import get_device
-from helpers.training import (AdvGenerator, EarlyStop, TrainConfig, TrainResult, _epoch_order, data_hash,
+from helpers.training import (AdvGenerator, EarlyStop, TrainConfig, TrainResult, data_hash, epoch_batches,
                               load_checkpoint, save_checkpoint)
 
 Backend = Literal["gloo", "nccl"]
@@ -416,7 +416,7 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
               init: nn.Module | None = None, progress: bool = True) -> TrainResult:
     """``training.train`` with DistributedDataParallel: the same batches, split across the ranks.
 
-    Each global batch (the single-process order, ``training._epoch_order``) is split by position,
+    Each global batch (the single-process order, ``training.epoch_batches``) is split by position,
     rank r taking ``batch[r::N]``; its mean loss is weighted by ``N * B_r / B`` so DDP's gradient
     average is the gradient of the global batch's mean loss. Without BatchNorm (or with
     ``sync_bn``) the weights match one process up to float rounding (``tests/test_distributed.py``
@@ -468,10 +468,7 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
     stopper = EarlyStop(cfg.early_stop_patience, history)
     for epoch in range(start, cfg.epochs):
         wrapped.train()
-        order = _epoch_order(n, cfg.seed, epoch)
-        batches = [order[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
-        if cfg.max_batches:
-            batches = batches[: cfg.max_batches]
+        batches = epoch_batches(n, cfg, epoch)
         sums = torch.zeros(5, dtype=torch.float64)   # loss, correct, n, adv_loss, adv_correct
         bar = tqdm(batches, desc=f"{arch} epoch {epoch + 1}/{cfg.epochs} (rank {rank})", leave=False,
                    disable=not (progress and env.is_main))

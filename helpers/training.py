@@ -171,6 +171,14 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+def epoch_batches(n: int, cfg: TrainConfig, epoch: int) -> list[torch.Tensor]:
+    """The epoch's batches of item indices: a seeded permutation cut into ``batch_size`` (capped by
+    ``max_batches``); the same for one process and for DDP, which splits each batch across ranks."""
+    order = _epoch_order(n, cfg.seed, epoch)
+    batches = [order[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+    return batches[: cfg.max_batches] if cfg.max_batches else batches
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict[str, float]:
     logits = predict(model, x, batch_size)
     return {"loss": float(F.cross_entropy(logits, y).item()) if len(y) else float("nan"),
@@ -219,10 +227,7 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
     n = len(x_tr)
     for epoch in range(start, cfg.epochs):
         model.train()
-        order = _epoch_order(n, cfg.seed, epoch)
-        batches = [order[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
-        if cfg.max_batches:
-            batches = batches[: cfg.max_batches]
+        batches = epoch_batches(n, cfg, epoch)
         sums = {"loss": 0.0, "correct": 0, "n": 0, "adv_loss": 0.0, "adv_correct": 0}
         for b, idx in enumerate(progress_iter(batches, desc=f"{arch} epoch {epoch + 1}/{cfg.epochs}", unit="batches",
                                               enabled=progress, every_s=30.0)):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from helpers.attacks import MAPPINGS, Pixle, counter_uniform
-from tests.conftest import RegionModel, region_images
+from tests.conftest import ChangeDetector, RegionModel, region_images
 
 
 def _attack(model, **kw):
@@ -36,18 +36,9 @@ def test_pixels_are_moved_not_invented(mapping):
 
 
 def test_early_exit_at_first_success():
-    class Flip(torch.nn.Module):   # the true class wins only on the untouched image
-        def __init__(self, ref):
-            super().__init__()
-            self.ref = ref
-
-        def forward(self, x):
-            z = (x.flatten(1) != self.ref.flatten(1)).any(1).float() * 10
-            return torch.stack([-z, z], 1)
-
     x0, _ = region_images(1)
     x = x0.repeat(4, 1, 1, 1)
-    res = _attack(Flip(x0), restarts=5, max_iterations=10)(x, torch.zeros(4, dtype=torch.long))
+    res = _attack(ChangeDetector(x0), restarts=5, max_iterations=10)(x, torch.zeros(4, dtype=torch.long))
     assert res.success.all()
     assert res.queries.tolist() == [2, 2, 2, 2]       # the clean image + the first candidate
 

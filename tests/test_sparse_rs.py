@@ -3,7 +3,7 @@ import torch
 
 from helpers.attacks import Pixle
 from helpers.sparse_rs import SparseRS, alpha_schedule
-from tests.conftest import RegionModel, region_images
+from tests.conftest import ChangeDetector, RegionModel, region_images
 
 
 @pytest.fixture(autouse=True)
@@ -62,20 +62,11 @@ def test_deterministic_and_independent_of_batch_composition(region_model):
 
 
 def test_early_exit_and_skip_misclassified():
-    class AnyChange(torch.nn.Module):   # the true class (0) wins only on the untouched image
-        def __init__(self, ref):
-            super().__init__()
-            self.ref = ref
-
-        def forward(self, x):
-            z = (x.flatten(1) != self.ref.flatten(1)).any(1).float() * 10
-            return torch.stack([-z, z], 1)
-
     x0, _ = region_images(1)
     x = x0.repeat(3, 1, 1, 1)
-    res = SparseRS(AnyChange(x0), k=4, n_queries=50)(x, torch.zeros(3, dtype=torch.long))
+    res = SparseRS(ChangeDetector(x0), k=4, n_queries=50)(x, torch.zeros(3, dtype=torch.long))
     assert res.success.all() and res.queries.tolist() == [2, 2, 2]     # clean + the initial perturbation
-    skip = SparseRS(AnyChange(x0), k=4, n_queries=50, skip_misclassified=True)(x, torch.ones(3, dtype=torch.long))
+    skip = SparseRS(ChangeDetector(x0), k=4, n_queries=50, skip_misclassified=True)(x, torch.ones(3, dtype=torch.long))
     assert skip.success.all() and skip.queries.tolist() == [1, 1, 1]
     assert torch.equal(skip.adv, x) and (skip.l0 == 0).all()
 
