@@ -16,15 +16,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from pathlib import Path
 
 import torch
 
+from helpers.io import save_json
 from helpers.metrics import bonafide_score, eer
 from helpers.models import predict
 from helpers.paths import figures_dir
 from helpers.pipeline import baseline, prepare_data
 from helpers.profiles import profile_params
-from helpers.stages import data_params, train_config
+from helpers.stages import clean_breakdown, data_params, train_config
 
 
 def main() -> None:
@@ -48,30 +50,46 @@ def main() -> None:
         t0 = time.perf_counter()
         res = baseline(args.arch, prep, cfg, "bench", progress=False)
         x, y = prep.xy("test")
-        e = eer(y, bonafide_score(predict(res.model, x)))
-        rows.append({"features": features, "size": size, "eer": e, "train_accuracy": res.history[-1]["train_accuracy"],
-                     "seconds": time.perf_counter() - t0})
-        print(f"{features:<13} {size:>4}x{size:<4} test EER {100 * e:5.1f}%  final train accuracy "
+        logits = predict(res.model, x)
+        e = eer(y, bonafide_score(logits))
+        per_vocoder = {r["group"]: r["eer"] for r in clean_breakdown(args.arch, logits, prep) if r["by"] == "vocoder"}
+        rows.append({"features": features, "size": size, "eer": e, "per_vocoder_eer": per_vocoder,
+                     "train_accuracy": [h["train_accuracy"] for h in res.history],
+                     "val_eer": [h["val_eer"] for h in res.history], "seconds": time.perf_counter() - t0})
+        voc = "  ".join(f"{k} {100 * v:4.1f}%" for k, v in per_vocoder.items())
+        print(f"{features:<13} {size:>4}x{size:<4} test EER {100 * e:5.1f}%  per vocoder: {voc}  final train accuracy "
               f"{res.history[-1]['train_accuracy']:.3f}  {rows[-1]['seconds']:.0f} s", flush=True)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
     logs = [r for r in rows if r["features"] == "logspec"]
-    ax.plot([r["size"] for r in logs], [100 * r["eer"] for r in logs], "o-", label=f"logspec, {args.arch}")
+    sizes = [r["size"] for r in logs]
     ref = rows[0]
-    ax.plot([32], [100 * ref["eer"]], "s", color="k", label="thesis_rgb32 (the thesis's images)")
-    ax.axhline(10, ls=":", color="grey", lw=1, label="10% EER")
-    ax.set(xlabel="image size (pixels per side)", ylabel="clean test EER (%)", xscale="log",
-           title=f"{args.profile} corpus, {cfg.epochs} epochs")
-    ax.set_xticks([r["size"] for r in logs], [str(r["size"]) for r in logs])
-    ax.legend(fontsize=8)
+    for ax, key in zip(axes, ("overall", "per vocoder")):
+        if key == "overall":
+            ax.plot(sizes, [100 * r["eer"] for r in logs], "o-", label=f"logspec, {args.arch}")
+            ax.plot([32], [100 * ref["eer"]], "s", color="k", label="thesis_rgb32 (the thesis's images)")
+        else:
+            for voc in ref["per_vocoder_eer"]:
+                line, = ax.plot(sizes, [100 * r["per_vocoder_eer"][voc] for r in logs], "o-", label=f"{voc} (logspec)")
+                ax.plot([32], [100 * ref["per_vocoder_eer"][voc]], "s", color=line.get_color(), mfc="none",
+                        label=f"{voc} (thesis_rgb32)")
+        ax.axhline(10, ls=":", color="grey", lw=1, label="10% EER")
+        ax.axhline(50, ls="--", color="grey", lw=0.8)
+        ax.set(xlabel="image size (pixels per side)", xscale="log", title=f"clean test EER, {key}")
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("EER (%)")
+    fig.suptitle(f"{args.profile} corpus and split, {args.arch}, {cfg.epochs} epochs ({len(y)} test clips)", fontsize=9)
     fig.tight_layout()
-    out = args.out or figures_dir(args.profile) / "bench_image_size.png"
+    out = Path(args.out) if args.out else figures_dir(args.profile) / "bench_image_size.png"
     fig.savefig(out, dpi=120)
-    print("figure:", out)
+    save_json(out.with_suffix(".json"), {"profile": args.profile, "arch": args.arch, "epochs": cfg.epochs,
+                                         "n_test": len(y), "rows": rows})
+    print("figure:", out, "numbers:", out.with_suffix(".json"))
 
 
 if __name__ == "__main__":

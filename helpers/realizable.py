@@ -29,11 +29,11 @@ from helpers.audio_attacks import AudioPipeline, SquareAudio, StftPixle
 from helpers.defenses import Defended
 from helpers.evaluation import record
 from helpers.models import predict
-from helpers.paths import profile_dir
+from helpers.paths import cache_dir, profile_dir
 from helpers.pipeline import Prepared
 from helpers.progress import report
 from helpers.sparse_rs import SparseRS
-from helpers.io import cache_key
+from helpers.io import cache_key, load_json, read_or_quarantine, save_json
 from helpers.stages import (AdversarialStage, Attacked, BaselinesStage, BlurConfig, PixleStage, SmoothingStage,
                             StageRecord, attack_subset, attacked_clips, load_detector, read_stage, rel)
 
@@ -167,6 +167,7 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
     if prev is not None and prev.key == key and all(prev.path(p).exists() for p in prev.examples.values()):
         report("06: every attack of these detectors and budgets is cached; reusing metrics/06_realizable.json")
         return prev
+    parts = cache_dir(profile) / "realizable" / key   # one file per finished attack run: an interrupted 06 resumes
     k_default, q_default = _pixle_budget(clips.stage)
     k, q_sparse = cfg.sparse_rs_k or k_default, cfg.sparse_rs_queries or q_default
     pos = attack_subset(clips.y, cfg.n_clips, cfg.seed)
@@ -184,7 +185,16 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
             blur = (lambda off: blur_cfg.make(s + off)) if blurred else (lambda off: None)
             clean = predict(model, x, blur_cfg.eval_batch, preprocess=blur(1))
             for attack_name in ATTACKS:
+                part = parts / f"{arch}_{defense}_{attack_name}.json"
+                done = read_or_quarantine(part, load_json)
+                if done is not None:       # finished before an interruption: not attacked again
+                    records.append(done["record"])
+                    examples.update(done["examples"])
+                    seconds[f"{arch}/{defense}/{attack_name}"] = done["seconds"]
+                    report(f"{arch} {defense} {attack_name}: reused {rel(profile, part)}")
+                    continue
                 t0 = time.perf_counter()
+                new_examples: dict[str, str] = {}
                 if attack_name == "sparse_rs":
                     target = Defended(model, blur(3), eot=blur_cfg.eot) if blurred else model
                     res = SparseRS(target, k=k, n_queries=q_sparse, seed=s, skip_misclassified=True)(x, y, ids=pos).cpu()
@@ -206,7 +216,7 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
                     run = _Run(res["queries"], torch.full((len(y),), float("nan")), 0.0)
                     extra, per_clip_extra = {"domain": "audio (SNR)"}, {"snr_db": [float(v) for v in snr]}
                     if arch == archs[0] and defense == "baseline":
-                        examples.update(_save_examples(profile, attack_name, waves, res["adv"], y, res["success"]))
+                        new_examples = _save_examples(profile, attack_name, waves, res["adv"], y, res["success"])
                 dt = time.perf_counter() - t0
                 rec = record(arch, defense, attack_name, y, logits, clean_logits=clean, run=run, **extra)
                 rec["attack_seconds"] = dt
@@ -216,7 +226,10 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
                     fooled = att & (logits.argmax(1) != y)
                     rec["snr_db"] = float(snr[fooled].median()) if fooled.any() else float("nan")
                     rec["l0"] = None
+                # kept as read back from its file, so a resumed run and a straight one hold identical records
+                rec = load_json(save_json(part, {"record": rec, "examples": new_examples, "seconds": round(dt, 2)}))["record"]
                 records.append(rec)
+                examples.update(new_examples)
                 seconds[f"{arch}/{defense}/{attack_name}"] = round(dt, 2)
                 report(f"{arch} {defense} {attack_name}: accuracy {rec['accuracy']:.2f}, "
                        f"success {rec['attack_success_rate']:.2f}, {dt:.0f} s")

@@ -82,3 +82,21 @@ plots.save(plots.det_from_records(baselines.full_test_records, "clean test set")
 
 # %%
 plots.save(plots.eer_breakdown(baselines.breakdown), PROFILE, "01_eer_breakdown")
+
+# %% [markdown]
+# ## Is it the image size?
+#
+# The thesis's images squeeze a whole clip into 32x32 pixels: 257 frequency bins into 32 rows, hundreds of
+# frames into 32 columns. `python benchmarks/image_size.py` trains ResNet-18 on this profile's corpus and
+# split with log-mel spectrograms of 32, 64 and 128 pixels per side (and the thesis's images for reference)
+# and plots clean test EER, overall and per vocoder, against image size. It takes about half an hour on 2
+# CPU cores, so it is a benchmark, not part of this notebook; its figure is shown here once it exists. The
+# rest of this companion uses the thesis's 32x32 images.
+
+# %%
+from IPython.display import Image
+
+from helpers.paths import figures_dir
+
+size_fig = figures_dir(PROFILE) / "bench_image_size.png"
+display(Image(str(size_fig)) if size_fig.exists() else f"not measured yet: python benchmarks/image_size.py --profile {PROFILE}")

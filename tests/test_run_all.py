@@ -116,3 +116,15 @@ def test_smoke_run_end_to_end():
     sharded = json.loads((prof / "metrics" / "02_pixle.json").read_text())["records"]
     assert key(sharded) == key(before)
     assert all(rec["per_clip"].get("l0") == ref["per_clip"].get("l0") for rec, ref in zip(sharded, before))
+    # 06 interrupted after some attack runs: the finished ones are reused, the rest recomputed, same records
+    parts = sorted((prof / "cache" / "realizable").glob("*/*.json"))
+    assert len(parts) == len([r for r in realizable if r["evaluation"] != "pixle"]) >= 6
+    for part in parts[::2]:
+        part.unlink()
+    (prof / "metrics" / "06_realizable.json").unlink()
+    r = run(["--profile", "smoke", "--only", "06"], env=env, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("reused cache/realizable/") + r.stderr.count("reused cache/realizable/") == len(parts[1::2])
+    resumed = json.loads((prof / "metrics" / "06_realizable.json").read_text())["records"]
+    key06 = lambda recs: [(x["model"], x["condition"], x["evaluation"], x["accuracy"], x["per_clip"]["pred"]) for x in recs]
+    assert key06(resumed) == key06(realizable)
