@@ -56,6 +56,19 @@ def select(paths: list[Path], only: str | None) -> list[Path]:
     return chosen
 
 
+REPORT = "05"   # the evaluation notebook: it summarises every stage, so it runs after any stage it follows
+
+
+def run_order(chosen: list[Path], every: list[Path]) -> list[Path]:
+    """The chosen notebooks in number order, except that the report (05) runs last when a later stage (06)
+    runs too, and is added when a later stage runs without it: the report always includes what just ran."""
+    later = [p for p in chosen if p.name[:2] > REPORT]
+    if not later:
+        return chosen
+    report = [p for p in every if p.name[:2] == REPORT]
+    return [p for p in chosen if p.name[:2] != REPORT] + report
+
+
 def declared_parameters(nb: Path) -> dict:
     import papermill
 
@@ -206,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as exc:
         print(f"parameter error: {exc}", file=sys.stderr)
         return 2
-    chosen = select(all_nbs, args.only or DEFAULT_NOTEBOOKS.get(args.profile))
+    chosen = run_order(select(all_nbs, args.only or DEFAULT_NOTEBOOKS.get(args.profile)), all_nbs)
 
     out_dir = profile_dir(args.profile)
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ class RealizableConfig:
     stft_time_dim: tuple = (0.02, 0.1)      # patch width, fraction of the frames
     square_snr_db: float = 30.0             # SquareAudio's budget: perturbation at least this far below the clip
     square_queries: int = 100
-    sparse_rs_k: int | None = None          # None: Pixle's mean L0 on the baseline (02)
+    sparse_rs_k: int | None = None          # None: Pixle's mean L0 on each model's baseline (02)
     sparse_rs_queries: int | None = None    # None: Pixle's restarts x iterations (02)
     seed: int = 2022
 
@@ -83,10 +83,10 @@ class RealizableStage(StageRecord):
     key: str = ""                                         # what produced it: a re-run with the same key reuses it
 
 
-def _pixle_budget(pix: PixleStage) -> tuple[int, int]:
-    """(mean L0 of Pixle on the attacked baseline clips, rounded; restarts x iterations) from 02."""
-    l0s = [r["l0"] for r in pix.records if r["condition"] == "baseline_pixle" and r.get("l0") is not None
-           and np.isfinite(r["l0"])]
+def _pixle_budget(pix: PixleStage, arch: str) -> tuple[int, int]:
+    """(mean L0 of Pixle on this model's attacked baseline clips, rounded; restarts x iterations) from 02."""
+    l0s = [r["l0"] for r in pix.records if r["condition"] == "baseline_pixle" and r["model"] == arch
+           and r.get("l0") is not None and np.isfinite(r["l0"])]
     cfg = pix.attack_config()
     return max(1, int(round(float(np.mean(l0s))))) if l0s else 32, cfg.restarts * cfg.max_iterations
 
@@ -161,22 +161,25 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
     blur_cfg: BlurConfig = read_stage(profile, SmoothingStage).blur_config()
     at = read_stage(profile, AdversarialStage, required=False)
     base = read_stage(profile, BaselinesStage)
+    archs = list(clips.stage.adv_cache)
+    # Sparse-RS gets each model's own Pixle budget: the pixels Pixle changed on that baseline, Pixle's queries
+    sparse_budget = {a: (cfg.sparse_rs_k or _pixle_budget(clips.stage, a)[0],
+                         cfg.sparse_rs_queries or _pixle_budget(clips.stage, a)[1]) for a in archs}
     key = cache_key({"cfg": asdict(cfg), "data": prep.key, "subset": clips.subset.tolist(), "attack": clips.stage.attack,
-                     "blur": asdict(blur_cfg), "baselines": base.checkpoints, "at": at.checkpoints if at else None})
+                     "blur": asdict(blur_cfg), "baselines": base.checkpoints, "at": at.checkpoints if at else None,
+                     "sparse_rs": sparse_budget})
     prev = read_stage(profile, RealizableStage, required=False)
     if prev is not None and prev.key == key and all(prev.path(p).exists() for p in prev.examples.values()):
         report("06: every attack of these detectors and budgets is cached; reusing metrics/06_realizable.json")
         return prev
     parts = cache_dir(profile) / "realizable" / key   # one file per finished attack run: an interrupted 06 resumes
-    k_default, q_default = _pixle_budget(clips.stage)
-    k, q_sparse = cfg.sparse_rs_k or k_default, cfg.sparse_rs_queries or q_default
     pos = attack_subset(clips.y, cfg.n_clips, cfg.seed)
     x, y = clips.x[pos], clips.y[pos]
     waves = _load_waves(prep, clips, pos)
     feat = prep.feature_config
     records, seconds, examples = [], {}, {}
-    archs = list(clips.stage.adv_cache)
     for arch in archs:
+        k, q_sparse = sparse_budget[arch]
         for defense, kind, blurred in DEFENSES:
             if kind == "adversarial" and (at is None or arch not in at.checkpoints):
                 continue
@@ -237,7 +240,8 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
             if ref is not None:
                 records.append(ref)
     stage = RealizableStage(**RealizableStage.head(profile, prep), config=asdict(cfg),
-                            budgets={"sparse_rs_k": k, "sparse_rs_queries": q_sparse,
+                            budgets={"sparse_rs_k": {a: b[0] for a, b in sparse_budget.items()},
+                                     "sparse_rs_queries": {a: b[1] for a, b in sparse_budget.items()},
                                      "stft_queries": cfg.stft_restarts * cfg.stft_iterations,
                                      "square_queries": cfg.square_queries, "square_snr_db": cfg.square_snr_db},
                             clips=pos.tolist(), records=records, examples=examples, seconds=seconds, key=key)
@@ -312,6 +316,54 @@ def format_realizable(df):
                           and np.isfinite(r["l0"]) else num(r["snr_db"], "dB")} for _, r in df.iterrows()])
 
 
+ATTACK_LABELS = {"pixle": "Pixle", "sparse_rs": "Sparse-RS", "stft_pixle": "StftPixle (audio)",
+                 "square_audio": "SquareAudio (audio)"}
+
+
+def accuracy_matrix(df):
+    """Accuracy % [95% CI] under each attack, one row per model x defense: the compact view for 05's report."""
+    import pandas as pd
+
+    rows = []
+    for (model, defense), g in df.groupby(["model", "defense"], sort=False):
+        row = {"model": model, "defense": defense}
+        for r in g.itertuples():
+            row[ATTACK_LABELS.get(r.attack, r.attack)] = (
+                f"{100 * r.accuracy:.1f} [{100 * r.accuracy_lo:.1f}, {100 * r.accuracy_hi:.1f}]")
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("—")
+
+
+def summary_markdown(df, budgets: dict) -> str:
+    """What 06 says, computed from its table: per model, the combined defense's worst case over every attack
+    against a constant classifier, and Sparse-RS against Pixle at Pixle's own budget."""
+    if df is None or df.empty:
+        return ""
+    n = int(df["n"].max())
+    out = []
+    for model, g in df.groupby("model", sort=False):
+        acc = {(r.defense, r.attack): r for r in g.itertuples()}
+        parts = []
+        comb = [r for (d, _), r in acc.items() if d == "combined"]
+        if comb:
+            worst = min(comb, key=lambda r: r.accuracy)
+            each = ", ".join(f"{100 * r.accuracy:.1f}% under {ATTACK_LABELS.get(r.attack, r.attack)}" for r in comb)
+            parts.append(f"with the combined defense, accuracy is {each}; its worst case, "
+                         f"{100 * worst.accuracy:.1f}% [{100 * worst.accuracy_lo:.1f}, {100 * worst.accuracy_hi:.1f}] "
+                         f"({ATTACK_LABELS.get(worst.attack, worst.attack)}), is to be read against 50% for a "
+                         f"constant classifier on these class-balanced clips")
+        pairs = [(d, acc[(d, "sparse_rs")], acc[(d, "pixle")]) for d, _, _ in DEFENSES
+                 if (d, "sparse_rs") in acc and (d, "pixle") in acc]
+        if pairs:
+            k = (budgets.get("sparse_rs_k") or {})
+            k = k.get(model, k) if isinstance(k, dict) else k
+            sr = "; ".join(f"{d} {100 * a.attack_success_rate:.0f}% vs {100 * b.attack_success_rate:.0f}%"
+                           for d, a, b in pairs)
+            parts.append(f"attack success of Sparse-RS at Pixle's budget ({k} pixels) vs Pixle: {sr}")
+        out.append(f"- **{model}**: " + "; ".join(parts) + ".")
+    return (f"On {n} class-balanced test clips (the same for every attack):\n\n" + "\n".join(out))
+
+
 def success_curves(records: list[dict]):
     """Success against budget, one row of panels per model: L0 (pixels) for the image attacks, SNR (dB) for
     the audio ones; colour = defense, solid = Sparse-RS / StftPixle, dashed = Pixle / SquareAudio.
@@ -354,4 +406,4 @@ def success_curves(records: list[dict]):
 
 
 __all__ = ["ATTACKS", "DEFENSES", "RealizableConfig", "RealizableStage", "run_realizable", "realizable_table",
-           "format_realizable", "success_curves"]
+           "format_realizable", "accuracy_matrix", "summary_markdown", "success_curves"]

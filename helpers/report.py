@@ -160,7 +160,7 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 def write_report(path: Path, header: dict, table: pd.DataFrame, figures: list[Path], notes: list[str],
-                 verdict: str = "", claim: pd.DataFrame | None = None) -> Path:
+                 verdict: str = "", claim: pd.DataFrame | None = None, realizable: str = "") -> Path:
     from helpers.io import atomic_write
 
     corpus = header.get("dataset", "?")
@@ -177,6 +177,8 @@ def write_report(path: Path, header: dict, table: pd.DataFrame, figures: list[Pa
           "Rates in percent with 95% percentile-bootstrap confidence intervals over test clips. *Non-adaptive*: "
           "Pixle attacks the bare model and the blur is applied afterwards (the thesis). *Adaptive*: Pixle queries "
           "the defended pipeline. '—' = not run.", "", to_markdown(format_table(table)), ""]
+    if realizable:
+        md += ["## Attacks an adversary can mount, and a stronger check of Pixle (notebook 06)", "", realizable, ""]
     md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     md += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
     return atomic_write(path, "\n".join(md))
@@ -227,12 +229,27 @@ class Results:
     tests: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     realizable: list[dict] = field(default_factory=list)     # notebook 06's records, if it ran
+    realizable_budgets: dict = field(default_factory=dict)
 
     def realizable_display(self) -> pd.DataFrame | None:
         """06's table (audio attacks, Sparse-RS, Pixle on the same clips), or None if 06 has not run."""
         from helpers.realizable import format_realizable, realizable_table
 
         return format_realizable(realizable_table(self.realizable)) if self.realizable else None
+
+    def realizable_markdown(self) -> str:
+        """06's rows for the report: what they say, accuracy under every attack, the full table; "" if 06 has not run."""
+        if not self.realizable:
+            return ""
+        from helpers.realizable import accuracy_matrix, format_realizable, realizable_table, summary_markdown
+
+        df = realizable_table(self.realizable)
+        return "\n\n".join([
+            summary_markdown(df, self.realizable_budgets),
+            "Accuracy % [95% CI] under each attack (every defense inside what the attacker queries, except Pixle's "
+            "non-adaptive rows for the baseline and AT, which have no blur):", to_markdown(accuracy_matrix(df)),
+            "Every measure, with attack success, queries and L0 (pixels) or the median SNR of fooled clips (dB):",
+            to_markdown(format_realizable(df)), "![success against budget](figures/06_success_vs_budget.png)"])
 
     def verdict_markdown(self) -> str:
         from helpers.claim import verdict
@@ -286,7 +303,8 @@ class Results:
         self.claim.to_csv(out / "claim.csv", index=False)
         figs = sorted(plots.figure_path(self.profile, "x").parent.glob("*.png"))
         return write_report(out / "report.md", self.header, self.table, figs, self.notes,
-                            verdict=self.verdict_markdown(), claim=self.claim_display())
+                            verdict=self.verdict_markdown(), claim=self.claim_display(),
+                            realizable=self.realizable_markdown())
 
 
 def tests_markdown(tests: pd.DataFrame) -> str:
@@ -330,4 +348,9 @@ def collect(profile: str, n_boot: int = 1000, seed: int = 0) -> Results:
                      f"(python run_all.py --profile {profile})")
     if header.get("train"):
         notes.append(f"Training: {training_line(header['train'])}.")
-    return Results(profile, records, header, table, claim, tests, notes, realizable)
+    budgets = {}
+    if realizable:
+        from helpers.io import load_json
+
+        budgets = load_json(metrics_dir(profile) / "06_realizable.json").get("budgets", {})
+    return Results(profile, records, header, table, claim, tests, notes, realizable, budgets)

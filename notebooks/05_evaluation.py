@@ -70,6 +70,17 @@ display(results.full_display())
 plots.save(results.accuracy_figure(), PROFILE, "05_accuracy_by_condition")
 
 # %% [markdown]
+# ## Attacks an adversary can mount, and a stronger check of Pixle (from 06)
+#
+# If notebook 06 has run: accuracy of every detector and defense under Pixle, Sparse-RS (the stronger L0
+# attack, at Pixle's budget) and two attacks on the audio itself, all on the same class-balanced clips, with
+# the sentences they support. `run_all.py` runs this notebook after 06 so that the report includes it.
+
+# %%
+display(Markdown(results.realizable_markdown() or "Notebook 06 has not run for this profile "
+                 f"(python run_all.py --profile {PROFILE} --only 06)."))
+
+# %% [markdown]
 # ## DET curves per condition
 #
 # One panel per model; each curve is one condition on the attacked test clips (see 01 for how to read a DET curve).

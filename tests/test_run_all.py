@@ -33,6 +33,17 @@ def test_every_profile_parameter_is_declared_by_a_notebook():
         assert set(params) <= declared, (name, set(params) - declared)
 
 
+def test_the_report_notebook_runs_after_every_later_stage():
+    sys.path.insert(0, str(ROOT))
+    import run_all
+
+    nbs = [Path(f"{i:02d}_x.ipynb") for i in range(7)]
+    order = lambda chosen: [p.name[:2] for p in run_all.run_order(chosen, nbs)]  # noqa: E731
+    assert order(nbs) == ["00", "01", "02", "03", "04", "06", "05"]
+    assert order([nbs[6]]) == ["06", "05"]                   # --only 06 refreshes the report
+    assert order(nbs[:6]) == ["00", "01", "02", "03", "04", "05"] and order([nbs[1]]) == ["01"]
+
+
 def test_unknown_profile_and_parameter_are_rejected():
     r = run(["--profile", "nope"])
     assert r.returncode == 2 and "unknown profile 'nope'" in r.stderr
