@@ -52,7 +52,7 @@ PIXLE_RECORD = {"baseline": ("02_pixle", "baseline_pixle", "non-adaptive"),
 class RealizableConfig:
     """Budgets of notebook 06 (``REALIZABLE_*`` parameters)."""
 
-    n_clips: int = 16                       # class-balanced, from the clips 02 attacked
+    n_clips: int = 32                       # class-balanced where 02's clips allow, from the clips 02 attacked
     stft_restarts: int = 4                  # StftPixle budget: Pixle's restarts x iterations by default
     stft_iterations: int = 25
     stft_freq_dim: tuple = (0.02, 0.1)      # patch height, fraction of the frequency bins
@@ -81,6 +81,19 @@ class RealizableStage(StageRecord):
     examples: dict = field(default_factory=dict)          # name -> relative path of a FLAC
     seconds: dict = field(default_factory=dict)
     key: str = ""                                         # what produced it: a re-run with the same key reuses it
+    inputs: dict = field(default_factory=dict)            # the 01-04 outputs it attacked (see :func:`upstream`)
+
+
+def upstream(profile: str) -> dict:
+    """What 06's results depend on, read from the current 01-04 records: the detectors' checkpoints, Pixle's
+    settings and clips, the blur. 05 compares it with what 06 recorded to tell whether 06 is out of date."""
+    base = read_stage(profile, BaselinesStage, required=False)
+    pix = read_stage(profile, PixleStage, required=False)
+    smooth = read_stage(profile, SmoothingStage, required=False)
+    at = read_stage(profile, AdversarialStage, required=False)
+    return {"baselines": base.checkpoints if base else None, "at": at.checkpoints if at else None,
+            "attack": pix.attack if pix else None, "subset": list(pix.subset) if pix else None,
+            "blur": smooth.blur if smooth else None}
 
 
 def _pixle_budget(pix: PixleStage, arch: str) -> tuple[int, int]:
@@ -168,9 +181,13 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
     key = cache_key({"cfg": asdict(cfg), "data": prep.key, "subset": clips.subset.tolist(), "attack": clips.stage.attack,
                      "blur": asdict(blur_cfg), "baselines": base.checkpoints, "at": at.checkpoints if at else None,
                      "sparse_rs": sparse_budget})
+    inputs = upstream(profile)
     prev = read_stage(profile, RealizableStage, required=False)
     if prev is not None and prev.key == key and all(prev.path(p).exists() for p in prev.examples.values()):
         report("06: every attack of these detectors and budgets is cached; reusing metrics/06_realizable.json")
+        if prev.inputs != inputs:      # written before inputs were recorded: same key, so the same inputs
+            prev.inputs = inputs
+            prev.save()
         return prev
     parts = cache_dir(profile) / "realizable" / key   # one file per finished attack run: an interrupted 06 resumes
     pos = attack_subset(clips.y, cfg.n_clips, cfg.seed)
@@ -190,7 +207,8 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
             for attack_name in ATTACKS:
                 part = parts / f"{arch}_{defense}_{attack_name}.json"
                 done = read_or_quarantine(part, load_json)
-                if done is not None:       # finished before an interruption: not attacked again
+                if done is not None and all(profile_dir(profile).joinpath(f).exists() for f in done["examples"].values()):
+                    # finished before an interruption: not attacked again
                     records.append(done["record"])
                     examples.update(done["examples"])
                     seconds[f"{arch}/{defense}/{attack_name}"] = done["seconds"]
@@ -219,7 +237,7 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
                     run = _Run(res["queries"], torch.full((len(y),), float("nan")), 0.0)
                     extra, per_clip_extra = {"domain": "audio (SNR)"}, {"snr_db": [float(v) for v in snr]}
                     if arch == archs[0] and defense == "baseline":
-                        new_examples = _save_examples(profile, attack_name, waves, res["adv"], y, res["success"])
+                        new_examples = _save_examples(profile, key, attack_name, waves, res["adv"], y, res["success"])
                 dt = time.perf_counter() - t0
                 rec = record(arch, defense, attack_name, y, logits, clean_logits=clean, run=run, **extra)
                 rec["attack_seconds"] = dt
@@ -229,13 +247,13 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
                     fooled = att & (logits.argmax(1) != y)
                     rec["snr_db"] = float(snr[fooled].median()) if fooled.any() else float("nan")
                     rec["l0"] = None
+                report(f"{arch} {defense} {attack_name}: accuracy {rec['accuracy']:.2f}, "
+                       f"success {rec['attack_success_rate']:.2f}, {dt:.0f} s")
                 # kept as read back from its file, so a resumed run and a straight one hold identical records
                 rec = load_json(save_json(part, {"record": rec, "examples": new_examples, "seconds": round(dt, 2)}))["record"]
                 records.append(rec)
                 examples.update(new_examples)
                 seconds[f"{arch}/{defense}/{attack_name}"] = round(dt, 2)
-                report(f"{arch} {defense} {attack_name}: accuracy {rec['accuracy']:.2f}, "
-                       f"success {rec['attack_success_rate']:.2f}, {dt:.0f} s")
             ref = _pixle_reference(profile, arch, defense, pos)
             if ref is not None:
                 records.append(ref)
@@ -244,16 +262,18 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
                                      "sparse_rs_queries": {a: b[1] for a, b in sparse_budget.items()},
                                      "stft_queries": cfg.stft_restarts * cfg.stft_iterations,
                                      "square_queries": cfg.square_queries, "square_snr_db": cfg.square_snr_db},
-                            clips=pos.tolist(), records=records, examples=examples, seconds=seconds, key=key)
+                            clips=pos.tolist(), records=records, examples=examples, seconds=seconds, key=key,
+                            inputs=inputs)
     stage.save()
     return stage
 
 
-def _save_examples(profile: str, attack: str, waves: list[torch.Tensor], adv: list[torch.Tensor], y: torch.Tensor,
-                   success: torch.Tensor) -> dict[str, str]:
-    """Original, attacked and difference FLACs for one clip of each class (a fooled one where there is one)."""
+def _save_examples(profile: str, key: str, attack: str, waves: list[torch.Tensor], adv: list[torch.Tensor],
+                   y: torch.Tensor, success: torch.Tensor) -> dict[str, str]:
+    """Original, attacked and difference FLACs for one clip of each class (a fooled one where there is one),
+    in a folder named by the run's key, so results of other settings never point at these files."""
     out = {}
-    folder = profile_dir(profile) / "audio"
+    folder = profile_dir(profile) / "audio" / f"06_{key}"
     for c, name in ((0, "bonafide"), (1, "spoof")):
         idx = [i for i in range(len(y)) if int(y[i]) == c]
         if not idx:
@@ -286,7 +306,7 @@ def realizable_table(records: list[dict], n_boot: int = 1000, seed: int = 0):
         yv, pv, sv = np.asarray(pc["y"]), np.asarray(pc["pred"]), np.asarray(pc["score"], dtype=float)
         av = np.asarray(pc.get("attacked", [1] * len(yv)), dtype=bool)
         row = {"model": r["model"], "defense": r["condition"], "attack": r["evaluation"], "domain": r.get("domain", ""),
-               "n": len(yv)}
+               "n": len(yv), "n_bonafide": int((yv == 0).sum())}
         for name, f, arrays in (("accuracy", accuracy, [yv, pv]), ("balanced_accuracy", balanced_accuracy, [yv, pv]),
                                 ("bonafide_recall", recall(0), [yv, pv]), ("spoof_recall", recall(1), [yv, pv]),
                                 ("eer", eer, [yv, sv]), ("attack_success_rate", success, [yv, pv, av])):
@@ -334,12 +354,15 @@ def accuracy_matrix(df):
     return pd.DataFrame(rows).fillna("—")
 
 
-def summary_markdown(df, budgets: dict) -> str:
+def summary_markdown(df, budgets: dict, config: dict | None = None) -> str:
     """What 06 says, computed from its table: per model, the combined defense's worst case over every attack
-    against a constant classifier, and Sparse-RS against Pixle at Pixle's own budget."""
+    against a constant classifier on the same clips, and Sparse-RS against Pixle at equal budgets."""
     if df is None or df.empty:
         return ""
-    n = int(df["n"].max())
+    first = df.iloc[0]
+    n, n_bona = int(first["n"]), int(first["n_bonafide"])
+    constant = max(n_bona, n - n_bona) / n
+    by_hand = bool((config or {}).get("sparse_rs_k"))
     out = []
     for model, g in df.groupby("model", sort=False):
         acc = {(r.defense, r.attack): r for r in g.itertuples()}
@@ -350,19 +373,23 @@ def summary_markdown(df, budgets: dict) -> str:
             each = ", ".join(f"{100 * r.accuracy:.1f}% under {ATTACK_LABELS.get(r.attack, r.attack)}" for r in comb)
             parts.append(f"with the combined defense, accuracy is {each}; its worst case, "
                          f"{100 * worst.accuracy:.1f}% [{100 * worst.accuracy_lo:.1f}, {100 * worst.accuracy_hi:.1f}] "
-                         f"({ATTACK_LABELS.get(worst.attack, worst.attack)}), is to be read against 50% for a "
-                         f"constant classifier on these class-balanced clips")
+                         f"({ATTACK_LABELS.get(worst.attack, worst.attack)}, balanced accuracy "
+                         f"{100 * worst.balanced_accuracy:.1f}%), is to be read against {100 * constant:.1f}% for a "
+                         f"constant classifier on these clips (balanced accuracy 50%)")
         pairs = [(d, acc[(d, "sparse_rs")], acc[(d, "pixle")]) for d, _, _ in DEFENSES
                  if (d, "sparse_rs") in acc and (d, "pixle") in acc]
         if pairs:
-            k = (budgets.get("sparse_rs_k") or {})
-            k = k.get(model, k) if isinstance(k, dict) else k
-            sr = "; ".join(f"{d} {100 * a.attack_success_rate:.0f}% vs {100 * b.attack_success_rate:.0f}%"
-                           for d, a, b in pairs)
-            parts.append(f"attack success of Sparse-RS at Pixle's budget ({k} pixels) vs Pixle: {sr}")
+            k = budgets.get("sparse_rs_k")
+            k = k.get(model, "?") if isinstance(k, dict) else k
+            budget = f"{k} pixels, set by SPARSE_RS_K" if by_hand else f"Pixle's budget on this model: {k} pixels"
+            sr = "; ".join(f"{d} {_pct0(a.attack_success_rate)} vs {_pct0(b.attack_success_rate)}" for d, a, b in pairs)
+            parts.append(f"attack success of Sparse-RS ({budget}) vs Pixle: {sr}")
         out.append(f"- **{model}**: " + "; ".join(parts) + ".")
-    return (f"On {n} class-balanced test clips (the same for every attack):\n\n" + "\n".join(out))
+    return f"On {n} test clips ({n_bona} bonafide), the same for every attack:\n\n" + "\n".join(out)
 
+
+def _pct0(v) -> str:
+    return "—" if v is None or not np.isfinite(v) else f"{100 * v:.0f}%"
 
 def success_curves(records: list[dict]):
     """Success against budget, one row of panels per model: L0 (pixels) for the image attacks, SNR (dB) for
@@ -406,4 +433,4 @@ def success_curves(records: list[dict]):
 
 
 __all__ = ["ATTACKS", "DEFENSES", "RealizableConfig", "RealizableStage", "run_realizable", "realizable_table",
-           "format_realizable", "accuracy_matrix", "summary_markdown", "success_curves"]
+           "format_realizable", "accuracy_matrix", "summary_markdown", "success_curves", "upstream"]

@@ -228,28 +228,28 @@ class Results:
     claim: pd.DataFrame
     tests: pd.DataFrame
     notes: list[str] = field(default_factory=list)
-    realizable: list[dict] = field(default_factory=list)     # notebook 06's records, if it ran
-    realizable_budgets: dict = field(default_factory=dict)
-
-    def realizable_display(self) -> pd.DataFrame | None:
-        """06's table (audio attacks, Sparse-RS, Pixle on the same clips), or None if 06 has not run."""
-        from helpers.realizable import format_realizable, realizable_table
-
-        return format_realizable(realizable_table(self.realizable)) if self.realizable else None
+    realizable: list[dict] = field(default_factory=list)     # notebook 06's records, if it ran and is current
+    realizable_stage: dict = field(default_factory=dict)     # the rest of 06's record (budgets, config)
+    n_boot: int = 1000
+    seed: int = 0
+    _realizable_md: str | None = field(default=None, repr=False)
 
     def realizable_markdown(self) -> str:
-        """06's rows for the report: what they say, accuracy under every attack, the full table; "" if 06 has not run."""
+        """06's rows for the report: what they say, accuracy under every attack, the full table; "" if 06 has not
+        run (or is out of date: then the notes say so). Computed once."""
         if not self.realizable:
             return ""
-        from helpers.realizable import accuracy_matrix, format_realizable, realizable_table, summary_markdown
+        if self._realizable_md is None:
+            from helpers.realizable import accuracy_matrix, format_realizable, realizable_table, summary_markdown
 
-        df = realizable_table(self.realizable)
-        return "\n\n".join([
-            summary_markdown(df, self.realizable_budgets),
-            "Accuracy % [95% CI] under each attack (every defense inside what the attacker queries, except Pixle's "
-            "non-adaptive rows for the baseline and AT, which have no blur):", to_markdown(accuracy_matrix(df)),
-            "Every measure, with attack success, queries and L0 (pixels) or the median SNR of fooled clips (dB):",
-            to_markdown(format_realizable(df)), "![success against budget](figures/06_success_vs_budget.png)"])
+            df = realizable_table(self.realizable, n_boot=self.n_boot, seed=self.seed)
+            self._realizable_md = "\n\n".join([
+                summary_markdown(df, self.realizable_stage.get("budgets", {}), self.realizable_stage.get("config")),
+                "Accuracy % [95% CI] under each attack (every defense inside what the attacker queries; Pixle's rows "
+                "are its own results from 02-04, adaptive where the blur is on):", to_markdown(accuracy_matrix(df)),
+                "Every measure, with attack success, queries and L0 (pixels) or the median SNR of fooled clips (dB):",
+                to_markdown(format_realizable(df))])
+        return self._realizable_md
 
     def verdict_markdown(self) -> str:
         from helpers.claim import verdict
@@ -348,9 +348,15 @@ def collect(profile: str, n_boot: int = 1000, seed: int = 0) -> Results:
                      f"(python run_all.py --profile {profile})")
     if header.get("train"):
         notes.append(f"Training: {training_line(header['train'])}.")
-    budgets = {}
+    stage06 = {}
     if realizable:
         from helpers.io import load_json
+        from helpers.realizable import upstream
 
-        budgets = load_json(metrics_dir(profile) / "06_realizable.json").get("budgets", {})
-    return Results(profile, records, header, table, claim, tests, notes, realizable, budgets)
+        stage06 = {k: v for k, v in load_json(metrics_dir(profile) / "06_realizable.json").items() if k != "records"}
+        if stage06.get("inputs") != upstream(profile):
+            notes.append("**Warning**: notebook 06's results were computed for other detectors, Pixle settings or blur "
+                         "than 01-04's current ones and are left out of this report: re-run it "
+                         f"(python run_all.py --profile {profile} --only 06)")
+            realizable, stage06 = [], {}
+    return Results(profile, records, header, table, claim, tests, notes, realizable, stage06, n_boot, seed)

@@ -94,9 +94,10 @@ plots.save(plots.eer_breakdown(baselines.breakdown), PROFILE, "01_eer_breakdown"
 # rest of this companion uses the thesis's 32x32 images.
 
 # %%
-from IPython.display import Image
+from IPython.display import Image, Markdown
 
 from helpers.paths import figures_dir
 
 size_fig = figures_dir(PROFILE) / "bench_image_size.png"
-display(Image(str(size_fig)) if size_fig.exists() else f"not measured yet: python benchmarks/image_size.py --profile {PROFILE}")
+display(Image(str(size_fig)) if size_fig.exists()
+        else Markdown(f"Not measured yet: `python benchmarks/image_size.py --profile {PROFILE}`"))

@@ -73,8 +73,9 @@ plots.save(results.accuracy_figure(), PROFILE, "05_accuracy_by_condition")
 # ## Attacks an adversary can mount, and a stronger check of Pixle (from 06)
 #
 # If notebook 06 has run: accuracy of every detector and defense under Pixle, Sparse-RS (the stronger L0
-# attack, at Pixle's budget) and two attacks on the audio itself, all on the same class-balanced clips, with
-# the sentences they support. `run_all.py` runs this notebook after 06 so that the report includes it.
+# attack, at Pixle's budget) and two attacks on the audio itself, all on the same test clips, with the
+# sentences they support. `run_all.py` runs this notebook after 06 so that the report includes it; results
+# of 06 computed for other detectors or settings than the current ones are left out, with a warning.
 
 # %%
 display(Markdown(results.realizable_markdown() or "Notebook 06 has not run for this profile "

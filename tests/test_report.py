@@ -39,3 +39,55 @@ def test_table_from_fixture_keeps_missing_conditions_missing(tmp_path):
     assert len(warn) == 1 and "'spoof'" in warn[0] and "smoothing under Pixle" in warn[0]
     md = report.write_report(tmp_path / "report.md", header, table, [], ["note"]).read_text()
     assert "corpus `copysynth`, profile `smoke`" in md and "| resnet18 | baseline under Pixle | non-adaptive |" in md
+
+
+def _rz(model, defense, attack, y, pred, attacked, **kw):
+    """A notebook-06 record as it reads back from JSON (NaN stored as None)."""
+    return {"model": model, "condition": defense, "evaluation": attack, "source": "06_realizable.json",
+            "per_clip": {"y": y, "pred": pred, "score": [0.9 if p == 0 else 0.1 for p in pred], "attacked": attacked},
+            **kw}
+
+
+def test_realizable_rows_say_what_a_constant_classifier_scores_on_the_same_clips():
+    from helpers.realizable import accuracy_matrix, realizable_table, summary_markdown
+
+    y = [0, 0, 0, 1, 1, 1, 1, 1]                            # 3 bonafide of 8: always-spoof scores 62.5%
+    att = [1] * 8
+    recs = [_rz("resnet18", "baseline", "sparse_rs", y, [1, 1, 1, 0, 0, 0, 1, 1], att),
+            _rz("resnet18", "baseline", "pixle", y, [0, 1, 0, 1, 1, 1, 1, 0], att),
+            _rz("resnet18", "combined", "sparse_rs", y, [0, 0, 1, 1, 1, 1, 0, 1], att),
+            _rz("resnet18", "combined", "stft_pixle", y, [0, 0, 0, 1, 1, 1, 1, 1], [0] * 8)]   # nothing attacked
+    df = realizable_table(recs, n_boot=50)
+    assert list(df.n_bonafide) == [3] * 4
+    assert df.accuracy.tolist() == [2 / 8, 6 / 8, 6 / 8, 1.0]
+    assert df.attack_success_rate.iloc[0] == 6 / 8 and np.isnan(df.attack_success_rate.iloc[3])
+    mat = accuracy_matrix(df)
+    assert mat.loc[0, "Sparse-RS"].startswith("25.0 [") and mat.loc[1, "Pixle"] == "—"   # combined has no Pixle row
+    md = summary_markdown(df, {"sparse_rs_k": {"resnet18": 12}}, {"sparse_rs_k": None})
+    assert "On 8 test clips (3 bonafide)" in md and "against 62.5% for a constant classifier" in md
+    assert "its worst case, 75.0%" in md and "Pixle's budget on this model: 12 pixels" in md
+    assert "baseline 75% vs 25%" in md                      # Sparse-RS vs Pixle attack success
+    assert "12 pixels, set by SPARSE_RS_K" in summary_markdown(df, {"sparse_rs_k": 12}, {"sparse_rs_k": 12})
+
+
+def test_out_of_date_realizable_results_are_left_out_with_a_warning(tmp_path, monkeypatch):
+    import helpers.realizable as rz
+
+    monkeypatch.setenv("OUTPUT_DIR", str(tmp_path))
+    metrics = tmp_path / "p" / "metrics"
+    metrics.mkdir(parents=True)
+    y = [0, 0, 1, 1]
+    recs = [_rec("resnet18", "baseline_clean", "clean", y, [0, 0, 1, 1], [0, 0, 1, 1]),
+            _rec("resnet18", "baseline_pixle", "non-adaptive", y, [1, 0, 0, 1], [0, 0, 1, 1], attack_success_rate=0.5)]
+    (metrics / "02_pixle.json").write_text(json.dumps({"dataset": "copysynth", "profile": "p", "records": recs}))
+    inputs = {"baselines": {"resnet18": "checkpoints/a.safetensors"}, "at": None, "attack": {}, "subset": [0], "blur": {}}
+    (metrics / "06_realizable.json").write_text(json.dumps({
+        "dataset": "copysynth", "profile": "p", "inputs": inputs, "budgets": {"sparse_rs_k": {"resnet18": 3}},
+        "records": [_rz("resnet18", "baseline", "sparse_rs", y, [1, 1, 0, 0], [1] * 4)]}))
+    monkeypatch.setattr(rz, "upstream", lambda profile: inputs)
+    current = report.collect("p", n_boot=20)
+    assert len(current.realizable) == 1 and "On 4 test clips (2 bonafide)" in current.realizable_markdown()
+    monkeypatch.setattr(rz, "upstream", lambda profile: {**inputs, "baselines": {"resnet18": "checkpoints/b.safetensors"}})
+    stale = report.collect("p", n_boot=20)
+    assert stale.realizable == [] and stale.realizable_markdown() == ""
+    assert any("notebook 06's results were computed for other detectors" in n and "--only 06" in n for n in stale.notes)

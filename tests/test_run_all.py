@@ -128,7 +128,9 @@ def test_smoke_run_end_to_end():
     assert key(sharded) == key(before)
     assert all(rec["per_clip"].get("l0") == ref["per_clip"].get("l0") for rec, ref in zip(sharded, before))
     # 06 interrupted after some attack runs: the finished ones are reused, the rest recomputed, same records
-    parts = sorted((prof / "cache" / "realizable").glob("*/*.json"))
+    assert "## Attacks an adversary can mount" in (prof / "report.md").read_text()   # 05 ran after 06
+    run06 = json.loads((prof / "metrics" / "06_realizable.json").read_text())["key"]
+    parts = sorted((prof / "cache" / "realizable" / run06).glob("*.json"))
     assert len(parts) == len([r for r in realizable if r["evaluation"] != "pixle"]) >= 6
     for part in parts[::2]:
         part.unlink()
