@@ -45,4 +45,10 @@ Plumbing
 - :mod:`helpers.widgets`  the ipywidgets explorer
 """
 
+import warnings as _warnings
+
 __version__ = "0.2.0"
+
+# pyworld 0.3.5 imports pkg_resources at import time; the deprecation warning it triggers is about
+# pyworld's packaging, nothing a user of this project can act on, and it cluttered every notebook.
+_warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)

@@ -18,10 +18,16 @@ def data_summary_markdown(prep: Prepared) -> str:
     splits = ", ".join(f"{s}: {v['bonafide']} bonafide / {v['spoof']} spoof" for s, v in d["by_split"].items())
     text = (f"**{d['n_trials']} trials** from corpus `{d['dataset']}` ({splits}); split by **{proto['split_by']}**; "
             f"test bonafide share {proto['test_bonafide_share']:.3f}.")
-    if prep.params.dataset == "copysynth" and not prep.params.speech_dir:
-        text += ("\n\nThe default bonafide speech is the Asterisk prompts: **8 kHz recordings**, so everything above "
-                 "4 kHz is empty in both classes. Point `SPEECH_DIR` at wideband speech (e.g. LibriSpeech) to give "
-                 "the detectors the full band.")
+    if prep.params.dataset == "copysynth" and prep.params.speech_sources and not prep.params.speech_dir:
+        speakers = prep.table["speaker"].nunique() if "speaker" in prep.table else "?"
+        text += (f"\n\nBonafide speech: **{speakers} speakers** from the Debian packages of "
+                 f"{', '.join(f'`{s}`' for s in prep.params.speech_sources)} (16 kHz or more; table below); every spoof "
+                 "went through its source recording's codec, and each recording's DF codec condition applies to both "
+                 "classes.")
+    elif prep.params.dataset == "copysynth" and not prep.params.speech_dir:
+        text += ("\n\nThe bonafide speech is the Asterisk English prompts: **8 kHz recordings**, so everything above "
+                 "4 kHz is empty in both classes. Name `SPEECH_SOURCES` (wideband Debian speech) or point `SPEECH_DIR` "
+                 "at wideband speech (e.g. LibriSpeech) to give the detectors the full band.")
     return text
 
 

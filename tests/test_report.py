@@ -91,3 +91,22 @@ def test_out_of_date_realizable_results_are_left_out_with_a_warning(tmp_path, mo
     stale = report.collect("p", n_boot=20)
     assert stale.realizable == [] and stale.realizable_markdown() == ""
     assert any("notebook 06's results were computed for other detectors" in n and "--only 06" in n for n in stale.notes)
+
+
+def test_data_summary_names_the_wideband_speakers_and_keeps_the_8khz_note_for_the_legacy_speech():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from helpers.data_views import data_summary_markdown
+
+    def prep(sources):
+        return SimpleNamespace(
+            params=SimpleNamespace(dataset="copysynth", speech_dir="", speech_sources=sources),
+            table=pd.DataFrame({"speaker": ["a", "b", "b", "c"]}),
+            describe=lambda: {"n_trials": 4, "dataset": "copysynth", "by_split": {"test": {"bonafide": 2, "spoof": 2}}},
+            protocol=lambda: {"split_by": "speaker", "test_bonafide_share": 0.5})
+
+    wide = data_summary_markdown(prep(("asterisk_g722", "tuxpaint")))
+    assert "**3 speakers**" in wide and "`tuxpaint`" in wide and "8 kHz" not in wide
+    assert "**8 kHz recordings**" in data_summary_markdown(prep(()))
