@@ -36,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from helpers.metrics import l0_pixels
+from helpers.models import eval_mode
 
 PixelMapping = Literal["random", "similarity", "similarity_random", "distance", "distance_random"]
 MAPPINGS: tuple[str, ...] = ("random", "similarity", "similarity_random", "distance", "distance_random")
@@ -242,8 +243,11 @@ class Pixle:
             images = images.unsqueeze(0)
         if images.min() < 0 or images.max() > 1:
             raise ValueError("Pixle expects images in [0, 1]")
-        was_training = self.model.training
-        self.model.eval()
+        with eval_mode(self.model):
+            return self._run(images, labels, ids, target_labels)
+
+    def _run(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None,
+             target_labels: torch.Tensor | None) -> PixleResult:
         dev = images.device
         x0 = images.detach().clone()
         b = x0.shape[0]
@@ -310,8 +314,6 @@ class Pixle:
                 cont = ~done
                 base[cont] = torch.where(have_best[cont, None, None, None], best_sol[cont], last[cont])
         bar.close()
-        if was_training:
-            self.model.train()
         adv = base.clamp(0, 1)
         return PixleResult(adv=adv, success=success, queries=queries, forwards=forwards,
                            l0=l0_pixels(x0, adv), final_prob=best_p)

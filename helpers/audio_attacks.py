@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from helpers.attacks import PixelMapping, Pixle, counter_uniform, default_target_batch
 from helpers.features import FeatureConfig, _viridis_lut
 from helpers.metrics import bonafide_score
+from helpers.models import eval_mode
 
 # --------------------------------------------------------------------------- batched features
 
@@ -196,13 +197,8 @@ class _AudioAttack:
                                  final_prob=prob)
 
     def _with_eval(self, fn, *args) -> AudioAttackResult:
-        was_training = self.pipeline.training
-        self.pipeline.eval()
-        try:
+        with eval_mode(self.pipeline):
             return fn(*args)
-        finally:
-            if was_training:
-                self.pipeline.train()
 
 
 # --------------------------------------------------------------------------- STFT-magnitude Pixle

@@ -9,7 +9,8 @@ layer, so attacks and defenses work on images in [0, 1] as torchattacks expects.
 
 from __future__ import annotations
 
-from typing import Literal
+from contextlib import contextmanager
+from typing import Iterator, Literal
 
 import torch
 from torch import nn
@@ -77,19 +78,34 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Every submodule in eval mode inside the block, each put back into its *own* mode afterwards.
+
+    Restoring only the top module's flag is wrong for wrappers: a freshly built wrapper (an audio pipeline,
+    a blur-defended model) is in training mode by default, and ``wrapper.train()`` on the way out would
+    switch the detector inside it into training mode, whose BatchNorm then uses batch statistics and
+    overwrites its running averages on the next plain forward pass.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 @torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64, device: torch.device | str | None = None,
             preprocess: nn.Module | None = None) -> torch.Tensor:
     """Logits for ``x`` in eval mode, batched; ``preprocess`` (e.g. a blur) is applied per batch."""
-    was_training = model.training
-    model.eval()
     device = device or next(model.parameters()).device
     out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(device)
-        if preprocess is not None:
-            xb = preprocess(xb)
-        out.append(model(xb.contiguous(memory_format=torch.channels_last)).float().cpu())
-    if was_training:
-        model.train()
+    with eval_mode(model):
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            if preprocess is not None:
+                xb = preprocess(xb)
+            out.append(model(xb.contiguous(memory_format=torch.channels_last)).float().cpu())
     return torch.cat(out) if out else torch.empty(0, 2)

@@ -28,7 +28,7 @@ from helpers.audio import load_audio, write_flac
 from helpers.audio_attacks import AudioPipeline, SquareAudio, StftPixle
 from helpers.defenses import Defended
 from helpers.evaluation import record
-from helpers.models import predict
+from helpers.models import eval_mode, predict
 from helpers.paths import cache_dir, profile_dir
 from helpers.pipeline import Prepared
 from helpers.progress import report
@@ -37,6 +37,9 @@ from helpers.io import cache_key, load_json, read_or_quarantine, save_json
 from helpers.stages import (AdversarialStage, Attacked, BaselinesStage, BlurConfig, PixleStage, SmoothingStage,
                             StageRecord, attack_subset, attacked_clips, load_detector, read_stage, rel)
 
+# Bumped when a fix changes results for the same inputs, so cached attack runs are recomputed.
+# 2: detectors stay in eval mode (before, BatchNorm ran in training mode after the first audio attack).
+VERSION = 2
 ATTACKS: tuple[str, ...] = ("stft_pixle", "square_audio", "sparse_rs")
 DEFENSES: tuple[tuple[str, str, bool], ...] = (   # name, detector kind, blur inside
     ("baseline", "baseline", False), ("smoothing", "baseline", True),
@@ -137,8 +140,8 @@ def _audio_attack(attack, waves: list[torch.Tensor], y: torch.Tensor, clip_ids: 
 
 def _audio_logits(pipeline: AudioPipeline, waves: list[torch.Tensor]) -> torch.Tensor:
     out = torch.zeros(len(waves), 2)
-    for idx in _by_length(waves):
-        with torch.inference_mode():
+    with eval_mode(pipeline), torch.inference_mode():
+        for idx in _by_length(waves):
             out[torch.tensor(idx)] = pipeline(torch.stack([waves[i] for i in idx])).float()
     return out
 
@@ -178,7 +181,7 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
     # Sparse-RS gets each model's own Pixle budget: the pixels Pixle changed on that baseline, Pixle's queries
     sparse_budget = {a: (cfg.sparse_rs_k or _pixle_budget(clips.stage, a)[0],
                          cfg.sparse_rs_queries or _pixle_budget(clips.stage, a)[1]) for a in archs}
-    key = cache_key({"cfg": asdict(cfg), "data": prep.key, "subset": clips.subset.tolist(), "attack": clips.stage.attack,
+    key = cache_key({"version": VERSION, "cfg": asdict(cfg), "data": prep.key, "subset": clips.subset.tolist(), "attack": clips.stage.attack,
                      "blur": asdict(blur_cfg), "baselines": base.checkpoints, "at": at.checkpoints if at else None,
                      "sparse_rs": sparse_budget})
     inputs = upstream(profile)

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from helpers.attacks import counter_uniform
 from helpers.metrics import l0_pixels
+from helpers.models import eval_mode
 
 LossName = Literal["margin", "ce"]
 
@@ -129,13 +130,8 @@ class SparseRS:
             images = images.unsqueeze(0)
         if images.min() < 0 or images.max() > 1:
             raise ValueError("SparseRS expects images in [0, 1]")
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             return self._attack(images, labels, ids)
-        finally:
-            if was_training:
-                self.model.train()
 
     def _attack(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None) -> SparseRSResult:
         dev = images.device

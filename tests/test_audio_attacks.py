@@ -204,3 +204,35 @@ def test_skip_misclassified_and_argument_checks():
         SquareAudio(pipe)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         SquareAudio(pipe, eps=0.01)(wav * 20, wrong)
+
+
+def test_no_attack_switches_a_batchnorm_detector_into_training_mode():
+    """A wrapper (audio pipeline, blur-defended model) is in training mode when built; restoring its flag after
+    an attack once put the detector inside it into training mode, so BatchNorm used batch statistics and
+    overwrote its running averages: clean decisions then depended on the batch. Every attack must leave the
+    detector's mode, its BatchNorm buffers and its outputs as they were."""
+    from helpers.attacks import Pixle
+    from helpers.defenses import Defended
+    from helpers.models import build_model, predict
+    from helpers.sparse_rs import SparseRS
+
+    torch.manual_seed(0)
+    model = build_model("resnet18").eval()
+    buffers = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    wav, y = clips(4), torch.tensor([0, 1, 0, 1])
+    pipe = AudioPipeline(model, FeatureConfig())
+    x = pipe.features(wav)
+    before = predict(model, x)
+    assert pipe.training and not model.training          # the trap: a fresh wrapper is in training mode
+    SquareAudio(pipe, snr_db=30.0, n_queries=3, seed=0)(wav, y)
+    StftPixle(pipe, restarts=1, max_iterations=2, seed=0)(wav, y)
+    target = Defended(model, GaussianBlur(5, (0.5, 1.0), seed=0))
+    SparseRS(target, k=4, n_queries=3, seed=0)(x, y)
+    Pixle(target, restarts=1, max_iterations=2, seed=0)(x, y)
+    assert not model.training and all(not m.training for m in model.modules())
+    assert pipe.training and target.training              # each wrapper keeps its own flag
+    with torch.inference_mode():
+        pipe(wav[:1]), pipe(wav)                          # plain forward passes, batch 1 and 4
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in buffers.items())
+    assert torch.equal(predict(model, x), before)
+    assert torch.allclose(predict(model, x[:1]), before[:1], atol=1e-5)   # batch 1: float rounding only
