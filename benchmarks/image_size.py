@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.io import save_json
+from helpers.io import load_json, save_json
 from helpers.metrics import bonafide_score, eer
 from helpers.models import predict
 from helpers.paths import figures_dir
@@ -36,7 +36,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="default: the profile's EPOCHS")
     ap.add_argument("--arch", default="resnet18")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--replot", metavar="JSON", help="redraw the figure from a JSON this script wrote, train nothing")
     args = ap.parse_args()
+    if args.replot:
+        d = load_json(args.replot)
+        plot(d["rows"], f"{d['profile']} corpus and split, {d['arch']}, {d['epochs']} epochs ({d['n_test']} test clips)",
+             Path(args.out or Path(args.replot).with_suffix(".png")))
+        return
     ns = profile_params(args.profile)
     if args.epochs:
         ns["EPOCHS"] = args.epochs
@@ -59,6 +65,14 @@ def main() -> None:
         voc = "  ".join(f"{k} {100 * v:4.1f}%" for k, v in per_vocoder.items())
         print(f"{features:<13} {size:>4}x{size:<4} test EER {100 * e:5.1f}%  per vocoder: {voc}  final train accuracy "
               f"{res.history[-1]['train_accuracy']:.3f}  {rows[-1]['seconds']:.0f} s", flush=True)
+    out = Path(args.out) if args.out else figures_dir(args.profile) / "bench_image_size.png"
+    save_json(out.with_suffix(".json"), {"profile": args.profile, "arch": args.arch, "epochs": cfg.epochs,
+                                         "n_test": len(y), "rows": rows})
+    plot(rows, f"{args.profile} corpus and split, {args.arch}, {cfg.epochs} epochs ({len(y)} test clips)", out)
+
+
+def plot(rows: list[dict], title: str, out: Path) -> None:
+    """Clean EER against image size, overall and per vocoder; the thesis's 32x32 images as squares."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,10 +81,10 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
     logs = [r for r in rows if r["features"] == "logspec"]
     sizes = [r["size"] for r in logs]
-    ref = rows[0]
+    ref = next(r for r in rows if r["features"] == "thesis_rgb32")
     for ax, key in zip(axes, ("overall", "per vocoder")):
         if key == "overall":
-            ax.plot(sizes, [100 * r["eer"] for r in logs], "o-", label=f"logspec, {args.arch}")
+            ax.plot(sizes, [100 * r["eer"] for r in logs], "o-", label="logspec")
             ax.plot([32], [100 * ref["eer"]], "s", color="k", label="thesis_rgb32 (the thesis's images)")
         else:
             for voc in ref["per_vocoder_eer"]:
@@ -80,15 +94,13 @@ def main() -> None:
         ax.axhline(10, ls=":", color="grey", lw=1, label="10% EER")
         ax.axhline(50, ls="--", color="grey", lw=0.8)
         ax.set(xlabel="image size (pixels per side)", xscale="log", title=f"clean test EER, {key}")
+        ax.minorticks_off()
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.legend(fontsize=7)
     axes[0].set_ylabel("EER (%)")
-    fig.suptitle(f"{args.profile} corpus and split, {args.arch}, {cfg.epochs} epochs ({len(y)} test clips)", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    out = Path(args.out) if args.out else figures_dir(args.profile) / "bench_image_size.png"
     fig.savefig(out, dpi=120)
-    save_json(out.with_suffix(".json"), {"profile": args.profile, "arch": args.arch, "epochs": cfg.epochs,
-                                         "n_test": len(y), "rows": rows})
     print("figure:", out, "numbers:", out.with_suffix(".json"))
 
 
