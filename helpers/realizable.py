@@ -176,21 +176,16 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
     clips = attacked_clips(profile, prep)
     blur_cfg: BlurConfig = read_stage(profile, SmoothingStage).blur_config()
     at = read_stage(profile, AdversarialStage, required=False)
-    base = read_stage(profile, BaselinesStage)
+    read_stage(profile, BaselinesStage)               # names notebook 01 if it has not run
     archs = list(clips.stage.adv_cache)
     # Sparse-RS gets each model's own Pixle budget: the pixels Pixle changed on that baseline, Pixle's queries
     sparse_budget = {a: (cfg.sparse_rs_k or _pixle_budget(clips.stage, a)[0],
                          cfg.sparse_rs_queries or _pixle_budget(clips.stage, a)[1]) for a in archs}
-    key = cache_key({"version": VERSION, "cfg": asdict(cfg), "data": prep.key, "subset": clips.subset.tolist(), "attack": clips.stage.attack,
-                     "blur": asdict(blur_cfg), "baselines": base.checkpoints, "at": at.checkpoints if at else None,
-                     "sparse_rs": sparse_budget})
     inputs = upstream(profile)
+    key = cache_key({"version": VERSION, "cfg": asdict(cfg), "data": prep.key, "inputs": inputs, "sparse_rs": sparse_budget})
     prev = read_stage(profile, RealizableStage, required=False)
     if prev is not None and prev.key == key and all(prev.path(p).exists() for p in prev.examples.values()):
         report("06: every attack of these detectors and budgets is cached; reusing metrics/06_realizable.json")
-        if prev.inputs != inputs:      # written before inputs were recorded: same key, so the same inputs
-            prev.inputs = inputs
-            prev.save()
         return prev
     parts = cache_dir(profile) / "realizable" / key   # one file per finished attack run: an interrupted 06 resumes
     pos = attack_subset(clips.y, cfg.n_clips, cfg.seed)
