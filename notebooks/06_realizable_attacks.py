@@ -31,7 +31,7 @@
 # Every defense sits inside what these attacks query, so they are adaptive by construction. Pixle's own
 # results on the same clips (from 02-04; adaptive where the blur is on) stand beside them.
 #
-# Part of `make run` (profile demo: 32 class-balanced clips of the 48 Pixle attacked, about 8 minutes on 2 CPU
+# Part of `make run` (profile demo: 32 class-balanced clips of the 48 Pixle attacked, about 7 minutes on 2 CPU
 # cores); `run_all.py` runs 05 after it, so the report includes its rows. On its own: `python run_all.py --only 06`.
 
 # %% tags=["parameters"]
