@@ -179,8 +179,8 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
     read_stage(profile, BaselinesStage)               # names notebook 01 if it has not run
     archs = list(clips.stage.adv_cache)
     # Sparse-RS gets each model's own Pixle budget: the pixels Pixle changed on that baseline, Pixle's queries
-    sparse_budget = {a: (cfg.sparse_rs_k or _pixle_budget(clips.stage, a)[0],
-                         cfg.sparse_rs_queries or _pixle_budget(clips.stage, a)[1]) for a in archs}
+    pixle_budget = {a: _pixle_budget(clips.stage, a) for a in archs}
+    sparse_budget = {a: (cfg.sparse_rs_k or k, cfg.sparse_rs_queries or q) for a, (k, q) in pixle_budget.items()}
     inputs = upstream(profile)
     key = cache_key({"version": VERSION, "cfg": asdict(cfg), "data": prep.key, "inputs": inputs, "sparse_rs": sparse_budget})
     prev = read_stage(profile, RealizableStage, required=False)
