@@ -28,11 +28,11 @@ from pathlib import Path
 import yaml
 
 from helpers.io import save_json
-from helpers.params import ParameterError, check
+from helpers.config.params import ParameterError, check
 from helpers.progress import MODE_ENV, PREFIX as PROGRESS_PREFIX
-from helpers.stage_runner import STAGE_NOTEBOOKS
+from helpers.distributed.stage_runner import STAGE_NOTEBOOKS
 from helpers.paths import ROOT, notebooks_dir, profile_dir
-from helpers.profiles import DEFAULT_NOTEBOOKS, DEFAULT_PROFILE, PROFILES, profile_params
+from helpers.config.profiles import DEFAULT_NOTEBOOKS, DEFAULT_PROFILE, PROFILES, profile_params
 from helpers.runtime import device_description, package_versions
 
 
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output-dir", help="write outputs here instead of ./outputs (sets OUTPUT_DIR)")
     ap.add_argument("--nproc", type=int, default=1,
                     help="run the heavy part of notebooks 01-04 (training, Pixle) on N processes with torchrun first "
-                         "(helpers.stage_runner); the notebooks then read the caches")
+                         "(helpers.distributed.stage_runner); the notebooks then read the caches")
     ap.add_argument("--prepare-only", action="store_true",
                     help="write the parameterised notebooks without executing them (for nbval)")
     args = ap.parse_args(argv)
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.prepare_only:
             print(f"{nb.name}", flush=True)
             if args.nproc > 1 and nb.name[:2] in STAGE_NOTEBOOKS:
-                from helpers.stage_runner import launch
+                from helpers.distributed.stage_runner import launch
 
                 print(f"  torchrun: stage {nb.name[:2]} on {args.nproc} processes", flush=True)
                 if launch(args.nproc, args.profile, nb.name[:2], args.p) != 0:

@@ -22,9 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is scripts, not a package
 from common import attack_arguments, correct_test_images, timed  # noqa: E402
 
-from helpers.attacks import Pixle  # noqa: E402
-from helpers.corpus import CLASSES  # noqa: E402
-from helpers.models import predict  # noqa: E402
+from helpers.attacks.pixle import Pixle  # noqa: E402
+from helpers.data.corpus import CLASSES  # noqa: E402
+from helpers.models.detectors import predict  # noqa: E402
 
 
 BONAFIDE = CLASSES.index("bonafide")

@@ -7,9 +7,9 @@ import time
 
 import torch
 
-from helpers.pipeline import DataParams, baseline, prepare_data
-from helpers.stages import BaselinesStage, DataStage, load_detector, load_prepared, read_stage
-from helpers.training import TrainConfig
+from helpers.experiments.pipeline import DataParams, baseline, prepare_data
+from helpers.experiments.stages import BaselinesStage, DataStage, load_detector, load_prepared, read_stage
+from helpers.models.training import TrainConfig
 
 
 def attack_arguments(ap: argparse.ArgumentParser, n: int, restarts: int, iterations: int) -> None:
@@ -24,7 +24,7 @@ def attack_arguments(ap: argparse.ArgumentParser, n: int, restarts: int, iterati
 def correct_test_images(arch: str, n: int, device: str):
     """(model, x, y, logits_all, x_all, y_all, where): a trained detector (eval, channels-last, on
     ``device``) and up to ``n`` test images it classifies correctly, on ``device``."""
-    from helpers.models import predict
+    from helpers.models.detectors import predict
 
     model, x_all, y_all, where = trained_detector(arch, device=device)
     model = model.to(device).eval().to(memory_format=torch.channels_last)

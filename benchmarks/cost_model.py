@@ -38,8 +38,8 @@ def measure_cpu(reps: int = 3) -> dict[str, float]:
     """Seconds per image on this CPU: forward (batch 64), training step (batch 16), features (3 s clip)."""
     import numpy as np
 
-    from helpers.features import FeatureConfig, extract
-    from helpers.models import build_model
+    from helpers.data.features import FeatureConfig, extract
+    from helpers.models.detectors import build_model
 
     out = {}
     for arch in ("resnet18", "resnet50"):

@@ -79,9 +79,9 @@ import torch
 from torch import nn
 sys.path.insert(0, "benchmarks")
 import common  # noqa: E402
-import helpers.models as models  # noqa: E402
-import helpers.training as training  # noqa: E402
-from helpers.models import predict  # noqa: E402
+import helpers.models.detectors as models  # noqa: E402
+import helpers.models.training as training  # noqa: E402
+from helpers.models.detectors import predict  # noqa: E402
 mode = os.environ.get("SUITE_MODEL", "tiny")
 
 class Tiny(nn.Module):
@@ -98,7 +98,7 @@ def random_set(model, device, size, n=32):
     return model, x, predict(model, x, device=device).argmax(1)
 
 if mode == "tiny":
-    import helpers.features as features
+    import helpers.data.features as features
     models.build_model = training.build_model = lambda arch, in_channels=3, seed=None: Tiny(in_channels, seed)
     _extract = features.extract   # clips cut to 0.25 s: the plumbing runs, in a tenth of the time
     features.extract = lambda wav, cfg, device="cpu": _extract(wav[:4000], cfg, device)
@@ -108,7 +108,7 @@ else:
     profile = mode.split(":", 1)[1]
     original = common.trained_detector
     def trained_detector(arch="resnet18", _profile="demo", device="cpu"):
-        from helpers.pipeline import load_metrics
+        from helpers.experiments.pipeline import load_metrics
         if load_metrics(profile, "01_baselines"):
             model, x, y, where = original(arch, profile, device)
             if "profile baseline" in where:

@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 
 from helpers.io import load_json, save_json
-from helpers.metrics import bonafide_score, eer
-from helpers.models import predict
+from helpers.evaluation.metrics import bonafide_score, eer
+from helpers.models.detectors import predict
 from helpers.paths import figures_dir
-from helpers.pipeline import baseline, prepare_data
-from helpers.profiles import profile_params
-from helpers.stages import clean_breakdown, data_params, train_config
+from helpers.experiments.pipeline import baseline, prepare_data
+from helpers.config.profiles import profile_params
+from helpers.experiments.stages import clean_breakdown, data_params, train_config
 
 
 def main() -> None:

@@ -20,9 +20,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is scripts, not a package
 from common import attack_arguments, correct_test_images, forward_ms_per_image, timed  # noqa: E402
 
-from helpers.attacks import Pixle, default_target_batch  # noqa: E402
-from helpers.metrics import l0_pixels  # noqa: E402
-from helpers.models import predict  # noqa: E402
+from helpers.attacks.pixle import Pixle, default_target_batch  # noqa: E402
+from helpers.evaluation.metrics import l0_pixels  # noqa: E402
+from helpers.models.detectors import predict  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
     res, t_ours = timed(ours, x, y, sync=True)
     adv_pred = predict(model, res.adv).argmax(1).to(dev)
     evals = int(res.forwards.sum())
-    rows.append(("batched (helpers.attacks)", n / t_ours, float((adv_pred != y).float().mean()),
+    rows.append(("batched (helpers.attacks.pixle)", n / t_ours, float((adv_pred != y).float().mean()),
                  float(res.l0.float().mean()), float(res.queries.float().mean()), evals * fwd_batched / 1000 / t_ours, t_ours))
     if not args.skip_reference:
         import torchattacks

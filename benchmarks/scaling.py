@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Sharded Pixle evaluation on 1 and N processes: seconds for each and the measured ratio.
 
-Runs ``torchrun --standalone --nproc_per_node=P -m helpers.distributed pixle`` for each P in
+Runs ``torchrun --standalone --nproc_per_node=P -m helpers.distributed.ddp pixle`` for each P in
 ``--nproc`` on the same images, model and attack (fresh shard folder each time, so nothing is
 reused). On the CPU each process gets cores / P torch threads (gloo); on GPUs one process per
 GPU (NCCL). Prints the stage time (attack and shard I/O, from rank 0; process start-up and
@@ -31,7 +31,7 @@ def run(nproc: int, args: argparse.Namespace, work: Path) -> dict:
     """One torchrun of the pixle stage; its JSON summary plus the command's wall time."""
     out = work / f"summary-{nproc}.json"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "helpers.distributed", "pixle", "--arch", args.arch, "--restarts", str(args.restarts),
+           "-m", "helpers.distributed.ddp", "pixle", "--arch", args.arch, "--restarts", str(args.restarts),
            "--iterations", str(args.iterations), "--shard-size", str(args.shard_size), "--seed", "0",
            "--cache-dir", str(work / f"shards-{nproc}"), "--json", str(out), "--quiet", "--device", args.device]
     if args.features:

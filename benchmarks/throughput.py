@@ -20,11 +20,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import forward_ms_per_image  # noqa: E402
 
-from helpers.attacks import default_target_batch  # noqa: E402
-from helpers.features import FeatureConfig, extract  # noqa: E402
-from helpers.models import build_model  # noqa: E402
+from helpers.attacks.pixle import default_target_batch  # noqa: E402
+from helpers.data.features import FeatureConfig, extract  # noqa: E402
+from helpers.models.detectors import build_model  # noqa: E402
 from helpers.paths import output_root  # noqa: E402
-from helpers.training import TrainConfig, pixle_generator, train  # noqa: E402
+from helpers.models.training import TrainConfig, pixle_generator, train  # noqa: E402
 
 
 def main() -> None:

@@ -54,10 +54,10 @@ def setup(seed: int, device: str | None = None, quiet: bool = False, params: dic
     """Check the notebook's parameters, seed everything, pick the device, print versions; returns the device.
 
     ``params`` is the notebook's namespace (``globals()``): its upper-case names are checked by
-    :func:`helpers.params.check`, so a misspelt choice stops the notebook before any work.
+    :func:`helpers.config.params.check`, so a misspelt choice stops the notebook before any work.
     """
     if params is not None:
-        from helpers.params import check
+        from helpers.config.params import check
 
         check({k: v for k, v in params.items() if k.isupper()})
     seed_everything(seed)

@@ -49,7 +49,9 @@ ON_ERROR = "error"             # or skip: bad files are listed in outputs/PROFIL
 # %%
 from IPython.display import Audio, Markdown, display
 
-from helpers import data_views, plots, stages
+from helpers.reporting import data_views
+from helpers.reporting import figures as plots
+from helpers.experiments import stages
 from helpers.runtime import setup
 
 device = setup(SEED, params=globals())

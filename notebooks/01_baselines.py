@@ -37,7 +37,8 @@ MAX_BATCHES = None         # cap on batches per epoch (smoke profile)
 # %%
 from IPython.display import display
 
-from helpers import plots, stages
+from helpers.reporting import figures as plots
+from helpers.experiments import stages
 from helpers.runtime import setup
 
 device = setup(SEED, params=globals())

@@ -21,7 +21,7 @@
 # true-class probability are kept, and the attack stops as soon as the prediction flips. Its budget is
 # written *restarts x iterations* ("4x25": 4 restarts of 25 candidates each, at most 100 candidates per
 # clip). The thesis ran `torchattacks.Pixle(model, x_dimensions=(0.1, 0.2), restarts=10,
-# max_iterations=50)` ("10x50"); `helpers.attacks.Pixle` runs the same algorithm on whole batches
+# max_iterations=50)` ("10x50"); `helpers.attacks.pixle.Pixle` runs the same algorithm on whole batches
 # (`benchmarks/pixle_speed.py` measures its speed and parity with torchattacks).
 
 # %% tags=["parameters"]
@@ -40,7 +40,8 @@ ATTACK_BATCH = 64          # clips per cached chunk
 # %%
 from IPython.display import display
 
-from helpers import plots, stages
+from helpers.reporting import figures as plots
+from helpers.experiments import stages
 from helpers.runtime import setup
 
 device = setup(SEED, params=globals())

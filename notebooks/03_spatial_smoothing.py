@@ -38,7 +38,9 @@ ATTACK_BATCH = 64
 # %%
 from IPython.display import display
 
-from helpers import plots, report, stages
+from helpers.reporting import figures as plots
+from helpers.reporting import report
+from helpers.experiments import stages
 from helpers.runtime import setup
 
 device = setup(SEED, params=globals())

@@ -27,7 +27,8 @@ N_BOOT = 1000
 # %%
 from IPython.display import Markdown, display
 
-from helpers import plots, report
+from helpers.reporting import figures as plots
+from helpers.reporting import report
 from helpers.runtime import setup, version_banner
 
 device = setup(SEED, params=globals(), quiet=True)
@@ -97,7 +98,7 @@ for model, fig in results.det_figures().items():
 # scores, and the audio. Headless runs show one static example.
 
 # %%
-from helpers.widgets import Explorer
+from helpers.reporting.widgets import Explorer
 
 Explorer(PROFILE).show()
 

@@ -50,7 +50,9 @@ SPARSE_RS_QUERIES = None   # Sparse-RS queries (None: Pixle's restarts x iterati
 # %%
 from IPython.display import Audio, Markdown, display
 
-from helpers import plots, realizable, stages
+from helpers.reporting import figures as plots
+from helpers.experiments import realizable
+from helpers.experiments import stages
 from helpers.runtime import setup
 
 device = setup(SEED, params=globals())

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from helpers import asvspoof as A
-from helpers import corpus as C
+from helpers.data import asvspoof as A
+from helpers.data import corpus as C
 from tests.conftest import speechlike
 
 KEY_LINES = [

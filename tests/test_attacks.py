@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from helpers.attacks import MAPPINGS, Pixle, counter_uniform
+from helpers.attacks.pixle import MAPPINGS, Pixle, counter_uniform
 from tests.conftest import ChangeDetector, RegionModel, region_images
 
 
@@ -59,7 +59,7 @@ def test_determinism_batching_and_block_size_do_not_change_results(region_model)
 
 def test_gpu_settings_run_on_cpu_amp_is_live_and_a_large_batch_changes_nothing():
     """The thesis profile's GPU settings (4096 candidates per forward, bfloat16) on this CPU."""
-    from helpers.models import build_model
+    from helpers.models.detectors import build_model
     model = build_model("resnet18", 3, seed=0).eval()
     seen = []
     model.net.conv1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))

@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.audio_attacks import (AudioPipeline, SquareAudio, StftPixle, features_batch, snr_db,
+from helpers.attacks.audio import (AudioPipeline, SquareAudio, StftPixle, features_batch, snr_db,
                                    square_p_schedule)
-from helpers.defenses import GaussianBlur
-from helpers.features import FeatureConfig, extract
+from helpers.defenses.smoothing import GaussianBlur
+from helpers.data.features import FeatureConfig, extract
 from tests.conftest import speechlike
 
 CFG = FeatureConfig()
@@ -211,10 +211,10 @@ def test_no_attack_switches_a_batchnorm_detector_into_training_mode():
     an attack once put the detector inside it into training mode, so BatchNorm used batch statistics and
     overwrote its running averages: clean decisions then depended on the batch. Every attack must leave the
     detector's mode, its BatchNorm buffers and its outputs as they were."""
-    from helpers.attacks import Pixle
-    from helpers.defenses import Defended
-    from helpers.models import build_model, predict
-    from helpers.sparse_rs import SparseRS
+    from helpers.attacks.pixle import Pixle
+    from helpers.defenses.smoothing import Defended
+    from helpers.models.detectors import build_model, predict
+    from helpers.attacks.sparse_rs import SparseRS
 
     torch.manual_seed(0)
     model = build_model("resnet18").eval()

@@ -3,8 +3,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from helpers.audio import AudioError, load_audio
-from helpers.features import FeatureConfig, cached_features, extract, render_via_figure, load_features
+from helpers.data.audio import AudioError, load_audio
+from helpers.data.features import FeatureConfig, cached_features, extract, render_via_figure, load_features
 from tests.conftest import speechlike
 
 
@@ -58,7 +58,7 @@ def test_feature_shapes_ranges_and_silence(name, shape):
 
 
 def test_direct_image_matches_figure_rendering():
-    from helpers import plots
+    from helpers.reporting import figures as plots
 
     plots.style()          # the notebooks' style (tight bounding boxes) must not change the reference
     wav = speechlike(2.0)

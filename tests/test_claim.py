@@ -1,4 +1,4 @@
-"""Tests for helpers.claim: prior reweighting, constant references, thesis-style accuracy, paired tests."""
+"""Tests for helpers.evaluation.claim: prior reweighting, constant references, thesis-style accuracy, paired tests."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from helpers import claim
-from helpers.evaluation import record
-from helpers.metrics import accuracy, balanced_accuracy
-from helpers.report import CONDITIONS, EVALUATIONS
+from helpers.evaluation import claim
+from helpers.evaluation.attack_loop import record
+from helpers.evaluation.metrics import accuracy, balanced_accuracy
+from helpers.thesis import CONDITIONS, EVALUATIONS
 
 N_ROWS_PER_MODEL = sum(len(EVALUATIONS[c]) for c, _ in CONDITIONS) + 2   # 8 conditions + 2 references
 
@@ -31,7 +31,7 @@ def _preds(y: np.ndarray, rec0: float, rec1: float, rng: np.random.Generator) ->
 
 def _records(models=("resnet18", "resnet50"), n_bona: int = 30, n_spoof: int = 270, combined=(0.8, 0.9),
              combined_clean=None, seed: int = 0) -> list[dict]:
-    """One record per model x condition x evaluation, built with helpers.evaluation.record."""
+    """One record per model x condition x evaluation, built with helpers.evaluation.attack_loop.record."""
     rng = np.random.default_rng(seed)
     y = np.array([0] * n_bona + [1] * n_spoof)
     yt = torch.tensor(y)
@@ -88,7 +88,7 @@ def test_constant_classifier_records():
     assert set(spoof["per_clip"]["pred"]) == {1} and set(bona["per_clip"]["pred"]) == {0}
     assert spoof["per_clip"]["y"] == y and spoof["n"] == 100
     assert claim.per_class_recalls(y, spoof["per_clip"]["pred"]) == (0.0, 1.0)
-    # a constant score separates nothing: EER 50% (helpers.metrics.det_curve does not step inside ties)
+    # a constant score separates nothing: EER 50% (helpers.evaluation.metrics.det_curve does not step inside ties)
     assert spoof["eer"] == pytest.approx(0.5) and bona["eer"] == pytest.approx(0.5)
     assert spoof["clean_accuracy"] == pytest.approx(0.97)
 

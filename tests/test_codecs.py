@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import codecs as K
+from helpers.data import codecs as K
 from tests.conftest import speechlike
 
 SR = 16000

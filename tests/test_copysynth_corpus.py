@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import corpus as C
-from helpers.copysynth import (SpeechSourceError, VOCODERS, CopySynthConfig, build_copysynth, resolve_speech_files,
+from helpers.data import corpus as C
+from helpers.data.copysynth import (SpeechSourceError, VOCODERS, CopySynthConfig, build_copysynth, resolve_speech_files,
                                segment, vocode)
-from helpers.keys import KeysFormatError, parse_keys
+from helpers.data.keys import KeysFormatError, parse_keys
 from tests.conftest import speechlike
 
 
@@ -113,7 +113,7 @@ def test_missing_audio_orphans_and_path_confinement(tmp_path):
 @pytest.fixture
 def offline_apt(monkeypatch):
     """A package without a fake tree is 'unavailable': tests never call apt."""
-    from helpers import speech_sources
+    from helpers.data import speech_sources
 
     def no_apt(package, folder):
         raise speech_sources.SpeechSourceError(f"{package}: apt disabled in tests")
@@ -123,9 +123,9 @@ def offline_apt(monkeypatch):
 def test_build_from_sources_codecs_speakers_and_licences(offline_apt):
     import soundfile as sf
 
-    from helpers.codecs import apply_source_codec
+    from helpers.data.codecs import apply_source_codec
     from helpers.paths import raw_dir
-    from helpers.speech_sources import SOURCES
+    from helpers.data.speech_sources import SOURCES
     from tests.test_speech_sources import make_fake_debian
 
     make_fake_debian(raw_dir(), languages=("en", "fr"))     # es/it/ru "missing": left out with a message
@@ -174,7 +174,7 @@ def test_build_from_sources_codecs_speakers_and_licences(offline_apt):
 
 def test_minutes_per_speaker_and_max_sources_in_build(offline_apt):
     from helpers.paths import raw_dir
-    from helpers.speech_sources import SOURCES
+    from helpers.data.speech_sources import SOURCES
     from tests.test_speech_sources import make_fake_debian
 
     make_fake_debian(raw_dir(), languages=("en", "fr"))

@@ -1,8 +1,8 @@
 import torch
 import torchvision.transforms.functional as TF
 
-from helpers.attacks import Pixle
-from helpers.defenses import Defended, GaussianBlur, MedianFilter, gaussian_blur
+from helpers.attacks.pixle import Pixle
+from helpers.defenses.smoothing import Defended, GaussianBlur, MedianFilter, gaussian_blur
 
 
 def test_blur_matches_torchvision_per_sigma():

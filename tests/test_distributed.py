@@ -1,4 +1,4 @@
-"""helpers.distributed: 2 gloo processes on the CPU give the single-process results.
+"""helpers.distributed.ddp: 2 gloo processes on the CPU give the single-process results.
 
 One module-scoped run of 2 processes (``torch.multiprocessing.spawn``) does sharded Pixle,
 gather, sharded features and DDP training and leaves its results in files; the tests compare
@@ -22,13 +22,13 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from helpers.attacks import Pixle
-from helpers.distributed import (DistEnv, RegionDetector, ddp_train, gather_in_order, init_from_env, random_images,
+from helpers.attacks.pixle import Pixle
+from helpers.distributed.ddp import (DistEnv, RegionDetector, ddp_train, gather_in_order, init_from_env, random_images,
                                  shard_indices, shard_ranges, sharded_features, sharded_pixle)
-from helpers.features import FeatureConfig, compute_features, load_features, save_features
-from helpers.models import predict
+from helpers.data.features import FeatureConfig, compute_features, load_features, save_features
+from helpers.models.detectors import predict
 from helpers.paths import ROOT
-from helpers.training import TrainConfig, data_hash, read_checkpoint_meta, train
+from helpers.models.training import TrainConfig, data_hash, read_checkpoint_meta, train
 from tests.conftest import RegionModel, region_images, speechlike
 
 WORLD = 2
@@ -225,7 +225,7 @@ def test_ddp_matches_single_process_training(two_procs):
 
 def _torchrun(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
-           "-m", "helpers.distributed", *args]
+           "-m", "helpers.distributed.ddp", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from helpers.keys import COLUMNS, KeysFormatError, parse_keys, parse_line, format_keys, validate_trial_id
+from helpers.data.keys import COLUMNS, KeysFormatError, parse_keys, parse_line, format_keys, validate_trial_id
 
 
 def test_parses_real_excerpt(shared_data):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score, roc_curve
 
-from helpers import metrics as M
+from helpers.evaluation import metrics as M
 
 
 def test_eer_hand_computed():

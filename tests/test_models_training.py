@@ -3,8 +3,8 @@ import copy
 import pytest
 import torch
 
-from helpers.models import Normalize, build_model, predict
-from helpers.training import (CheckpointMismatchError, TrainConfig, load_checkpoint, pixle_generator, train)
+from helpers.models.detectors import Normalize, build_model, predict
+from helpers.models.training import (CheckpointMismatchError, TrainConfig, load_checkpoint, pixle_generator, train)
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
@@ -70,7 +70,7 @@ def test_mismatched_checkpoint_is_refused_before_loading(tmp_path):
 
 
 def test_checkpoint_of_an_older_model_version_is_refused(tmp_path, monkeypatch):
-    import helpers.training as T
+    import helpers.models.training as T
     x, y = _toy(16)
     ck = tmp_path / "m.safetensors"
     monkeypatch.setattr(T, "MODEL_VERSION", 1)
@@ -117,7 +117,7 @@ def test_adversarial_training_uses_pixle_and_lowers_adversarial_loss(tmp_path):
 
 
 def test_early_stop_counts_epochs_without_improvement_and_resumes_from_history():
-    from helpers.training import EarlyStop
+    from helpers.models.training import EarlyStop
 
     stop = EarlyStop(2)
     assert [stop.update(v) for v in (1.0, 0.9, 0.95, 0.96)] == [False, False, False, True]

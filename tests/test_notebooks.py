@@ -11,7 +11,7 @@ import papermill
 import pytest
 
 from helpers.paths import ROOT
-from helpers.profiles import DEFAULT_PROFILE, PROFILES
+from helpers.config.profiles import DEFAULT_PROFILE, PROFILES
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 sys.path.insert(0, str(ROOT / "tools"))

@@ -9,13 +9,13 @@ import textwrap
 import torch
 from safetensors.torch import load_file
 
-from helpers.evaluation import AttackConfig, attack_cache_dir, attack_dataset, load_attack
+from helpers.evaluation.attack_loop import AttackConfig, attack_cache_dir, attack_dataset, load_attack
 from helpers.paths import ROOT
 from tests.conftest import RegionModel, region_images
 
 TRAIN_SCRIPT = textwrap.dedent("""
     import sys, time, torch
-    from helpers.training import TrainConfig, train
+    from helpers.models.training import TrainConfig, train
     g = torch.Generator().manual_seed(0)
     x = torch.rand(48, 3, 16, 16, generator=g); y = torch.arange(48) % 2; x[y == 1, 0] = x[y == 1, 0] * 0.5 + 0.5
     slow = sys.argv[2] == "slow"

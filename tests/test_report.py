@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from helpers import report
+from helpers.reporting import report
 
 
 def _rec(model, cond, ev, y, pred, clean=None, **kw):
@@ -49,7 +49,7 @@ def _rz(model, defense, attack, y, pred, attacked, **kw):
 
 
 def test_realizable_rows_say_what_a_constant_classifier_scores_on_the_same_clips():
-    from helpers.realizable import accuracy_matrix, realizable_table, summary_markdown
+    from helpers.experiments.realizable import accuracy_matrix, realizable_table, summary_markdown
 
     y = [0, 0, 0, 1, 1, 1, 1, 1]                            # 3 bonafide of 8: always-spoof scores 62.5%
     att = [1] * 8
@@ -71,7 +71,7 @@ def test_realizable_rows_say_what_a_constant_classifier_scores_on_the_same_clips
 
 
 def test_out_of_date_realizable_results_are_left_out_with_a_warning(tmp_path, monkeypatch):
-    import helpers.realizable as rz
+    import helpers.experiments.realizable as rz
 
     monkeypatch.setenv("OUTPUT_DIR", str(tmp_path))
     metrics = tmp_path / "p" / "metrics"
@@ -98,7 +98,7 @@ def test_data_summary_names_the_wideband_speakers_and_keeps_the_8khz_note_for_th
 
     import pandas as pd
 
-    from helpers.data_views import data_summary_markdown
+    from helpers.reporting.data_views import data_summary_markdown
 
     def prep(sources):
         return SimpleNamespace(

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from helpers.paths import ROOT
-from helpers.profiles import PROFILES
+from helpers.config.profiles import PROFILES
 
 RUN = [sys.executable, str(ROOT / "run_all.py")]
 

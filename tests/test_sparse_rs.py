@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from helpers.attacks import Pixle
-from helpers.sparse_rs import SparseRS, alpha_schedule
+from helpers.attacks.pixle import Pixle
+from helpers.attacks.sparse_rs import SparseRS, alpha_schedule
 from tests.conftest import ChangeDetector, RegionModel, region_images
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import speech_sources as S
-from helpers.codecs import g722_encode
+from helpers.data import speech_sources as S
+from helpers.data.codecs import g722_encode
 from helpers.paths import raw_dir
 from tests.conftest import speechlike
 

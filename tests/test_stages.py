@@ -11,13 +11,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from helpers import stages
-from helpers.evaluation import AttackConfig, attack_dataset, chunk_ranges, load_attack, record
-from helpers.features import FeatureConfig, cached_features
+from helpers.experiments import stages
+from helpers.evaluation.attack_loop import AttackConfig, attack_dataset, chunk_ranges, load_attack, record
+from helpers.data.features import FeatureConfig, cached_features
 from helpers.io import atomic_write, current_umask, save_json
-from helpers.params import ParameterError, check
+from helpers.config.params import ParameterError, check
 from helpers.paths import ROOT, metrics_dir, profile_dir
-from helpers.training import TrainConfig, train
+from helpers.models.training import TrainConfig, train
 from tests.conftest import RegionModel, region_images, speechlike
 
 
@@ -33,7 +33,7 @@ def test_misspelt_choices_are_refused_with_the_allowed_values(name, bad):
 
 
 def test_valid_parameters_pass_and_shapes_are_checked():
-    from helpers.profiles import PROFILES
+    from helpers.config.profiles import PROFILES
 
     for params in PROFILES.values():
         check(params)
@@ -176,7 +176,7 @@ def test_damaged_attack_chunk_is_moved_aside_and_recomputed(tmp_path):
 def test_clip_and_source_splits():
     """Clip splits are clip-level (a recording can straddle train and test) and keep the class share within a
     clip; source splits never straddle."""
-    from helpers.corpus import assign_splits
+    from helpers.data.corpus import assign_splits
 
     rows = []
     for g in range(60):
@@ -203,8 +203,8 @@ def test_thesis_protocol_class_counts_match_the_share_in_train_and_test():
     within one clip."""
     import pandas as pd
 
-    from helpers.corpus import assign_splits, sample_trials
-    from helpers.profiles import PROFILES
+    from helpers.data.corpus import assign_splits, sample_trials
+    from helpers.config.profiles import PROFILES
 
     prof = PROFILES["thesis_protocol"]
     rows = [{"trial": f"b{i:04d}", "group": f"g{i}", "speaker": "s", "label": "bonafide", "attack": "-"} for i in range(300)]
@@ -223,7 +223,7 @@ def test_thesis_protocol_class_counts_match_the_share_in_train_and_test():
 def test_adaptive_attack_behind_a_random_blur_is_the_same_after_resume_and_sharding(tmp_path):
     """The blur draws a sigma per call; reseeded per chunk of the fixed grid, the adversarial images do not
     depend on interruption or on how many processes share the chunks."""
-    from helpers.defenses import Defended, GaussianBlur
+    from helpers.defenses.smoothing import Defended, GaussianBlur
 
     x, y = region_images(12)
     cfg = AttackConfig(restarts=2, max_iterations=4, seed=5)

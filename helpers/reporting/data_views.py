@@ -7,9 +7,9 @@ import time
 import numpy as np
 import torch
 
-from helpers.audio import load_audio
-from helpers.features import extract, render_via_figure
-from helpers.pipeline import Prepared
+from helpers.data.audio import load_audio
+from helpers.data.features import extract, render_via_figure
+from helpers.experiments.pipeline import Prepared
 
 
 def data_summary_markdown(prep: Prepared) -> str:
@@ -47,7 +47,7 @@ def example_clips(prep: Prepared) -> dict[str, np.ndarray]:
 
 def direct_vs_figure(prep: Prepared) -> dict:
     """The array-painted image next to a figure-rendered one: pixel correlation and speed-up (shows both)."""
-    from helpers import plots
+    from helpers.reporting import figures as plots
 
     wav = load_audio(prep.table[prep.table["label"] == "bonafide"].iloc[0]["path"])[0]
     cfg = prep.feature_config
@@ -112,7 +112,7 @@ def corpus_summary(prep: Prepared):
 
 def coded_examples(prep: Prepared, codecs: tuple[str, ...] = ("low_mp3", "low_m4a", "low_ogg")) -> dict[str, np.ndarray]:
     """One bonafide clip as in the corpus, then re-encoded with DF codec conditions (to hear and see them)."""
-    from helpers.codecs import apply_codec
+    from helpers.data.codecs import apply_codec
 
     wav = load_audio(prep.table[prep.table["label"] == "bonafide"].iloc[0]["path"])[0]
     out = {"bonafide (as in the corpus)": wav}

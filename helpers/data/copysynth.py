@@ -18,9 +18,9 @@ put a recording and its vocoded copies on both sides.
 
 Bonafide speech comes from ``SPEECH_DIR``, from the Asterisk English prompts (8 kHz, the
 original default), or, with ``CopySynthConfig(sources=...)``, from wideband multi-speaker Debian
-packages (:mod:`helpers.speech_sources`). Every vocoded copy is passed through the codec its
+packages (:mod:`helpers.data.speech_sources`). Every vocoded copy is passed through the codec its
 source came in (G.722, Vorbis), so coding traces never give the bonafide class away, and the
-ASVspoof 2021 DF codec conditions (:mod:`helpers.codecs`) are applied to both classes alike:
+ASVspoof 2021 DF codec conditions (:mod:`helpers.data.codecs`) are applied to both classes alike:
 one condition per source recording, seeded and balanced, for its bonafide segments and all
 their copies. ``keys/CM/trial_info.csv`` keeps, per trial, the source codec and package, and
 ``LICENSES.md`` the licence of every source used.
@@ -41,13 +41,13 @@ import numpy as np
 import pandas as pd
 import scipy.signal as sps
 
-from helpers.audio import TARGET_SR, AudioError, list_audio, trim_silence, write_flac
-from helpers.codecs import CODEC_VERSION, CodecError, apply_codec, apply_source_codec, assign_codecs
+from helpers.data.audio import TARGET_SR, AudioError, list_audio, trim_silence, write_flac
+from helpers.data.codecs import CODEC_VERSION, CodecError, apply_codec, apply_source_codec, assign_codecs
 from helpers.io import atomic_write, cache_key, save_json
-from helpers.keys import KeysRecord
+from helpers.data.keys import KeysRecord
 from helpers.paths import interim_dir, raw_dir
 from helpers.progress import progress_iter
-from helpers.speech_sources import (SpeechItem, SpeechSourceError, balanced_subset, cap_minutes_per_speaker,
+from helpers.data.speech_sources import (SpeechItem, SpeechSourceError, balanced_subset, cap_minutes_per_speaker,
                                     gather_speech, licences_markdown, load_speech, speech_dir_items)
 
 Vocoder = Literal["griffinlim", "world", "lpc"]
@@ -221,8 +221,8 @@ class CopySynthConfig:
 
     ``sources=()`` keeps the original behaviour: ``SPEECH_DIR`` if given, else the Asterisk
     English prompts (8 kHz). Naming sources (``("asterisk_g722", "festvox_ru", "tuxpaint")``,
-    see :mod:`helpers.speech_sources`) builds from wideband multi-speaker Debian speech instead.
-    ``codecs`` are ASVspoof 2021 DF conditions (:mod:`helpers.codecs`): one is assigned per
+    see :mod:`helpers.data.speech_sources`) builds from wideband multi-speaker Debian speech instead.
+    ``codecs`` are ASVspoof 2021 DF conditions (:mod:`helpers.data.codecs`): one is assigned per
     source recording (seeded, balanced) and applied to its bonafide segments and to every
     vocoded copy alike, so a codec never tells the classes apart.
     """

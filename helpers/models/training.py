@@ -26,9 +26,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from helpers.io import atomic_path, read_or_quarantine, save_json
-from helpers.metrics import accuracy, bonafide_score, eer
+from helpers.evaluation.metrics import accuracy, bonafide_score, eer
 from helpers.progress import progress_iter, report
-from helpers.models import MODEL_VERSION, Detector, build_model, predict
+from helpers.models.detectors import MODEL_VERSION, Detector, build_model, predict
 
 
 class CheckpointMismatchError(ValueError):
@@ -275,7 +275,7 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
 
 def pixle_generator(attack_kwargs: dict, seed: int) -> AdvGenerator:
     """The thesis's adversarial-example generator: batched Pixle against the frozen copy."""
-    from helpers.attacks import Pixle
+    from helpers.attacks.pixle import Pixle
 
     def gen(frozen: nn.Module, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, epoch: int) -> torch.Tensor:
         atk = Pixle(frozen, seed=seed * 7919 + epoch, **attack_kwargs)

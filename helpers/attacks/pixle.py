@@ -35,8 +35,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers.metrics import l0_pixels
-from helpers.models import eval_mode
+from helpers.evaluation.metrics import l0_pixels
+from helpers.models.detectors import eval_mode
 
 PixelMapping = Literal["random", "similarity", "similarity_random", "distance", "distance_random"]
 MAPPINGS: tuple[str, ...] = ("random", "similarity", "similarity_random", "distance", "distance_random")

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 from tqdm.auto import tqdm
 
 from helpers.io import atomic_path, atomic_write, load_json, save_json
-from helpers.keys import format_keys, frame_to_records, parse_keys, records_to_frame
+from helpers.data.keys import format_keys, frame_to_records, parse_keys, records_to_frame
 
 ZENODO = "https://zenodo.org/records/4835108/files/"
 KEYS_URL = "https://www.asvspoof.org/asvspoof2021/DF-keys-full.tar.gz"

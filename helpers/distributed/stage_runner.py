@@ -1,12 +1,12 @@
 """The heavy part of a profile on N processes, into the caches the notebooks read.
 
-    torchrun --standalone --nproc_per_node=8 -m helpers.stage_runner --profile thesis --notebook 02
+    torchrun --standalone --nproc_per_node=8 -m helpers.distributed.stage_runner --profile thesis --notebook 02
     python run_all.py --profile thesis --nproc 8          # the same, before each of notebooks 01-04
 
 For notebook 01 (and the training of 04) the detectors train with DistributedDataParallel
-(:func:`helpers.distributed.ddp_train`) into exactly the checkpoint the notebook would write
-(:func:`helpers.pipeline.baseline_spec`); for 02-04 every Pixle attack of the notebook runs sharded
-(:func:`helpers.evaluation.attack_dataset` with ``shard=(rank, world)``: rank r takes the chunks
+(:func:`helpers.distributed.ddp.ddp_train`) into exactly the checkpoint the notebook would write
+(:func:`helpers.experiments.pipeline.baseline_spec`); for 02-04 every Pixle attack of the notebook runs sharded
+(:func:`helpers.evaluation.attack_loop.attack_dataset` with ``shard=(rank, world)``: rank r takes the chunks
 j with j % N == r, no padding) into the notebook's own attack cache. The notebook, run afterwards
 (``run_all.py`` does it), finds every checkpoint finished and every attack cached, and only
 evaluates and draws. Pixle's randomness is a function of (seed, clip, restart, iteration), so the
@@ -16,10 +16,10 @@ chunks are files, and only the missing ones are recomputed.
 Multi-node (every node runs the same command; ``OUTPUT_DIR`` and ``DATA_DIR`` on a shared filesystem)::
 
     torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29400 --rdzv-id=run1 \\
-        -m helpers.stage_runner --profile thesis --notebook 02
+        -m helpers.distributed.stage_runner --profile thesis --notebook 02
 
 Notebook 00 must have run first (the corpus and the feature tensors are read from its cache);
-:func:`helpers.distributed.sharded_features` shards feature extraction for corpora too large for one process.
+:func:`helpers.distributed.ddp.sharded_features` shards feature extraction for corpora too large for one process.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ STAGE_NOTEBOOKS: tuple[str, ...] = ("01", "02", "03", "04")
 
 
 def _params(profile: str, overrides: list[list[str]]) -> dict:
-    from helpers.params import check
-    from helpers.profiles import profile_params
+    from helpers.config.params import check
+    from helpers.config.profiles import profile_params
 
     params = {**profile_params(profile), **{k: yaml.safe_load(v) for k, v in overrides}, "PROFILE": profile}
     check(params)
@@ -47,10 +47,10 @@ def _params(profile: str, overrides: list[list[str]]) -> dict:
 
 def run(profile: str, notebook: str, params: dict, env) -> None:
     """Notebook ``notebook``'s heavy work for ``profile`` on this rank (see the module docstring)."""
-    from helpers import stages
-    from helpers.distributed import ddp_train
-    from helpers.pipeline import adversarial_spec, baseline, baseline_spec, training_val
-    from helpers.training import pixle_generator
+    from helpers.experiments import stages
+    from helpers.distributed.ddp import ddp_train
+    from helpers.experiments.pipeline import adversarial_spec, baseline, baseline_spec, training_val
+    from helpers.models.training import pixle_generator
 
     prep = stages.load_prepared(profile)
     shard, dev = (env.rank, env.world_size), env.device
@@ -88,13 +88,13 @@ def run(profile: str, notebook: str, params: dict, env) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m helpers.stage_runner", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m helpers.distributed.stage_runner", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", required=True)
     ap.add_argument("--notebook", required=True, choices=STAGE_NOTEBOOKS)
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda:LOCAL_RANK when available)")
     args = ap.parse_args(argv)
-    from helpers.distributed import cpu_threads_per_process, distributed
+    from helpers.distributed.ddp import cpu_threads_per_process, distributed
 
     params = _params(args.profile, args.p)
     torch.set_num_threads(cpu_threads_per_process())
@@ -111,7 +111,7 @@ def launch(nproc: int, profile: str, notebook: str, overrides: list[list[str]]) 
     import subprocess
 
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "helpers.stage_runner", "--profile", profile, "--notebook", notebook]
+           "-m", "helpers.distributed.stage_runner", "--profile", profile, "--notebook", notebook]
     for name, value in overrides:
         cmd += ["-p", name, value]
     return subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=Path(__file__).resolve().parent.parent).returncode

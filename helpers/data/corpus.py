@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from helpers.keys import KeysFormatError, read_keys_frame, validate_trial_id
+from helpers.data.keys import KeysFormatError, read_keys_frame, validate_trial_id
 
 Dataset = Literal["copysynth", "asvspoof2021_df"]
 CLASSES: tuple[str, str] = ("bonafide", "spoof")  # class index 0 = bonafide, 1 = spoof (ImageFolder order)

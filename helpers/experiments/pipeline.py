@@ -16,13 +16,13 @@ from typing import Literal
 import pandas as pd
 import torch
 
-from helpers import corpus as C
-from helpers.copysynth import CopySynthConfig, build_copysynth
-from helpers.features import FeatureConfig, FeatureSet, cached_features
+from helpers.data import corpus as C
+from helpers.data.copysynth import CopySynthConfig, build_copysynth
+from helpers.data.features import FeatureConfig, FeatureSet, cached_features
 from helpers.io import atomic_write, cache_key, load_json, read_or_quarantine, save_json
-from helpers.models import MODEL_VERSION
+from helpers.models.detectors import MODEL_VERSION
 from helpers.paths import checkpoints_dir, interim_dir, metrics_dir, profile_dir
-from helpers.training import TrainConfig, TrainResult, pixle_generator, train
+from helpers.models.training import TrainConfig, TrainResult, pixle_generator, train
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,9 @@ class DataParams:
     asvspoof_root: str | None = None        # asvspoof2021_df: local copy (else $ASVSPOOF2021_DF_ROOT, else download)
     asvspoof_parts: tuple[str, ...] = ("part00",)
     max_sources: int | None = None          # copysynth: at most N recordings
-    speech_sources: tuple[str, ...] = ()    # copysynth: Debian speech packages (helpers.speech_sources); () = Asterisk 8 kHz
+    speech_sources: tuple[str, ...] = ()    # copysynth: Debian speech packages (helpers.data.speech_sources); () = Asterisk 8 kHz
     minutes_per_speaker: float | None = None    # copysynth: cap per voice, so no voice dominates
-    codecs: tuple[str, ...] = ("nocodec",)  # copysynth: ASVspoof 2021 DF codec conditions (helpers.codecs)
+    codecs: tuple[str, ...] = ("nocodec",)  # copysynth: ASVspoof 2021 DF codec conditions (helpers.data.codecs)
     segment_s: float = 3.0
     n_trials: int | None = None             # sample size (None = every trial, or all that the share allows)
     bonafide_share: float | None = 0.5      # None = the corpus's own mix
@@ -94,7 +94,7 @@ def build_corpus(p: DataParams) -> tuple[Path, C.CorpusLayout, bool]:
         return root, C.CorpusLayout(root / "keys/CM/trial_metadata.txt", root / "flac",
                                     root / "keys/CM/trial_groups.txt"), True
     if p.dataset == "asvspoof2021_df":
-        from helpers.asvspoof import prepare_asvspoof
+        from helpers.data.asvspoof import prepare_asvspoof
 
         local = p.asvspoof_root or os.environ.get("ASVSPOOF2021_DF_ROOT")
         out = interim_dir() / "asvspoof2021_df" / cache_key({"p": asdict(p), "local": local})
@@ -166,7 +166,7 @@ def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> Path:
 @dataclass(frozen=True)
 class TrainingSpec:
     """Where a detector's checkpoint lives and what its metadata says: one definition for the notebooks'
-    single-process training and for :mod:`helpers.stage_runner`'s DDP training, so each finds the other's."""
+    single-process training and for :mod:`helpers.distributed.stage_runner`'s DDP training, so each finds the other's."""
 
     checkpoint: Path
     meta: dict

@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Literal, Sequence
 
 import numpy as np
 
-from helpers.audio import AUDIO_SUFFIXES, TARGET_SR, AudioError, list_audio, load_audio
+from helpers.data.audio import AUDIO_SUFFIXES, TARGET_SR, AudioError, list_audio, load_audio
 from helpers.paths import raw_dir
 
 SourceName = Literal["asterisk_g722", "festvox_ru", "tuxpaint"]
@@ -121,7 +121,7 @@ DEB_SOURCES: dict[str, DebSource] = {
         attribution="Tux Paint stamps, Copyright 2002-2022 Bill Kendrick and contributors; spoken "
                     "descriptions by the volunteers credited in the package changelog."),
 }
-DEB_SOURCES["asterisk-core-sounds-en-wav"] = DebSource(  # the legacy 8 kHz default (helpers.copysynth)
+DEB_SOURCES["asterisk-core-sounds-en-wav"] = DebSource(  # the legacy 8 kHz default (helpers.data.copysynth)
     package="asterisk-core-sounds-en-wav", source="asterisk_wav",
     members=(f"{_AST_SOUNDS}/en_US_f_Allison/", _copyright("asterisk-core-sounds-en-wav")), pattern=r"\.wav$",
     licence="CC-BY-SA-3.0", attribution="Asterisk core sound prompts (en, 8 kHz). Recorded by Allison Smith "
@@ -403,7 +403,7 @@ def gather_speech(sources: Sequence[str] = SOURCES, minutes_per_speaker: float |
 
 def load_g722(path: str | os.PathLike) -> np.ndarray:
     """Decode a raw 64 kbit/s G.722 file (Asterisk's ``.g722``) to 16 kHz float32 with PyAV."""
-    from helpers.codecs import g722_decode
+    from helpers.data.codecs import g722_decode
 
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
@@ -417,7 +417,7 @@ def load_speech(item: SpeechItem | str | os.PathLike, target_sr: int = TARGET_SR
     if path.suffix.lower() == ".g722":
         wav = load_g722(path)
         if target_sr != 16000:
-            from helpers.audio import resample
+            from helpers.data.audio import resample
 
             wav = resample(wav, 16000, target_sr)
         return wav

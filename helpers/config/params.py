@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from helpers.attacks import MAPPINGS
-from helpers.codecs import DF_CODECS
-from helpers.features import FEATURES
-from helpers.models import ARCHS
-from helpers.speech_sources import SOURCES
+from helpers.attacks.pixle import MAPPINGS
+from helpers.data.codecs import DF_CODECS
+from helpers.data.features import FEATURES
+from helpers.models.detectors import ARCHS
+from helpers.data.speech_sources import SOURCES
 
 DATASETS: tuple[str, ...] = ("copysynth", "asvspoof2021_df")
 SPLIT_BY: tuple[str, ...] = ("source", "speaker", "clip")

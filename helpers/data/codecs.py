@@ -41,7 +41,7 @@ from typing import Literal
 
 import numpy as np
 
-from helpers.audio import TARGET_SR, resample
+from helpers.data.audio import TARGET_SR, resample
 
 DFCodec = Literal["nocodec", "low_mp3", "high_mp3", "low_m4a", "high_m4a", "low_ogg", "high_ogg"]
 DF_CODECS: tuple[DFCodec, ...] = ("nocodec", "low_mp3", "high_mp3", "low_m4a", "high_m4a", "low_ogg", "high_ogg")

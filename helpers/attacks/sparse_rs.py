@@ -11,9 +11,9 @@ the best other logit) goes down or the image becomes misclassified. ``alpha_i`` 
 paper's piecewise-constant L0 schedule (``alpha_init`` divided by 2, 4, 5, 6, 8, 10, 12, 15, 20
 at iterations 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of 10 000), rescaled to ``n_queries``.
 
-As in :mod:`helpers.attacks` (batched Pixle), every image of a batch is attacked at once (one
+As in :mod:`helpers.attacks.pixle` (batched Pixle), every image of a batch is attacked at once (one
 forward pass per iteration over the images still running), each image stops at its first
-success, and all randomness comes from :func:`helpers.attacks.counter_uniform` keyed by
+success, and all randomness comes from :func:`helpers.attacks.pixle.counter_uniform` keyed by
 (seed, image id, iteration, slot), so an image's result depends neither on the batch it is in
 nor on the device, and the global random state is never touched. The only departure from the
 authors' code is that one: they draw a single ``randperm`` for the whole batch per iteration
@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers.attacks import counter_uniform
-from helpers.metrics import l0_pixels
-from helpers.models import eval_mode
+from helpers.attacks.pixle import counter_uniform
+from helpers.evaluation.metrics import l0_pixels
+from helpers.models.detectors import eval_mode
 
 LossName = Literal["margin", "ce"]
 

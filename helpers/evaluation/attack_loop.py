@@ -7,7 +7,7 @@ training clean; adversarial training under Pixle; adversarial training + smoothi
 (``Defended(model, blur)``), as any black-box attacker can.
 
 Every condition becomes one JSON record with summary metrics and the per-clip arrays (labels,
-predictions, scores, queries, L0) from which :mod:`helpers.report` computes bootstrap CIs.
+predictions, scores, queries, L0) from which :mod:`helpers.reporting.report` computes bootstrap CIs.
 Adversarial examples are cached per parameters in chunks, so an interrupted attack resumes.
 """
 
@@ -21,9 +21,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from helpers.attacks import Pixle
+from helpers.attacks.pixle import Pixle
 from helpers.io import atomic_path, cache_key, quarantine, read_or_quarantine
-from helpers.metrics import accuracy, balanced_accuracy, bonafide_score, eer
+from helpers.evaluation.metrics import accuracy, balanced_accuracy, bonafide_score, eer
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Atta
     Items already held by the cache (under any chunking) are reused; only the missing ones are
     attacked, so an interrupted run resumes and a changed ``batch_size`` recomputes nothing.
 
-    ``shard=(rank, world)`` (torchrun, :mod:`helpers.distributed`): this process attacks only the
+    ``shard=(rank, world)`` (torchrun, :mod:`helpers.distributed.ddp`): this process attacks only the
     missing items of the chunks ``[j*batch_size, (j+1)*batch_size)`` with ``j % world == rank``,
     writes them to the shared cache and returns None; a later call without ``shard`` reads them all.
     Pixle's randomness depends on (seed, item, restart, iteration) only, so the images are the

@@ -1,14 +1,14 @@
 """Score-based black-box attacks whose every query is a waveform.
 
-The image attacks (:mod:`helpers.attacks`, :mod:`helpers.sparse_rs`) perturb the 32x32 picture
+The image attacks (:mod:`helpers.attacks.pixle`, :mod:`helpers.attacks.sparse_rs`) perturb the 32x32 picture
 the detector sees, which no attacker can hand to a deployed system: it receives audio. Here
 the detector is wrapped with its feature extraction, :class:`AudioPipeline` (waveform batch ->
-logits, the same features as :func:`helpers.features.extract`, computed in batch on the model's
+logits, the same features as :func:`helpers.data.features.extract`, computed in batch on the model's
 device), and the attacks only ever query waveforms:
 
 - :class:`StftPixle`: Pixle (Pomponi et al., IJCNN 2022) realised as audio. Patches of the
   clip's STFT *magnitude* are copied from the original to random time-frequency destinations
-  exactly as Pixle rearranges image pixels (:meth:`helpers.attacks.Pixle.candidates` builds the
+  exactly as Pixle rearranges image pixels (:meth:`helpers.attacks.pixle.Pixle.candidates` builds the
   candidates), and each candidate is resynthesised with the *original* phase by the inverse STFT.
 - :class:`SquareAudio`: Square Attack's L-inf random search (Andriushchenko et al., "Square
   Attack: a query-efficient black-box adversarial attack via random search", ECCV 2020) in 1-D:
@@ -16,7 +16,7 @@ device), and the attacks only ever query waveforms:
   query count as Square Attack's ``p`` schedule, the budget is an absolute eps or an SNR in dB.
 
 Both attack a batch at once (one forward pass over all candidate waveforms), stop per clip at
-the first success, and draw their randomness from :func:`helpers.attacks.counter_uniform` keyed
+the first success, and draw their randomness from :func:`helpers.attacks.pixle.counter_uniform` keyed
 by (seed, clip id, step, slot): a clip's result does not depend on the batch it is in. The score
 each returns (``final_score``, ``final_prob``) was recorded from the query of the returned
 waveform itself, so re-scoring ``adv_wav`` reproduces it.
@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers.attacks import PixelMapping, Pixle, counter_uniform, default_target_batch
-from helpers.features import FeatureConfig, _viridis_lut
-from helpers.metrics import bonafide_score
-from helpers.models import eval_mode
+from helpers.attacks.pixle import PixelMapping, Pixle, counter_uniform, default_target_batch
+from helpers.data.features import FeatureConfig, _viridis_lut
+from helpers.evaluation.metrics import bonafide_score
+from helpers.models.detectors import eval_mode
 
 # --------------------------------------------------------------------------- batched features
 
@@ -50,7 +50,7 @@ def _lut(device: torch.device) -> torch.Tensor:
 
 
 def power_spectrogram_batch(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
-    """|STFT|^2 of each clip (B, T) -> (B, freq, time), as :func:`helpers.features.power_spectrogram`."""
+    """|STFT|^2 of each clip (B, T) -> (B, freq, time), as :func:`helpers.data.features.power_spectrogram`."""
     window = torch.hann_window(cfg.n_fft, device=wav.device)
     if wav.shape[-1] < cfg.n_fft:
         wav = F.pad(wav, (0, cfg.n_fft - wav.shape[-1]))
@@ -59,7 +59,7 @@ def power_spectrogram_batch(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tens
 
 
 def power_to_db_batch(power: torch.Tensor, amin: float = 1e-10, top_db: float = 80.0) -> torch.Tensor:
-    """Per-clip :func:`helpers.features.power_to_db`: the ``top_db`` floor is below each clip's own peak."""
+    """Per-clip :func:`helpers.data.features.power_to_db`: the ``top_db`` floor is below each clip's own peak."""
     db = 10.0 * torch.log10(power.clamp_min(amin))
     return torch.maximum(db, db.amax((-2, -1), keepdim=True) - top_db)
 
@@ -68,7 +68,7 @@ def features_batch(wav: torch.Tensor, cfg: FeatureConfig = FeatureConfig(),
                    mel: nn.Module | None = None) -> torch.Tensor:
     """The detector's input for a batch of equal-length clips: (B, T) -> (B, C, size, size) in [0, 1].
 
-    Computes, per clip, what :func:`helpers.features.extract` computes (``thesis_rgb32``: power
+    Computes, per clip, what :func:`helpers.data.features.extract` computes (``thesis_rgb32``: power
     STFT, dB with the clip's own peak and ``top_db``, the clip's own min-max, low frequencies at
     the bottom, viridis with 256-level quantisation, antialiased bilinear resize; ``logspec``:
     the log-mel analogue), but for the whole batch at once on ``wav``'s device. ``mel`` is an
@@ -108,7 +108,7 @@ def _mel_scale(cfg: FeatureConfig, device: torch.device | str) -> nn.Module:
 class AudioPipeline(nn.Module):
     """Waveforms (B, T) -> logits: batched features, an optional image preprocess, the detector.
 
-    ``preprocess`` is an image-space module such as :class:`helpers.defenses.GaussianBlur`, so an
+    ``preprocess`` is an image-space module such as :class:`helpers.defenses.smoothing.GaussianBlur`, so an
     audio attack queries the defended system end to end. The rgb features are not
     differentiable through the colour lookup; the attacks here are black-box and need no gradient.
     """
@@ -207,7 +207,7 @@ class StftPixle(_AudioAttack):
     """Pixle on the STFT magnitude, every candidate resynthesised with the original phase.
 
     Each candidate copies a random patch of the clip's *original* STFT magnitude to random
-    destination bins of the current magnitude, as :class:`helpers.attacks.Pixle` does with
+    destination bins of the current magnitude, as :class:`helpers.attacks.pixle.Pixle` does with
     pixels (the same candidate generator, on the magnitude as a one-channel image of
     frequency bins x frames), and is turned back into audio as ``clean + istft((|S'| - |S|) *
     e^{i angle S})``, which equals ``istft(|S'| e^{i angle S})`` up to the STFT's reconstruction

@@ -7,12 +7,12 @@ same results as one process:
   ``shard_size`` consecutive items, dealt round-robin to the ranks (shard ``s`` -> rank
   ``s % N``). Each shard is attacked with ``ids`` = the global item indices, so every image's
   random stream, and so its adversarial image, success, queries and L0, are the same whatever N
-  (:mod:`helpers.attacks` draws its randomness from (seed, image id, restart, iteration)). Each
+  (:mod:`helpers.attacks.pixle` draws its randomness from (seed, image id, restart, iteration)). Each
   finished shard is written atomically as its own safetensors file; a killed run, re-run,
   recomputes only the shards that are missing.
 - **Feature extraction** (:func:`sharded_features`): rank r extracts items r, r+N, r+2N, ...,
   writes a part file; rank 0 merges them in trial order into the file format of
-  :func:`helpers.features.save_features`: the same tensors as one process.
+  :func:`helpers.data.features.save_features`: the same tensors as one process.
 - **Training** (:func:`ddp_train`): ``DistributedDataParallel`` (Li et al., "PyTorch
   Distributed: Experiences on Accelerating Data Parallel Training", VLDB 2020). The epoch's
   global batch order is the single-process permutation (``training.epoch_batches``); each global
@@ -30,15 +30,15 @@ node sees (shards and parts are exchanged as files).
 Commands (``--demo-tiny``: a toy detector on 16 random images, seconds on a CPU)::
 
     # one node, 2 CPU processes (gloo) or one process per GPU (NCCL)
-    torchrun --standalone --nproc_per_node=2 -m helpers.distributed pixle --demo-tiny --cache-dir /tmp/px
-    torchrun --standalone --nproc_per_node=gpu -m helpers.distributed pixle --features test.safetensors \\
+    torchrun --standalone --nproc_per_node=2 -m helpers.distributed.ddp pixle --demo-tiny --cache-dir /tmp/px
+    torchrun --standalone --nproc_per_node=gpu -m helpers.distributed.ddp pixle --features test.safetensors \\
         --arch resnet18 --checkpoint resnet18-baseline.safetensors --restarts 10 --iterations 50 --cache-dir /shared/px
     # two nodes, 8 GPUs each: run on every node (c10d rendezvous; HOST:PORT = one node's address)
     torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29400 --rdzv-id=pixle1 \\
-        -m helpers.distributed pixle --features test.safetensors --arch resnet50 --cache-dir /shared/px
+        -m helpers.distributed.ddp pixle --features test.safetensors --arch resnet50 --cache-dir /shared/px
     # features and training
-    torchrun --standalone --nproc_per_node=2 -m helpers.distributed features --list clips.csv --out train.safetensors
-    torchrun --standalone --nproc_per_node=2 -m helpers.distributed train --features train.safetensors \\
+    torchrun --standalone --nproc_per_node=2 -m helpers.distributed.ddp features --list clips.csv --out train.safetensors
+    torchrun --standalone --nproc_per_node=2 -m helpers.distributed.ddp train --features train.safetensors \\
         --val-features val.safetensors --arch resnet18 --epochs 10 --sync-bn --checkpoint ddp.safetensors
 
 Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) every function runs as one process.
@@ -66,14 +66,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers.attacks import Pixle, PixleResult
-from helpers.audio import AudioError
-from helpers.features import FeatureConfig, FeatureSet, compute_features, load_features, save_features
+from helpers.attacks.pixle import Pixle, PixleResult
+from helpers.data.audio import AudioError
+from helpers.data.features import FeatureConfig, FeatureSet, compute_features, load_features, save_features
 from helpers.io import atomic_path, cache_key, save_json
-from helpers.metrics import accuracy, bonafide_score, eer
-from helpers.models import ARCHS, MODEL_VERSION, build_model, predict
+from helpers.evaluation.metrics import accuracy, bonafide_score, eer
+from helpers.models.detectors import ARCHS, MODEL_VERSION, build_model, predict
 from helpers.runtime import get_device
-from helpers.training import (AdvGenerator, EarlyStop, TrainConfig, TrainResult, data_hash, epoch_batches,
+from helpers.models.training import (AdvGenerator, EarlyStop, TrainConfig, TrainResult, data_hash, epoch_batches,
                               load_checkpoint, save_checkpoint)
 
 Backend = Literal["gloo", "nccl"]
@@ -252,7 +252,7 @@ def pixle_cache_dir(cache_dir: Path, model: nn.Module, x: torch.Tensor, y: torch
 def sharded_pixle(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_kwargs: dict, seed: int,
                   cache_dir: Path, shard_size: int = 64, env: DistEnv | None = None, progress: bool = True,
                   on_shard: Callable[[int, int], None] | None = None) -> ShardedPixle:
-    """Batched Pixle (:class:`helpers.attacks.Pixle`) on ``x``, sharded over the ranks, resumable.
+    """Batched Pixle (:class:`helpers.attacks.pixle.Pixle`) on ``x``, sharded over the ranks, resumable.
 
     Shard ``s`` (items ``[s S, (s+1) S)``) is attacked by rank ``s % N`` with ``ids`` = the global
     item indices and written to ``shard_<start>_<end>.safetensors`` (all :class:`PixleResult`
@@ -305,11 +305,11 @@ def load_pixle_shards(shard_dir: Path, ranges: Sequence[tuple[int, int]]) -> Pix
 def sharded_features(paths: Sequence[str], labels: Sequence[int], trials: Sequence[str], cfg: FeatureConfig,
                      out_path: Path, env: DistEnv | None = None, desc: str = "features",
                      on_error: Literal["error", "skip"] = "error") -> FeatureSet:
-    """:func:`helpers.features.compute_features` on N processes; the same tensor file as one process.
+    """:func:`helpers.data.features.compute_features` on N processes; the same tensor file as one process.
 
     Rank r extracts items r::N (on the CPU: decoding and STFTs of single clips gain nothing from a
     GPU) and writes a part file (x, y and the items' indices) atomically; rank 0 merges the parts
-    in trial order and writes ``out_path`` with :func:`helpers.features.save_features`. An
+    in trial order and writes ``out_path`` with :func:`helpers.data.features.save_features`. An
     existing ``out_path`` is loaded as is; existing part files of the same world size are reused.
     """
     env = env or DistEnv()
@@ -629,7 +629,7 @@ def _cmd_train(args: argparse.Namespace, env: DistEnv) -> dict:
                       max_batches=args.max_batches)
     adv = None
     if args.adv_restarts:
-        from helpers.training import pixle_generator
+        from helpers.models.training import pixle_generator
 
         adv = pixle_generator({"x_dimensions": tuple(args.x_dim), "y_dimensions": tuple(args.y_dim),
                                "restarts": args.adv_restarts, "max_iterations": args.adv_iterations}, args.seed)
@@ -640,7 +640,7 @@ def _cmd_train(args: argparse.Namespace, env: DistEnv) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m helpers.distributed", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m helpers.distributed.ddp", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", choices=("pixle", "features", "train"))
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -2,7 +2,7 @@
 
 ``collect_records`` reads only ``outputs/<profile>/metrics/*.json``; ``build_table`` turns the
 condition records into one row per model x condition x evaluation, with percentile-bootstrap
-confidence intervals over test clips (:func:`helpers.metrics.bootstrap_ci`). A condition that
+confidence intervals over test clips (:func:`helpers.evaluation.metrics.bootstrap_ci`). A condition that
 was not run shows as missing (NaN / "—"), never as zero.
 """
 
@@ -15,25 +15,11 @@ import numpy as np
 import pandas as pd
 
 from helpers.io import load_json
-from helpers.metrics import accuracy, balanced_accuracy, bootstrap_ci, eer
+from helpers.evaluation.metrics import accuracy, balanced_accuracy, bootstrap_ci, eer
+from helpers.evaluation.claim import (accuracy_vs_share_figure, claim_table, format_claim_table, headline_tests,
+                                     verdict as claim_verdict)
+from helpers.thesis import CONDITIONS, DEFENDED, EVALUATIONS, THESIS_ACCURACY
 
-# The thesis's headline: accuracy under Pixle (non-adaptive), in percent.
-THESIS_ACCURACY: dict[tuple[str, str], float] = {
-    ("resnet18", "baseline_pixle"): 25.16, ("resnet18", "combined_pixle"): 91.89,
-    ("resnet50", "baseline_pixle"): 23.04, ("resnet50", "combined_pixle"): 93.72,
-}
-CONDITIONS: list[tuple[str, str]] = [
-    ("baseline_clean", "baseline, clean"),
-    ("baseline_pixle", "baseline under Pixle"),
-    ("smoothing_pixle", "smoothing under Pixle"),
-    ("adv_training_clean", "adversarial training, clean"),
-    ("adv_training_pixle", "adversarial training under Pixle"),
-    ("combined_pixle", "adv. training + smoothing under Pixle"),
-]
-EVALUATIONS = {"baseline_clean": ["clean"], "adv_training_clean": ["clean"],
-               "baseline_pixle": ["non-adaptive"], "adv_training_pixle": ["non-adaptive"],
-               "smoothing_pixle": ["non-adaptive", "adaptive"], "combined_pixle": ["non-adaptive", "adaptive"]}
-DEFENDED = {"smoothing_pixle", "combined_pixle"}   # conditions whose clean accuracy is measured through the blur
 METRIC_COLUMNS = ["clean_accuracy", "accuracy", "balanced_accuracy", "eer", "attack_success_rate", "queries", "l0"]
 
 
@@ -60,7 +46,7 @@ def one_class_warnings(records: list[dict]) -> list[str]:
     Such a detector is right on exactly the clips of that class whatever the attacker does, so
     its "accuracy under attack" measures the class mix of the test clips, not robustness.
     """
-    from helpers.corpus import CLASSES
+    from helpers.data.corpus import CLASSES
 
     out, seen = [], set()
     for r in records:
@@ -240,7 +226,7 @@ class Results:
         if not self.realizable:
             return ""
         if self._realizable_md is None:
-            from helpers.realizable import accuracy_matrix, format_realizable, realizable_table, summary_markdown
+            from helpers.experiments.realizable import accuracy_matrix, format_realizable, realizable_table, summary_markdown
 
             df = realizable_table(self.realizable, n_boot=self.n_boot, seed=self.seed)
             self._realizable_md = "\n\n".join([
@@ -252,27 +238,21 @@ class Results:
         return self._realizable_md
 
     def verdict_markdown(self) -> str:
-        from helpers.claim import verdict
-
-        return (f"**Run:** {protocol_line(self.header)}.\n\n**Verdict:** {verdict(self.claim, self.tests)}\n\n"
+        return (f"**Run:** {protocol_line(self.header)}.\n\n**Verdict:** {claim_verdict(self.claim, self.tests)}\n\n"
                 "**Significance** (paired over the same test clips: bootstrap 95% CI of the difference, exact "
                 "McNemar test on which clips each gets right):\n\n" + tests_markdown(self.tests))
 
     def claim_display(self) -> pd.DataFrame:
-        from helpers.claim import format_claim_table
-
         return format_claim_table(self.claim)
 
     def share_figure(self):
-        from helpers.claim import accuracy_vs_share_figure
-
         return accuracy_vs_share_figure(self.claim)
 
     def full_display(self) -> pd.DataFrame:
         return format_table(self.table)
 
     def accuracy_figure(self):
-        from helpers import plots
+        from helpers.reporting import figures as plots
 
         bars = self.table[self.table["present"]].copy()
         bars["condition"] = bars["label"] + " (" + bars["evaluation"] + ")"
@@ -288,14 +268,14 @@ class Results:
         return float(np.mean(np.asarray(ys[0]) == 0)) if ys else None
 
     def det_figures(self) -> dict:
-        from helpers import plots
+        from helpers.reporting import figures as plots
 
         return {m: plots.det_from_records([r for r in self.records if r["model"] == m
                                            and r.get("scope") != "full test split"], f"{m}: DET per condition")
                 for m in sorted({r["model"] for r in self.records})}
 
     def write(self) -> Path:
-        from helpers import plots
+        from helpers.reporting import figures as plots
         from helpers.paths import profile_dir
 
         out = profile_dir(self.profile)
@@ -323,7 +303,6 @@ def tests_markdown(tests: pd.DataFrame) -> str:
 
 def collect(profile: str, n_boot: int = 1000, seed: int = 0) -> Results:
     """Read every metrics file of ``profile`` and compute the tables, the claim analysis and the notes."""
-    from helpers.claim import claim_table, headline_tests
     from helpers.paths import metrics_dir
 
     records, header = collect_records(metrics_dir(profile))
@@ -351,7 +330,7 @@ def collect(profile: str, n_boot: int = 1000, seed: int = 0) -> Results:
     stage06 = {}
     if realizable:
         from helpers.io import load_json
-        from helpers.realizable import upstream
+        from helpers.experiments.realizable import upstream
 
         stage06 = {k: v for k, v in load_json(metrics_dir(profile) / "06_realizable.json").items() if k != "records"}
         if stage06.get("inputs") != upstream(profile):

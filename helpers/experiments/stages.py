@@ -29,13 +29,13 @@ from typing import ClassVar, Literal
 
 import torch
 
-from helpers.defenses import Defended, GaussianBlur
-from helpers.evaluation import AttackConfig, AttackRun, attack_cache_dir, attack_dataset, load_attack, record
+from helpers.defenses.smoothing import Defended, GaussianBlur
+from helpers.evaluation.attack_loop import AttackConfig, AttackRun, attack_cache_dir, attack_dataset, load_attack, record
 from helpers.io import quarantine, save_json
-from helpers.models import MODEL_VERSION, predict
+from helpers.models.detectors import MODEL_VERSION, predict
 from helpers.paths import cache_dir, metrics_dir, profile_dir
-from helpers.pipeline import DataParams, Prepared, adversarial, baseline, prepare_data
-from helpers.training import TrainConfig, TrainResult
+from helpers.experiments.pipeline import DataParams, Prepared, adversarial, baseline, prepare_data
+from helpers.models.training import TrainConfig, TrainResult
 
 
 class MissingStepError(RuntimeError):
@@ -277,8 +277,8 @@ def load_prepared(profile: str) -> Prepared:
 def load_detector(profile: str, arch: str, kind: Literal["baseline", "adversarial"], prep: Prepared,
                   device: str | torch.device = "cpu"):
     """A trained detector from the checkpoint recorded by 01 (baseline) or 04 (adversarial)."""
-    from helpers.models import build_model
-    from helpers.training import load_checkpoint
+    from helpers.models.detectors import build_model
+    from helpers.models.training import load_checkpoint
 
     rec = read_stage(profile, BaselinesStage if kind == "baseline" else AdversarialStage)
     if arch not in rec.checkpoints:
@@ -332,7 +332,7 @@ def clean_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str 
     codec and per speaker: the bonafide and spoof clips of that codec or speaker. Groups with one class only
     get no EER.
     """
-    from helpers.metrics import accuracy, bonafide_score, eer
+    from helpers.evaluation.metrics import accuracy, bonafide_score, eer
 
     t = prep.table[prep.table.split == split].reset_index(drop=True)
     trials = prep.sets[split].trials
@@ -381,10 +381,10 @@ def run_pixle(profile: str, prep: Prepared, cfg: AttackConfig, n_attack: int | N
               device: str | torch.device = "cpu", shard: tuple[int, int] | None = None):
     """Attack every baseline on a seeded test subset; records baseline clean / under Pixle, and the budget curve.
 
-    ``shard=(rank, world)`` (:mod:`helpers.stage_runner` under torchrun): only fill this rank's part of the
+    ``shard=(rank, world)`` (:mod:`helpers.distributed.stage_runner` under torchrun): only fill this rank's part of the
     attack caches, write no record, return None; the notebook then finds every attack cached.
     """
-    from helpers.evaluation import robust_accuracy_curve
+    from helpers.evaluation.attack_loop import robust_accuracy_curve
 
     base = read_stage(profile, BaselinesStage)
     x_all, y_all = prep.xy("test")
@@ -501,7 +501,7 @@ def run_adversarial(profile: str, prep: Prepared, cfg: TrainConfig, init: Litera
                     shard: tuple[int, int] | None = None):
     """04: adversarial training (thesis: from scratch; CPU profiles: fine-tune the baseline), then its
     three conditions: clean, under Pixle (no preprocessing, so already adaptive), and behind the blur.
-    ``shard``: see :func:`run_pixle` (the training must be finished: :mod:`helpers.stage_runner` trains first)."""
+    ``shard``: see :func:`run_pixle` (the training must be finished: :mod:`helpers.distributed.stage_runner` trains first)."""
     clips, base, blur, train_attack = adversarial_setup(profile, prep, restarts, iterations)
     runs, records, dirs, adaptive_dirs = {}, [], {}, {}
     for arch in base.checkpoints:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from helpers.evaluation import load_attack
-from helpers.stages import (AdversarialStage, BlurConfig, PixleStage, SmoothingStage, load_detector, load_prepared,
+from helpers.evaluation.attack_loop import load_attack
+from helpers.experiments.stages import (AdversarialStage, BlurConfig, PixleStage, SmoothingStage, load_detector, load_prepared,
                             read_stage)
 
 
@@ -68,8 +68,8 @@ class Explorer:
         import matplotlib.pyplot as plt
         from IPython.display import Audio, display
 
-        from helpers.audio import load_audio
-        from helpers.plots import show_image
+        from helpers.data.audio import load_audio
+        from helpers.reporting.figures import show_image
 
         v = self.view(index, model, condition)
         fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))

@@ -3,16 +3,16 @@
 Pixle edits the 32x32 colour image; an attacker of a deployed detector controls the audio. This
 stage attacks the detectors of 01 and 04, bare and behind the blur of 03, with
 
-- ``stft_pixle`` (:class:`helpers.audio_attacks.StftPixle`): Pixle's rearrangement applied to patches
+- ``stft_pixle`` (:class:`helpers.attacks.audio.StftPixle`): Pixle's rearrangement applied to patches
   of the STFT magnitude, resynthesised with the original phase, so every query is a waveform;
-- ``square_audio`` (:class:`helpers.audio_attacks.SquareAudio`): Square-Attack-style random search on
+- ``square_audio`` (:class:`helpers.attacks.audio.SquareAudio`): Square-Attack-style random search on
   the waveform under an SNR budget (Andriushchenko et al., ECCV 2020);
-- ``sparse_rs`` (:class:`helpers.sparse_rs.SparseRS`): the state-of-the-art score-based L0 attack
+- ``sparse_rs`` (:class:`helpers.attacks.sparse_rs.SparseRS`): the state-of-the-art score-based L0 attack
   (Croce et al., AAAI 2022) in Pixle's own threat model (image pixels), at Pixle's L0 and query budgets,
 
 each through the whole pipeline (features, blur, detector): every defense sits inside what the
 attacker queries, so these attacks are adaptive by construction. Pixle's own per-clip results on the
-same clips (from 02-04) are put beside them. Records follow :func:`helpers.evaluation.record`.
+same clips (from 02-04) are put beside them. Records follow :func:`helpers.evaluation.attack_loop.record`.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from helpers.audio import load_audio, write_flac
-from helpers.audio_attacks import AudioPipeline, SquareAudio, StftPixle
-from helpers.defenses import Defended
-from helpers.evaluation import record
-from helpers.models import eval_mode, predict
+from helpers.data.audio import load_audio, write_flac
+from helpers.attacks.audio import AudioPipeline, SquareAudio, StftPixle
+from helpers.defenses.smoothing import Defended
+from helpers.evaluation.attack_loop import record
+from helpers.models.detectors import eval_mode, predict
 from helpers.paths import cache_dir, profile_dir
-from helpers.pipeline import Prepared
+from helpers.experiments.pipeline import Prepared
 from helpers.progress import report
-from helpers.sparse_rs import SparseRS
+from helpers.attacks.sparse_rs import SparseRS
 from helpers.io import cache_key, load_json, read_or_quarantine, save_json
-from helpers.stages import (AdversarialStage, Attacked, BaselinesStage, BlurConfig, PixleStage, SmoothingStage,
+from helpers.experiments.stages import (AdversarialStage, Attacked, BaselinesStage, BlurConfig, PixleStage, SmoothingStage,
                             StageRecord, attack_subset, attacked_clips, load_detector, read_stage, rel)
 
 # Bumped when a fix changes results for the same inputs, so cached attack runs are recomputed.
@@ -147,7 +147,7 @@ def _audio_logits(pipeline: AudioPipeline, waves: list[torch.Tensor]) -> torch.T
 
 
 class _Run:
-    """The minimal attack-run interface :func:`helpers.evaluation.record` reads."""
+    """The minimal attack-run interface :func:`helpers.evaluation.attack_loop.record` reads."""
 
     def __init__(self, queries: torch.Tensor, l0: torch.Tensor, seconds: float):
         self.queries, self.l0, self.seconds = queries, l0, seconds
@@ -290,7 +290,7 @@ def realizable_table(records: list[dict], n_boot: int = 1000, seed: int = 0):
     """Per model x defense x attack: accuracy, balanced accuracy, recalls, EER, success, queries, L0 or SNR, with CIs."""
     import pandas as pd
 
-    from helpers.metrics import accuracy, balanced_accuracy, bootstrap_ci, eer
+    from helpers.evaluation.metrics import accuracy, balanced_accuracy, bootstrap_ci, eer
 
     def recall(c):
         return lambda yy, pp: float((pp[yy == c] == c).mean()) if (yy == c).any() else float("nan")

@@ -17,7 +17,7 @@ This module puts each condition next to that reference:
 * :func:`verdict` states, from the numbers alone, whether the claim is reproduced and whether it
   reflects robustness or the class mix.
 
-Convention (see :mod:`helpers.metrics`): class 0 = bonafide, 1 = spoof; rates are fractions 0..1
+Convention (see :mod:`helpers.evaluation.metrics`): class 0 = bonafide, 1 = spoof; rates are fractions 0..1
 except where a figure axis or ``THESIS_ACCURACY`` says percent.
 """
 
@@ -29,13 +29,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from helpers.evaluation import record
-from helpers.metrics import BONAFIDE, SPOOF, accuracy, balanced_accuracy, bootstrap_ci, eer
-from helpers.report import CONDITIONS, EVALUATIONS, THESIS_ACCURACY
+from helpers.evaluation.attack_loop import record
+from helpers.evaluation.metrics import BONAFIDE, SPOOF, accuracy, balanced_accuracy, bootstrap_ci, eer
+from helpers.thesis import (CONDITIONS, EVALUATIONS, THESIS_ACCURACY, THESIS_BATCH_SIZE, THESIS_N_BONAFIDE,  # noqa: F401
+                            THESIS_N_SPOOF, THESIS_SHARE)
 
-THESIS_N_BONAFIDE, THESIS_N_SPOOF = 68, 1581
-THESIS_SHARE: float = THESIS_N_BONAFIDE / (THESIS_N_BONAFIDE + THESIS_N_SPOOF)   # 0.04124
-THESIS_BATCH_SIZE = 16
 REFERENCES: list[tuple[str, str]] = [("always_spoof", "constant: always spoof"),
                                      ("always_bonafide", "constant: always bonafide")]
 HEADLINE = ("combined_pixle", "non-adaptive")
@@ -102,7 +100,7 @@ def thesis_accuracy(y, pred, batch_size: int = THESIS_BATCH_SIZE) -> tuple[float
 # 3. constant reference classifiers
 
 def constant_classifier_records(y, model: str = "—") -> list[dict]:
-    """Records (the :func:`helpers.evaluation.record` format) of "always spoof" and "always bonafide".
+    """Records (the :func:`helpers.evaluation.attack_loop.record` format) of "always spoof" and "always bonafide".
 
     Evaluation ``"reference"``; the same logits serve as clean logits, so ``pred_clean`` is one class.
     Every score is equal, so no threshold separates anything: EER 50% (a diagonal DET curve).
@@ -285,7 +283,7 @@ def claim_table(records: list[dict], n_boot: int = 1000, seed: int = 0,
     """One row per model x condition x evaluation (missing ones NaN), plus the two constant classifiers.
 
     Rates are fractions with 95% percentile-bootstrap CIs over clips (same seed and resampler as
-    :func:`helpers.report.build_table`). ``accuracy_thesis_style`` is the per-batch mean the thesis
+    :func:`helpers.reporting.report.build_table`). ``accuracy_thesis_style`` is the per-batch mean the thesis
     reports; ``accuracy_at_thesis_share`` is this detector's accuracy re-weighted to the thesis's
     68/1,649 bonafide share. The reference rows use the clips of the model's headline record
     (combined, non-adaptive), or of its first record present; ``one_class`` is True when the clean
@@ -453,10 +451,10 @@ def accuracy_vs_share_figure(df: pd.DataFrame, shares=np.linspace(0.02, 0.5, 49)
     panel: one per condition with recalls, two references, one vertical marker (thesis points are
     a scatter collection, not lines).
     """
-    import matplotlib.pyplot as plt  # noqa: F401 (backend chosen by helpers.plots)
+    import matplotlib.pyplot as plt  # noqa: F401 (backend chosen by helpers.reporting.figures)
     import seaborn as sns
 
-    import helpers.plots as hp
+    import helpers.reporting.figures as hp
 
     shares = np.asarray(shares, dtype=float)
     models = list(dict.fromkeys(df["model"]))

@@ -228,7 +228,7 @@ def _bars_in_order(ax, df, x, hue):
 
 def det_from_records(records: list[dict], title: str = "DET") -> plt.Figure:
     """DET curves of condition records (one curve per record, labelled by model / condition)."""
-    from helpers.metrics import roc_points
+    from helpers.evaluation.metrics import roc_points
 
     curves = {}
     for r in records:
@@ -241,7 +241,7 @@ def det_from_records(records: list[dict], title: str = "DET") -> plt.Figure:
 def attack_examples_for(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, adv: torch.Tensor,
                         extra: dict[str, torch.Tensor] | None = None, per_class: int = 2) -> plt.Figure:
     """Original / adversarial / moved pixels for clips of each class the model had right (Pixle had to move them)."""
-    from helpers.models import predict
+    from helpers.models.detectors import predict
 
     attacked = predict(model, x).argmax(1) == y
     pick = torch.cat([((y == c) & attacked).nonzero().flatten()[:per_class] for c in (0, 1)])

@@ -5,7 +5,7 @@
   figure (the colormap is applied to the array directly, then the image is resized with an
   antialiasing filter), which is far faster than rendering and saving figures and matches a
   figure-rendered image closely (:func:`render_via_figure` is kept to show that). Images are in
-  [0, 1]; ImageNet normalisation lives inside the model (:mod:`helpers.models`).
+  [0, 1]; ImageNet normalisation lives inside the model (:mod:`helpers.models.detectors`).
 - ``logspec``: a single-channel log-mel spectrogram at a configurable size, mapped to [0, 1].
 
 Silence never produces ``-inf``: power is floored (``amin``) and the dynamic range is limited to
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from helpers.audio import TARGET_SR, AudioError, load_audio
+from helpers.data.audio import TARGET_SR, AudioError, load_audio
 from helpers.io import atomic_path, cache_key, read_or_quarantine
 from helpers.progress import progress_iter
 
