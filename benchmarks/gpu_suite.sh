@@ -138,7 +138,7 @@ if [ "$TINY" -eq 1 ]; then
     step "amp_tolerance tiny" 60 $PYTHON "$WORK/with_model.py" benchmarks/amp_tolerance.py --device "$DEVICE" --n 4 --restarts 1 --iterations 5
     if [ "$NGPU" -gt 1 ] || [ "${SUITE_SCALING:-0}" = 1 ]; then
         NP=$([ "$NGPU" -gt 1 ] && echo "$NGPU" || echo 2)
-        step "scaling tiny 1 vs $NP" 90 $PYTHON benchmarks/scaling.py --device "$DEVICE" --nproc 1 "$NP" --arch toy --n 16 --size 16 --restarts 1 --iterations 5 --shard-size 4
+        step "scaling tiny 1 vs $NP" 90 $PYTHON benchmarks/scaling.py --device "$DEVICE" --nproc 1 "$NP" --model tests.toys:RegionModel --n 16 --size 16 --restarts 1 --iterations 5 --shard-size 4
     fi
 else
     export SUITE_MODEL=profile:thesis

@@ -34,10 +34,11 @@ def run(nproc: int, args: argparse.Namespace, work: Path) -> dict:
            "-m", "helpers.distributed.ddp", "pixle", "--arch", args.arch, "--restarts", str(args.restarts),
            "--iterations", str(args.iterations), "--shard-size", str(args.shard_size), "--seed", "0",
            "--cache-dir", str(work / f"shards-{nproc}"), "--json", str(out), "--quiet", "--device", args.device]
-    if args.features:
-        cmd += ["--features", args.features, "--limit", str(args.n)]
-    else:
-        cmd += ["--random", str(args.n), "--size", str(args.size)]
+    cmd += ["--features", args.features, "--limit", str(args.n)]
+    if args.random:
+        cmd += ["--attack-predictions"]    # random images: attack the model's own decisions
+    if args.model:
+        cmd += ["--model", args.model]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
     if args.target_batch:
@@ -59,7 +60,9 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--nproc", type=int, nargs="+", default=None,
                     help="process counts (default: 1 and 2 on a CPU, 1 and every GPU on GPUs)")
-    ap.add_argument("--arch", default="resnet18", choices=("resnet18", "resnet50", "toy"))
+    ap.add_argument("--arch", default="resnet18", choices=("resnet18", "resnet50"))
+    ap.add_argument("--model", default=None, metavar="MODULE:CALLABLE",
+                    help="a detector outside the library instead of --arch (e.g. tests.toys:RegionModel)")
     ap.add_argument("--n", type=int, default=32, help="images to attack")
     ap.add_argument("--size", type=int, default=32, help="random images' size")
     ap.add_argument("--features", default=None, help="attack these (features safetensors) instead of random images")
@@ -76,10 +79,19 @@ def main() -> None:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    print(f"device: {args.device}; {cores} CPU cores; {args.arch}; {args.n} images "
+    print(f"device: {args.device}; {cores} CPU cores; {args.model or args.arch}; {args.n} images "
           f"{'from ' + args.features if args.features else f'random {args.size}x{args.size}'}; "
           f"Pixle {args.restarts}x{args.iterations}, shards of {args.shard_size}")
     with tempfile.TemporaryDirectory(prefix="scaling-") as tmp:
+        args.random = not args.features
+        if args.random:   # seeded uniform images, written once so every process count attacks the same file
+            from helpers.data.features import FeatureSet, save_features
+
+            g = torch.Generator().manual_seed(0)
+            x = torch.rand(args.n, 3, args.size, args.size, generator=g)
+            args.features = str(Path(tmp) / "random.safetensors")
+            save_features(Path(args.features), FeatureSet(x, torch.zeros(args.n, dtype=torch.long),
+                                                          [f"R{i:05d}" for i in range(args.n)]))
         rows = {p: run(p, args, Path(tmp)) for p in args.nproc}
     print(f"\n{'processes':>9}{'threads':>9}{'stage s':>10}{'CPU s':>9}{'wall s':>9}{'success':>9}{'queries':>9}"
           "  result hash")

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from helpers.paths import ROOT
+from tests.toys import RegionModel, random_images, region_images  # noqa: F401 (re-exported for the tests)
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -50,34 +51,9 @@ def speech_dir(tmp_path) -> Path:
     return d
 
 
-class RegionModel(nn.Module):
-    """Class 1 if the mean of channel 0 in the top-left 8x8 region exceeds 0.5 (a fast toy detector)."""
-
-    def __init__(self, scale: float = 30.0):
-        super().__init__()
-        self.scale = scale
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        m = x[:, 0, :8, :8].mean((1, 2))
-        z = (m - 0.5) * self.scale
-        return torch.stack([-z, z], 1)
-
-
 @pytest.fixture
 def region_model() -> RegionModel:
     return RegionModel()
-
-
-def region_images(n: int = 16, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images near the decision boundary of RegionModel, labelled by it."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 3, size, size, generator=g)
-    shift = (torch.rand(n, generator=g) - 0.5) * 0.12
-    x[:, 0, :8, :8] = (x[:, 0, :8, :8] * 0.2 + 0.4 + shift[:, None, None]).clamp(0, 1)
-    y = RegionModel()(x).argmax(1)
-    return x, y
 
 
 @pytest.fixture

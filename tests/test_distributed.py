@@ -23,13 +23,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from helpers.attacks.pixle import Pixle
-from helpers.distributed.ddp import (DistEnv, RegionDetector, ddp_train, gather_in_order, init_from_env, random_images,
-                                 shard_indices, shard_ranges, sharded_features, sharded_pixle)
+from helpers.distributed.ddp import (DistEnv, ddp_train, gather_in_order, init_from_env, shard_indices, shard_ranges,
+                                     sharded_features, sharded_pixle)
 from helpers.data.features import FeatureConfig, compute_features, load_features, save_features
 from helpers.models.detectors import predict
 from helpers.paths import ROOT
 from helpers.models.training import TrainConfig, data_hash, read_checkpoint_meta, train
-from tests.conftest import RegionModel, region_images, speechlike
+from tests.conftest import speechlike
+from tests.toys import RegionModel, region_images, save_toy_features
 
 WORLD = 2
 ATTACK = {"x_dimensions": (0.1, 0.2), "y_dimensions": (2, 6), "restarts": 3, "max_iterations": 6}
@@ -231,7 +232,8 @@ def _torchrun(args: list[str], timeout: float = 120) -> subprocess.CompletedProc
 
 
 def test_killed_rank_resumes_only_missing_shards(tmp_path):
-    common = ["pixle", "--arch", "toy", "--random", "40", "--size", "16", "--restarts", "2", "--iterations", "5",
+    feats = save_toy_features(tmp_path / "toy.safetensors", 40, size=16, seed=0)
+    common = ["pixle", "--model", "tests.toys:RegionModel", "--features", str(feats), "--restarts", "2", "--iterations", "5",
               "--shard-size", "4", "--cache-dir", str(tmp_path / "px"), "--quiet", "--seed", "0", "--threads", "1"]
     killed = _torchrun([*common, "--exit-after-shards", "1", "--exit-rank", "1"])
     assert killed.returncode != 0, killed.stdout + killed.stderr
@@ -250,9 +252,8 @@ def test_killed_rank_resumes_only_missing_shards(tmp_path):
     assert len(after) == total
     assert all(after[k] == v for k, v in before.items())          # kept shards were not rewritten
     # identical to an uninterrupted single-process attack of the whole set
-    x = random_images(40, 16, 3, 0)
-    model = RegionDetector()
-    y = predict(model, x, device="cpu").argmax(1)
+    x, y = region_images(40, seed=0, size=16)
+    model = RegionModel()
     ref = Pixle(model, seed=0, x_dimensions=(0.1, 0.2), y_dimensions=(2, 10), restarts=2, max_iterations=5)(
         x, y, ids=torch.arange(40))
     assert summary["adv_sha"] == data_hash(ref.adv, ref.success, ref.queries, ref.l0)

@@ -27,10 +27,12 @@ round with duplicates, which would count some test clips twice in accuracy, EER 
 confidence intervals. Multi-node runs need ``cache_dir`` / ``out_path`` on a filesystem every
 node sees (shards and parts are exchanged as files).
 
-Commands (``--demo-tiny``: a toy detector on 16 random images, seconds on a CPU)::
+Commands (``--model MODULE:CALLABLE`` attacks a detector the library does not ship, e.g. the
+tests' toy ``tests.toys:RegionModel``)::
 
     # one node, 2 CPU processes (gloo) or one process per GPU (NCCL)
-    torchrun --standalone --nproc_per_node=2 -m helpers.distributed.ddp pixle --demo-tiny --cache-dir /tmp/px
+    torchrun --standalone --nproc_per_node=2 -m helpers.distributed.ddp pixle --features toy.safetensors \\
+        --model tests.toys:RegionModel --cache-dir /tmp/px
     torchrun --standalone --nproc_per_node=gpu -m helpers.distributed.ddp pixle --features test.safetensors \\
         --arch resnet18 --checkpoint resnet18-baseline.safetensors --restarts 10 --iterations 50 --cache-dir /shared/px
     # two nodes, 8 GPUs each: run on every node (c10d rendezvous; HOST:PORT = one node's address)
@@ -527,55 +529,42 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
 
 # --------------------------------------------------------------------------- CLI
 
-class RegionDetector(nn.Module):
-    """The toy detector of ``--demo-tiny``: spoof when channel 0's top-left 8x8 mean exceeds 0.5
-    (``tests/conftest.RegionModel``; no weights, milliseconds per forward)."""
+def load_factory(spec: str) -> Callable[[], nn.Module]:
+    """``"package.module:name"`` -> that callable (``--model``: a detector the library does not ship, e.g. a test's toy)."""
+    import importlib
 
-    def __init__(self, scale: float = 30.0):
-        super().__init__()
-        self.scale = scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = (x[:, 0, :8, :8].mean((1, 2)) - 0.5) * self.scale
-        return torch.stack([-z, z], 1)
-
-
-def random_images(n: int, size: int, channels: int = 3, seed: int = 0) -> torch.Tensor:
-    """Seeded uniform images; the toy's region is put near its decision boundary."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, channels, size, size, generator=g)
-    shift = (torch.rand(n, generator=g) - 0.5) * 0.12
-    x[:, 0, :8, :8] = (x[:, 0, :8, :8] * 0.2 + 0.4 + shift[:, None, None]).clamp(0, 1)
-    return x
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError(f"--model {spec!r}: write MODULE:CALLABLE, e.g. tests.toys:RegionModel")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"--model {spec!r}: cannot import {name} from {module} ({exc}); run from the repository "
+                         "root, or put the module on PYTHONPATH") from exc
 
 
 def _model(args: argparse.Namespace, channels: int, env: DistEnv) -> nn.Module:
-    if args.arch == "toy":
-        return RegionDetector().to(env.device).eval()
+    if args.model:
+        return load_factory(args.model)().to(env.device).eval()
     model = build_model(args.arch, channels, seed=args.seed)
     if args.checkpoint:
         load_checkpoint(Path(args.checkpoint), model, expect={"arch": args.arch, "in_channels": channels})
     return model.to(env.device).eval().to(memory_format=torch.channels_last)
 
 
-def _data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if args.features:
-        fs = load_features(Path(args.features))
-        x, y = fs.x, fs.y
-    else:
-        x = random_images(args.random, args.size, args.channels, args.seed)
-        y = None
+def _data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
+    fs = load_features(Path(args.features))
+    x, y = fs.x, fs.y
     if args.limit:
-        x = x[: args.limit]
-        y = None if y is None else y[: args.limit]
+        x, y = x[: args.limit], y[: args.limit]
     return x, y
 
 
 def _cmd_pixle(args: argparse.Namespace, env: DistEnv) -> dict:
     x, y = _data(args)
     model = _model(args, x.shape[1], env)
-    if y is None:   # random images: attack the model's own decisions
-        y = predict(model, x, 256, env.device).argmax(1)
+    if args.attack_predictions:   # e.g. random images: attack the model's own decisions
+        y = predict(model, x, 256, env.device).argmax(1).cpu()
     kwargs = {"x_dimensions": tuple(args.x_dim), "y_dimensions": tuple(args.y_dim), "restarts": args.restarts,
               "max_iterations": args.iterations}
     if args.target_batch:
@@ -618,8 +607,6 @@ def _cmd_features(args: argparse.Namespace, env: DistEnv) -> dict:
 
 def _cmd_train(args: argparse.Namespace, env: DistEnv) -> dict:
     x, y = _data(args)
-    if y is None:
-        y = (x[:, 0, :8, :8].mean((1, 2)) > 0.5).long()   # learnable labels for random images
     if args.val_features:
         v = load_features(Path(args.val_features))
         xv, yv = v.x, v.y
@@ -650,13 +637,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     data = ap.add_argument_group("data (pixle, train)")
     data.add_argument("--features", default=None, help="a features safetensors file (x, y)")
-    data.add_argument("--random", type=int, default=64, help="else this many random images")
-    data.add_argument("--size", type=int, default=32, help="random images' / features' size")
-    data.add_argument("--channels", type=int, default=3)
+    data.add_argument("--size", type=int, default=32, help="features' image size (features stage)")
     data.add_argument("--limit", type=int, default=None, help="first N items only")
-    data.add_argument("--demo-tiny", action="store_true", help="toy detector, 16 random 16x16 images, Pixle 2x5")
+    data.add_argument("--attack-predictions", action="store_true",
+                      help="pixle: attack the model's own decisions instead of the file's labels")
     mod = ap.add_argument_group("model")
-    mod.add_argument("--arch", default="resnet18", choices=(*ARCHS, "toy"))
+    mod.add_argument("--arch", default="resnet18", choices=ARCHS)
+    mod.add_argument("--model", default=None, metavar="MODULE:CALLABLE",
+                     help="pixle: build the detector by calling this instead of --arch (e.g. tests.toys:RegionModel)")
     mod.add_argument("--checkpoint", default=None, help="pixle: weights to load; train: checkpoint to write/resume")
     atk = ap.add_argument_group("pixle")
     atk.add_argument("--restarts", type=int, default=10)
@@ -682,13 +670,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     tr.add_argument("--adv-restarts", type=int, default=0, help="adversarial training: Pixle restarts (0 = plain)")
     tr.add_argument("--adv-iterations", type=int, default=5)
     args = ap.parse_args(argv)
-    if args.demo_tiny:
-        args.arch, args.random, args.size, args.restarts, args.iterations = "toy", 16, 16, 2, 5
-        args.shard_size = min(args.shard_size, 4)
     if args.stage == "features" and not (args.list and args.out):
         ap.error("features needs --list and --out")
-    if args.stage == "train" and args.arch == "toy":
-        ap.error("train needs a trainable --arch (resnet18 or resnet50)")
+    if args.stage in ("pixle", "train") and not args.features:
+        ap.error(f"{args.stage} needs --features (a features safetensors file, e.g. from the features stage)")
+    if args.stage == "train" and args.model:
+        ap.error("train builds --arch (resnet18 or resnet50); --model is for pixle")
     torch.set_num_threads(args.threads or cpu_threads_per_process())
     with distributed(args.device) as env:
         if args.stage == "pixle" and args.cache_dir is None:
