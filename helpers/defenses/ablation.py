@@ -1,0 +1,300 @@
+"""Certified robustness to L0 attacks: randomized ablation and its derandomized column variant.
+
+Two certified defenses of a detector, one per threat model:
+
+- **Randomized ablation** (Levine & Feizi, "Robustness certificates for sparse adversarial attacks by
+  randomized ablation", AAAI 2020). The base detector sees an image in which only ``k`` of the ``d = H*W``
+  pixels, chosen uniformly at random, are kept; every other pixel is replaced by a *null* value the network can
+  tell from real ones (all channels 0 and an extra channel that is 1 exactly on kept pixels). The smoothed
+  detector predicts the class the base detector returns most often over random ablations. If an attacker
+  changes ``rho`` pixels, an ablation misses all of them with probability ``C(d-rho, k) / C(d, k)``, so the
+  top class's probability drops by at most ``Delta(rho) = 1 - C(d-rho, k)/C(d, k)``; the prediction cannot
+  change while ``p_lower - Delta(rho) > 0.5`` (two classes; the paper's Theorem 1 with its Clopper-Pearson
+  lower bound ``p_lower``). **Threat covered: any ``rho`` pixels changed arbitrarily** (a pixel = one (h, w)
+  location, all its channels, as Pixle and Sparse-RS count L0) -- Pixle's whole perturbation, wherever its
+  patches land, is covered when its L0 is at most the radius.
+- **Column smoothing** (Levine & Feizi, "(De)randomized smoothing for certifiable defense against patch
+  attacks", NeurIPS 2020). The base detector sees one band of ``s`` adjacent columns (cyclic), every band
+  position once: ``W`` deterministic evaluations, no sampling, no confidence level. A patch ``m`` columns
+  wide intersects at most ``m + s - 1`` bands, so it moves at most that many votes; the prediction is certified
+  when the top count beats every other count (plus one where ties break against the top class) by ``2(m+s-1)``.
+  **Threat covered: any perturbation confined to ``m`` adjacent columns** (one patch of width ``m``, any
+  height). Pixle copies a patch but, with its default ``random`` mapping, writes its pixels to random
+  destinations; its perturbation is then spread over many columns and the column certificate covers it only
+  when the bands those columns touch number at most ``Delta`` (:func:`bands_touched` measures it per image).
+
+One documented function per step, so each can be tested against hand-computed cases
+(``tests/test_certified.py``). Randomness comes from :func:`helpers.attacks.pixle.counter_uniform` keyed by
+(seed, sample, pixel): a seeded smoothed prediction is the same for any batch size and device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import torch
+from torch import nn
+
+from helpers.attacks.pixle import counter_uniform
+from helpers.models.detectors import eval_mode
+
+ABSTAIN = -1
+
+
+# --------------------------------------------------------------------------- ablation (the base detector's input)
+
+def keep_masks(n: int, h: int, w: int, k: int, seed: int, offset: int = 0,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """``n`` uniformly random sets of exactly ``k`` of the ``h*w`` pixel locations, as (n, h, w) bools.
+
+    Sample ``i`` is keyed by ``(seed, offset + i)``: a pure function of its arguments (the k smallest of d
+    counter-based uniforms is a uniform k-subset).
+    """
+    d = h * w
+    if not 0 < k <= d:
+        raise ValueError(f"k={k} must be in 1..{d} (pixels of a {h}x{w} image)")
+    ctr = (torch.arange(offset, offset + n, device=device, dtype=torch.long)[:, None] * d
+           + torch.arange(d, device=device, dtype=torch.long))
+    keys = counter_uniform(seed, ctr)
+    idx = keys.topk(k, dim=1, largest=False).indices
+    return torch.zeros(n, d, dtype=torch.bool, device=device).scatter_(1, idx, True).reshape(n, h, w)
+
+
+def apply_mask(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The null encoding: (B, C, H, W) images and (B, H, W) keep masks -> (B, C+1, H, W).
+
+    Kept pixels keep their values and get 1 in the extra channel; ablated pixels are 0 in every channel,
+    so "ablated" (mask 0) is distinguishable from a real black pixel (mask 1).
+    """
+    m = keep.to(x.dtype).unsqueeze(1)
+    return torch.cat([x * m, m], dim=1)
+
+
+def ablate(x: torch.Tensor, k: int, seed: int, offset: int = 0) -> torch.Tensor:
+    """Each image of ``x`` (B, C, H, W) with its own random ``k`` kept pixels (sample ``offset + i``)."""
+    b, _, h, w = x.shape
+    return apply_mask(x, keep_masks(b, h, w, k, seed, offset, x.device))
+
+
+def ablation_transform(k: int) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """Training-time transform ``(x, generator) -> ablated x`` for :func:`helpers.models.training.train`'s
+    ``transform`` hook: each image keeps its own ``k`` random pixels, drawn from the batch's seeded generator."""
+    def transform(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b, _, h, w = x.shape
+        idx = torch.rand(b, h * w, generator=g).topk(k, dim=1, largest=False).indices
+        keep = torch.zeros(b, h * w, dtype=torch.bool).scatter_(1, idx, True).reshape(b, h, w)
+        return apply_mask(x, keep.to(x.device))
+
+    return transform
+
+
+def column_mask(h: int, w: int, start: int, s: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(h, w) bool: the band of ``s`` columns starting at ``start``, wrapping around the right edge."""
+    cols = torch.zeros(w, dtype=torch.bool, device=device)
+    cols[(torch.arange(s, device=device) + start) % w] = True
+    return cols[None, :].expand(h, w)
+
+
+def column_transform(s: int) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """Training-time transform for column smoothing (the ``transform`` hook): each image keeps one band of ``s``
+    columns at a random start drawn from the batch's seeded generator."""
+    def transform(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b, _, h, w = x.shape
+        starts = torch.randint(0, w, (b,), generator=g)
+        keep = torch.stack([column_mask(h, w, int(st), s) for st in starts])
+        return apply_mask(x, keep.to(x.device))
+
+    return transform
+
+
+# --------------------------------------------------------------------------- randomized ablation: the certificate
+
+@lru_cache(maxsize=None)
+def ablation_delta(d: int, k: int, rho: int) -> float:
+    """``Delta = 1 - C(d-rho, k) / C(d, k)``: the probability that ``k`` kept pixels of ``d`` include at least one
+    of ``rho`` given ones (Levine & Feizi 2020, Theorem 1). Exact rational arithmetic, then float."""
+    if not (0 <= rho <= d and 0 < k <= d):
+        raise ValueError(f"need 0 <= rho <= d and 0 < k <= d (d={d}, k={k}, rho={rho})")
+    if rho > d - k:
+        return 1.0
+    num = math.comb(d - rho, k)
+    den = math.comb(d, k)
+    return 1.0 - num / den    # int / int is correctly rounded in Python, however large
+
+
+def clopper_pearson_lower(count: int, n: int, alpha: float = 0.05) -> float:
+    """One-sided ``1 - alpha`` Clopper-Pearson lower bound of a binomial proportion (``count`` of ``n``):
+    the ``alpha`` quantile of Beta(count, n - count + 1); 0 when count is 0. (Cohen et al. 2019's and Levine &
+    Feizi's lower confidence bound.)"""
+    from scipy.stats import beta
+
+    if not 0 <= count <= n or n < 1:
+        raise ValueError(f"need 0 <= count <= n and n >= 1 (count={count}, n={n})")
+    return 0.0 if count == 0 else float(beta.ppf(alpha, count, n - count + 1))
+
+
+def certified_radius(p_lower: float, d: int, k: int) -> int:
+    """The largest ``rho`` with ``p_lower - Delta(rho) > 0.5`` (two classes), or ``ABSTAIN`` (-1) when even
+    ``rho = 0`` fails (``p_lower <= 0.5``: the top class is not certified to be the majority).
+
+    Radius 0 means: the prediction is certified for the clean input only. ``Delta`` grows with ``rho``, so the
+    largest one is found by bisection.
+    """
+    if p_lower <= 0.5:
+        return ABSTAIN
+    lo, hi = 0, d - k + 1    # Delta(lo) < p_lower - 0.5 holds; Delta(hi) = 1 fails
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if p_lower - ablation_delta(d, k, mid) > 0.5:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@torch.inference_mode()
+def ablation_votes(model: nn.Module, x: torch.Tensor, k: int, n: int, seed: int, batch: int = 256,
+                   num_classes: int = 2) -> torch.Tensor:
+    """Class counts (B, classes) of the base detector over ``n`` seeded random ablations of each image.
+
+    Sample ``j`` uses the same mask for every image (masks keyed by (seed, j)); each image's counts are then
+    ``n`` i.i.d. draws of its own base prediction, which is all one clip's certificate needs.
+    """
+    b, _, h, w = x.shape
+    dev = next(model.parameters()).device
+    x = x.to(dev)
+    counts = torch.zeros(b, num_classes, dtype=torch.long)
+    per = max(1, batch // max(b, 1))
+    with eval_mode(model):
+        for j in range(0, n, per):
+            m = min(per, n - j)
+            masks = keep_masks(m, h, w, k, seed, j, dev)                           # (m, H, W)
+            xa = apply_mask(x.repeat_interleave(m, 0), masks.repeat(b, 1, 1))     # image-major: (b*m, C+1, H, W)
+            pred = model(xa.contiguous(memory_format=torch.channels_last)).argmax(1).reshape(b, m).cpu()
+            counts += torch.nn.functional.one_hot(pred, num_classes).sum(1)
+    return counts
+
+
+@dataclass
+class Certificate:
+    """Per image: the smoothed prediction (``ABSTAIN`` = -1), the certified L0 radius (-1 when abstaining),
+    the top class's lower bound, and the estimation counts it came from."""
+
+    prediction: torch.Tensor    # (B,) long
+    radius: torch.Tensor        # (B,) long
+    p_lower: torch.Tensor       # (B,) float
+    counts: torch.Tensor        # (B, classes) estimation counts
+    selection: torch.Tensor     # (B, classes) selection counts
+
+
+def certify_ablation(model: nn.Module, x: torch.Tensor, k: int, n0: int, n: int, alpha: float = 0.05,
+                     seed: int = 0, batch: int = 256) -> Certificate:
+    """Levine & Feizi's CERTIFY: pick the top class from ``n0`` ablations, bound its probability from ``n``
+    *other* ablations (Clopper-Pearson, level ``1 - alpha``), and turn the bound into an L0 radius.
+
+    Selection and estimation use disjoint seeds (``seed`` and ``seed + 1``), so the bound is valid for the
+    class picked. Abstains (prediction and radius -1) where ``p_lower <= 0.5``.
+    """
+    _, _, h, w = x.shape
+    d = h * w
+    sel = ablation_votes(model, x, k, n0, seed, batch)
+    est = ablation_votes(model, x, k, n, seed + 1, batch)
+    top = sel.argmax(1)
+    p_low = torch.tensor([clopper_pearson_lower(int(est[i, top[i]]), n, alpha) for i in range(len(x))])
+    radius = torch.tensor([certified_radius(float(p), d, k) for p in p_low], dtype=torch.long)
+    pred = torch.where(radius >= 0, top, torch.full_like(top, ABSTAIN))
+    return Certificate(pred, radius, p_low, est, sel)
+
+
+def smoothed_predict(model: nn.Module, x: torch.Tensor, k: int, n: int, seed: int = 0,
+                     batch: int = 256) -> torch.Tensor:
+    """The smoothed detector's majority vote over ``n`` seeded ablations (ties: the lower class index)."""
+    return ablation_votes(model, x, k, n, seed, batch).argmax(1)
+
+
+class SmoothedScore(nn.Module):
+    """The smoothed detector as a model an attacker can query: logits = log of the vote shares over a *fixed*
+    seeded set of ``n`` ablations (plus 1e-3 x the mean softmax, which only breaks exact vote ties and gives the
+    random search a gradient-free signal between vote changes).
+
+    Fixed masks make the attack's objective deterministic. Its argmax is the majority vote of those ``n``
+    ablations, i.e. the deployed smoothed prediction as an attacker with ``n`` queries of the base detector per
+    image sees it. Use a seed different from the certification's, so the attack cannot overfit the masks the
+    certificate is computed with.
+    """
+
+    def __init__(self, base: nn.Module, k: int, n: int, seed: int, batch: int = 256):
+        super().__init__()
+        self.base, self.k, self.n, self.seed, self.batch = base, k, n, seed, batch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        masks = keep_masks(self.n, h, w, self.k, self.seed, 0, x.device)
+        outs = []
+        per = max(1, self.batch // self.n)
+        for i in range(0, b, per):
+            xb = x[i:i + per]
+            xa = apply_mask(xb.repeat_interleave(self.n, 0), masks.repeat(len(xb), 1, 1))
+            logits = self.base(xa.contiguous(memory_format=torch.channels_last)).float()
+            c = logits.shape[1]
+            probs = torch.softmax(logits, 1).reshape(len(xb), self.n, c)
+            votes = torch.nn.functional.one_hot(probs.argmax(2), c).float().mean(1)
+            outs.append(torch.log(votes + 1e-3 * probs.mean(1) + 1e-6))
+        return torch.cat(outs)
+
+
+# --------------------------------------------------------------------------- column smoothing: the patch certificate
+
+@torch.inference_mode()
+def band_votes(model: nn.Module, x: torch.Tensor, s: int, batch: int = 256, num_classes: int = 2) -> torch.Tensor:
+    """Class counts (B, classes) of the base detector over all ``W`` cyclic bands of ``s`` columns (Levine & Feizi,
+    NeurIPS 2020: one deterministic evaluation per band position)."""
+    b, _, h, w = x.shape
+    dev = next(model.parameters()).device
+    x = x.to(dev)
+    masks = torch.stack([column_mask(h, w, st, s, dev) for st in range(w)])      # (W, H, W)
+    counts = torch.zeros(b, num_classes, dtype=torch.long)
+    per = max(1, batch // w)
+    with eval_mode(model):
+        for i in range(0, b, per):
+            xb = x[i:i + per]
+            xa = apply_mask(xb.repeat_interleave(w, 0), masks.repeat(len(xb), 1, 1))
+            pred = model(xa.contiguous(memory_format=torch.channels_last)).argmax(1).reshape(len(xb), w).cpu()
+            counts[i:i + per] += torch.nn.functional.one_hot(pred, num_classes).sum(1)
+    return counts
+
+
+def bands_per_patch(m: int, s: int, w: int) -> int:
+    """``Delta = m + s - 1``: the most bands of width ``s`` (of ``w``, cyclic) a patch ``m`` columns wide meets."""
+    return min(w, m + s - 1)
+
+
+def column_certificate(counts: torch.Tensor, delta: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prediction, certified) from band counts (B, classes): the top count, ties to the lower class index; certified
+    iff ``n_c >= max_{c' != c} (n_c' + 1[c' < c]) + 2 * delta`` (Levine & Feizi 2020, Theorem 1: each of the
+    ``delta`` affected bands can take one vote from ``c`` and give one to ``c'``; the indicator is the tie-break)."""
+    counts = counts.long()
+    pred = counts.argmax(1)          # torch.argmax returns the first maximum: ties go to the lower index
+    c = torch.arange(counts.shape[1])[None, :]
+    others = counts + (c < pred[:, None]).long()
+    others = others.masked_fill(c == pred[:, None], -(10 ** 9))
+    top = counts.gather(1, pred[:, None]).squeeze(1)
+    return pred, top >= others.amax(1) + 2 * delta
+
+
+def bands_touched(x: torch.Tensor, x_adv: torch.Tensor, s: int) -> torch.Tensor:
+    """Per image, how many of the ``W`` cyclic bands of width ``s`` contain a changed pixel (any channel, any row):
+    the ``delta`` the column certificate needs to cover this particular perturbation."""
+    changed_cols = (x != x_adv).any(1).any(1)                 # (B, W)
+    w = changed_cols.shape[1]
+    bands = torch.stack([column_mask(1, w, st, s, x.device)[0] for st in range(w)])   # (W bands, W cols)
+    return (changed_cols.float() @ bands.float().T > 0).sum(1)
+
+
+__all__ = ["ABSTAIN", "keep_masks", "apply_mask", "ablate", "ablation_transform", "column_mask", "column_transform",
+           "ablation_delta", "clopper_pearson_lower", "certified_radius", "ablation_votes", "Certificate",
+           "certify_ablation", "smoothed_predict", "SmoothedScore", "band_votes", "bands_per_patch",
+           "column_certificate", "bands_touched"]

@@ -1,0 +1,178 @@
+"""Certified robustness by randomized ablation and column smoothing (helpers.defenses.ablation): hand-computed
+radii, the confidence bound against scipy, the column certificate's condition, the ablation itself, seeded
+determinism, and the guarantee on a toy model whose base classifier is the worst case for the bound."""
+
+import math
+
+import pytest
+import torch
+from scipy.stats import beta
+from torch import nn
+
+from helpers.defenses import ablation as A
+
+
+# --------------------------------------------------------------------------- the radius formula
+
+def test_delta_hand_computed():
+    # d=1024, k=1: one kept pixel hits one of rho changed ones with probability rho/d
+    assert A.ablation_delta(1024, 1, 10) == pytest.approx(10 / 1024)
+    # d=1024, k=2, rho=1: 1 - C(1023,2)/C(1024,2) = 1 - 1022/1024 = 2/1024
+    assert A.ablation_delta(1024, 2, 1) == pytest.approx(2 / 1024)
+    # d=1024, k=45, rho=3: 1 - (979*978*977)/(1024*1023*1022) by hand
+    assert A.ablation_delta(1024, 45, 3) == pytest.approx(1 - (979 * 978 * 977) / (1024 * 1023 * 1022))
+    assert A.ablation_delta(1024, 45, 0) == 0.0
+    assert A.ablation_delta(1024, 45, 1024 - 44) == 1.0     # every k-subset meets rho > d - k pixels
+
+
+def test_radius_hand_computed():
+    d, k = 1024, 45
+    p = 0.9
+    r = A.certified_radius(p, d, k)
+    # the largest rho with p - Delta(rho) > 0.5, by brute force with math.comb
+    brute = max(rho for rho in range(d) if p - (1 - math.comb(d - rho, k) / math.comb(d, k)) > 0.5)
+    assert r == brute
+    # by hand: Delta(rho) ~ 1 - (1 - k/d)^rho; p - 0.5 = 0.4 -> rho ~ ln(0.6) / ln(1 - 45/1024) ~ 11.4
+    assert r == 11
+    # k = 1: Delta = rho/d < p - 0.5 -> rho < 0.4 * 1024 = 409.6
+    assert A.certified_radius(0.9, 1024, 1) == 409
+
+
+def test_abstain_below_half():
+    assert A.certified_radius(0.5, 1024, 45) == A.ABSTAIN
+    assert A.certified_radius(0.3, 1024, 45) == A.ABSTAIN
+    assert A.certified_radius(0.5001, 1024, 45) == 0     # certified for the clean input only
+
+
+def test_larger_k_smaller_radius():
+    radii = [A.certified_radius(0.95, 1024, k) for k in (5, 10, 20, 45, 100, 200)]
+    assert all(a >= b for a, b in zip(radii, radii[1:])) and radii[0] > radii[-1]
+
+
+def test_clopper_pearson_matches_scipy():
+    for count, n in ((95, 100), (990, 1000), (1, 10), (50, 50)):
+        assert A.clopper_pearson_lower(count, n, 0.05) == pytest.approx(beta.ppf(0.05, count, n - count + 1))
+    assert A.clopper_pearson_lower(0, 100) == 0.0
+    # all of 100 votes: the bound is alpha^(1/n)
+    assert A.clopper_pearson_lower(100, 100, 0.05) == pytest.approx(0.05 ** (1 / 100))
+    with pytest.raises(ValueError):
+        A.clopper_pearson_lower(11, 10)
+
+
+# --------------------------------------------------------------------------- the column certificate
+
+def test_column_certificate_condition():
+    delta = A.bands_per_patch(m=5, s=4, w=32)
+    assert delta == 8
+    counts = torch.tensor([[24, 8],    # 24 - 8 = 16 = 2*delta, top is class 0: ties favour it -> certified
+                           [8, 24],    # top is class 1: needs 24 >= 8 + 1 + 16 -> fails by one
+                           [7, 25],    # 25 >= 7 + 1 + 16 -> certified
+                           [23, 9],    # 14 < 16 -> not certified
+                           [16, 16]])  # tie: prediction 0, not certified
+    pred, cert = A.column_certificate(counts, delta)
+    assert pred.tolist() == [0, 1, 1, 0, 0]
+    assert cert.tolist() == [True, False, True, False, False]
+    assert A.bands_per_patch(40, 4, 32) == 32
+
+
+def test_bands_touched():
+    x = torch.zeros(2, 3, 8, 8)
+    adv = x.clone()
+    adv[0, :, 2, 3] = 1          # one column -> s bands contain it
+    adv[1, 0, 0, 0] = 1          # columns 0 and 7: neighbours cyclically -> s + 1 bands
+    adv[1, 0, 5, 7] = 1
+    assert A.bands_touched(x, adv, s=3).tolist() == [3, 4]
+
+
+# --------------------------------------------------------------------------- the ablation
+
+def test_ablation_keeps_exactly_k_and_marks_them():
+    x = torch.rand(5, 3, 32, 32) * 0.9 + 0.1          # no real zeros
+    out = A.ablate(x, k=45, seed=3)
+    assert out.shape == (5, 4, 32, 32)
+    mask = out[:, 3]
+    assert mask.sum((1, 2)).tolist() == [45.0] * 5
+    kept = mask.bool()
+    assert torch.equal(out[:, :3][kept.unsqueeze(1).expand(-1, 3, -1, -1)], x[kept.unsqueeze(1).expand(-1, 3, -1, -1)])
+    assert (out[:, :3][~kept.unsqueeze(1).expand(-1, 3, -1, -1)] == 0).all()
+    assert not torch.equal(mask[0], mask[1])          # each image its own draw
+    assert torch.equal(A.ablate(x, 45, seed=3), out)  # seeded
+
+
+def test_training_transforms_keep_k_and_columns():
+    x = torch.rand(4, 3, 16, 16)
+    out = A.ablation_transform(10)(x, torch.Generator().manual_seed(0))
+    assert out.shape == (4, 4, 16, 16) and out[:, 3].sum((1, 2)).tolist() == [10.0] * 4
+    col = A.column_transform(3)(x, torch.Generator().manual_seed(0))
+    kept_cols = col[:, 3].bool().all(1)              # (B, W): whole columns kept
+    assert kept_cols.sum(1).tolist() == [3] * 4 and torch.equal(col[:, 3].bool().any(1), kept_cols)
+
+
+# --------------------------------------------------------------------------- a toy model
+
+class AnyBright(nn.Module):
+    """Base classifier: class 1 iff any *kept* pixel has channel 0 above 0.5. On an all-zero image, ``rho``
+    bright pixels move exactly ``Delta(rho)`` of the vote: the worst case Theorem 1 bounds, so the certificate
+    is tight for it."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        hit = ((x[:, 0] > 0.5) & (x[:, -1] > 0.5)).flatten(1).any(1).float()
+        return torch.stack([1 - hit, hit], 1) * 10 + self.dummy
+
+
+def test_seeded_smoothed_prediction_is_deterministic():
+    model = AnyBright()
+    x = torch.zeros(3, 3, 16, 16)
+    x[1, 0, :4] = 1
+    a = A.ablation_votes(model, x, k=8, n=300, seed=7, batch=64)
+    b = A.ablation_votes(model, x, k=8, n=300, seed=7, batch=1000)   # other batching, same votes
+    assert torch.equal(a, b) and a.sum(1).tolist() == [300] * 3
+    assert not torch.equal(a, A.ablation_votes(model, x, k=8, n=300, seed=8))
+    s = A.SmoothedScore(model, k=8, n=50, seed=1)
+    assert torch.equal(s(x), s(x))
+
+
+def test_certificate_holds_on_toy_model_and_is_tight():
+    torch.manual_seed(0)
+    model = AnyBright()
+    h = w = 16
+    d, k = h * w, 8
+    x = torch.zeros(1, 3, h, w)
+    cert = A.certify_ablation(model, x, k=k, n0=50, n=2000, alpha=0.05, seed=11)
+    assert cert.prediction.item() == 0 and cert.counts[0, 0] == 2000
+    r = int(cert.radius)
+    assert r == A.certified_radius(0.05 ** (1 / 2000), d, k) and r >= 5
+    # any change of at most r pixels (here: the worst one, bright pixels) leaves the smoothed prediction
+    g = torch.Generator().manual_seed(1)
+    for trial in range(12):
+        rho = int(torch.randint(1, r + 1, (1,), generator=g))
+        pix = torch.randperm(d, generator=g)[:rho]
+        adv = x.clone().reshape(1, 3, d)
+        adv[0, :, pix] = torch.rand(3, rho, generator=g) * 0.5 + 0.5
+        votes = A.ablation_votes(model, adv.reshape(1, 3, h, w), k, 4000, seed=100 + trial)
+        assert votes[0, 0] > votes[0, 1], f"rho={rho} <= radius {r} flipped the smoothed prediction"
+    # well beyond the radius (Delta > 0.6) the same change does flip it: the check can fail
+    far = next(rho for rho in range(r, d) if A.ablation_delta(d, k, rho) > 0.6)
+    adv = x.clone().reshape(1, 3, d)
+    adv[0, 0, :far] = 1
+    votes = A.ablation_votes(model, adv.reshape(1, 3, h, w), k, 4000, seed=99)
+    assert votes[0, 1] > votes[0, 0]
+
+
+def test_column_certificate_holds_on_toy_model():
+    """A patch of m columns moves at most m + s - 1 band votes of the toy model."""
+    model = AnyBright()
+    x = torch.zeros(1, 3, 16, 16)
+    s, m = 2, 3
+    counts = A.band_votes(model, x, s)
+    assert counts.tolist() == [[16, 0]]
+    pred, cert = A.column_certificate(counts, A.bands_per_patch(m, s, 16))
+    assert pred.item() == 0 and bool(cert)
+    adv = x.clone()
+    adv[:, 0, :, 5:5 + m] = 1                           # the strongest patch of width m
+    moved = A.band_votes(model, adv, s)[0, 1].item()
+    assert moved == A.bands_per_patch(m, s, 16) == int(A.bands_touched(x, adv, s)[0])
