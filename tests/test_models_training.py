@@ -121,6 +121,91 @@ def test_early_stop_counts_epochs_without_improvement_and_resumes_from_history()
 
     stop = EarlyStop(2)
     assert [stop.update(v) for v in (1.0, 0.9, 0.95, 0.96)] == [False, False, False, True]
+    # a resumed run counts the epochs since its best one, as the uninterrupted run would have (NaN never improves)
     resumed = EarlyStop(2, [{"val_loss": 0.9}, {"val_loss": float("nan")}])
-    assert resumed.best == 0.9 and resumed.update(0.95) is False and resumed.update(0.91) is True
+    assert resumed.best == 0.9 and resumed.bad == 1 and resumed.update(0.95) is True
+    uninterrupted = EarlyStop(2)
+    assert [uninterrupted.update(v) for v in (0.9, float("nan"), 0.95)] == [False, False, True]
     assert EarlyStop(None).update(5.0) is False
+    by_eer = EarlyStop(1, [{"val_loss": 0.5, "val_eer": 0.2}], metric="val_eer")
+    assert by_eer.best == 0.2 and by_eer.update(0.1) is False and by_eer.update(0.3) is True
+
+
+def test_class_weights_give_each_class_equal_total_weight():
+    from helpers.models.training import class_weights
+
+    y = torch.tensor([0] * 3 + [1] * 97)
+    w = class_weights(y)
+    assert w[0] * 3 == pytest.approx(w[1] * 97) and (w[0] * 3 + w[1] * 97) == pytest.approx(100)
+    assert torch.equal(class_weights(torch.tensor([1, 1, 1, 1])), torch.tensor([0.0, 0.5]))
+    # the weighted loss of a constant "always spoof" predictor is the same as of "always bonafide" at any mix
+    logits_spoof, logits_bona = torch.tensor([[0.0, 2.0]]).repeat(100, 1), torch.tensor([[2.0, 0.0]]).repeat(100, 1)
+    import torch.nn.functional as F
+    assert F.cross_entropy(logits_spoof, y, weight=w).item() == pytest.approx(F.cross_entropy(logits_bona, y, weight=w).item())
+    assert F.cross_entropy(logits_spoof, y).item() < F.cross_entropy(logits_bona, y).item() - 1.0   # unweighted: not
+
+
+def test_balanced_training_weights_the_minority_class(tmp_path):
+    x, y = _toy(64)
+    y = (torch.arange(64) >= 8).long()                 # 8 bonafide, 56 spoof
+    x[y == 1, 0] = (x[y == 1, 0] + 0.5).clamp(0, 1)
+    seen = []
+    import helpers.models.training as T
+    real = T.F.cross_entropy
+
+    def spy(logits, target, weight=None, **kw):
+        seen.append(weight)
+        return real(logits, target, weight=weight, **kw)
+    T.F.cross_entropy = spy
+    try:
+        train("resnet18", 3, (x, y), (x, y), TrainConfig(epochs=1, batch_size=16, balance="weighted"), None, progress=False)
+    finally:
+        T.F.cross_entropy = real
+    w = next(s for s in seen if s is not None)
+    assert w.tolist() == pytest.approx([64 / 16, 64 / 112])
+    with pytest.raises(ValueError, match="balance='sampler'"):
+        train("resnet18", 3, (x, y), (x, y), TrainConfig(epochs=1, balance="sampler"), None, progress=False)
+
+
+def test_select_val_eer_keeps_the_best_epoch_and_survives_resume(tmp_path):
+    x, y = _toy(48, seed=4)
+    xv, yv = _toy(32, seed=5)
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=0.05, seed=3, select="val_eer", augment="noise+gain")
+    res = train("resnet18", 3, (x, y), (xv, yv), cfg, tmp_path / "s.safetensors", progress=False)
+    eers = [h["val_eer"] for h in res.history]
+    best = min(range(len(eers)), key=lambda i: (eers[i], i))
+    assert res.selected_epoch == best + 1
+    from helpers.evaluation.metrics import bonafide_score, eer
+    assert eer(yv, bonafide_score(predict(res.model, xv))) == pytest.approx(eers[best], abs=1e-6)
+    again = train("resnet18", 3, (x, y), (xv, yv), cfg, tmp_path / "s.safetensors", progress=False)
+    assert again.reused and again.selected_epoch == res.selected_epoch
+    assert torch.allclose(predict(again.model, xv), predict(res.model, xv), atol=1e-6)
+
+    class Interrupt(Exception):
+        pass
+
+    def die(epoch, row):
+        if epoch == 2:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        train("resnet18", 3, (x, y), (xv, yv), cfg, tmp_path / "cut.safetensors", progress=False, on_epoch=die)
+    resumed = train("resnet18", 3, (x, y), (xv, yv), cfg, tmp_path / "cut.safetensors", progress=False)
+    assert resumed.selected_epoch == res.selected_epoch
+    assert torch.allclose(predict(resumed.model, xv), predict(res.model, xv), atol=1e-4)
+
+
+def test_transform_hook_sees_every_training_batch_with_a_seeded_generator():
+    x, y = _toy(40)
+    calls = []
+
+    def hook(xb, g):
+        calls.append((xb.shape, torch.rand(1, generator=g).item()))
+        return torch.zeros_like(xb)                   # the model only ever sees blank training images
+    cfg = TrainConfig(epochs=2, batch_size=16, seed=7)
+    res = train("resnet18", 3, (x, y), (x, y), cfg, None, progress=False, transform=hook)
+    assert [c[0][0] for c in calls] == [16, 16, 8] * 2
+    first = [c[1] for c in calls]
+    calls.clear()
+    train("resnet18", 3, (x, y), (x, y), cfg, None, progress=False, transform=hook)
+    assert [c[1] for c in calls] == first and len(set(first)) == len(first)   # seeded, a fresh draw per batch
+    assert res.history[-1]["train_accuracy"] <= 0.75   # blank images: no better than the class prior allows

@@ -28,6 +28,7 @@ from torch import nn
 from helpers.io import atomic_path, read_or_quarantine, save_json
 from helpers.evaluation.metrics import accuracy, bonafide_score, eer
 from helpers.progress import progress_iter, report
+from helpers.models.augment import Transform, batch_generator, make_augment
 from helpers.models.detectors import MODEL_VERSION, Detector, build_model, predict
 
 
@@ -46,6 +47,10 @@ class TrainConfig:
     max_batches: int | None = None           # cap per epoch (smoke profile)
     schedule: str = "constant"               # constant (the thesis) or cosine: lr decays to 0 over the run
     warmup_epochs: float = 0.0               # linear warm-up from lr/10 (a large lr without it diverges)
+    balance: str = "none"                    # none (the thesis) or weighted: cross-entropy weighted n / (2 n_class)
+    select: str = "last"                     # last (the thesis) or val_eer: keep the epoch with the lowest val EER
+    early_stop_metric: str = "val_loss"      # what early_stop_patience watches: val_loss or val_eer
+    augment: str = "none"                    # '+'-joined image augmentations (helpers.models.augment), none = off
 
     def lr_at(self, step: int, steps_per_epoch: int) -> float:
         """The learning rate of optimiser step ``step``: a pure function of the step, so a resumed run
@@ -62,6 +67,21 @@ class TrainConfig:
         return self.lr
 
 
+def class_weights(y: torch.Tensor, num_classes: int = 2) -> torch.Tensor:
+    """Cross-entropy weights ``n / (num_classes * n_c)``: each class carries the same total weight (a class
+    absent from ``y`` gets weight 0). The thesis's 4.1%-bonafide mix otherwise lets "always spoof" reach 96%."""
+    counts = torch.bincount(y.long().cpu(), minlength=num_classes).float()
+    w = torch.where(counts > 0, len(y) / (num_classes * counts.clamp_min(1)), torch.zeros_like(counts))
+    return w
+
+
+def _check_recipe(cfg: TrainConfig) -> None:
+    for name, value, allowed in (("balance", cfg.balance, ("none", "weighted")), ("select", cfg.select, ("last", "val_eer")),
+                                 ("early_stop_metric", cfg.early_stop_metric, ("val_loss", "val_eer"))):
+        if value not in allowed:
+            raise ValueError(f"TrainConfig.{name}={value!r}; choose from {allowed}")
+
+
 class AdvGenerator(Protocol):
     def __call__(self, frozen: nn.Module, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor,
                  epoch: int) -> torch.Tensor: ...
@@ -76,9 +96,12 @@ def data_hash(*tensors: torch.Tensor) -> str:
 
 # --------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, meta: dict) -> None:
-    """Weights, optimizer momentum and metadata in one safetensors file, written atomically."""
+def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, meta: dict,
+                    extra: dict[str, torch.Tensor] | None = None) -> None:
+    """Weights, optimizer momentum and metadata in one safetensors file, written atomically; ``extra``
+    tensors (e.g. ``best.*``, the weights of the best epoch so far) are stored under their own names."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     if optimizer is not None:
         for i, p in enumerate(optimizer.param_groups[0]["params"]):
             buf = optimizer.state.get(p, {}).get("momentum_buffer")
@@ -147,23 +170,25 @@ class TrainResult:
     reused: bool = False
     seconds: float = 0.0
     checkpoint: Path | None = None
+    selected_epoch: int | None = None    # the epoch whose weights the model holds (select="val_eer"), else None
 
 
 class EarlyStop:
-    """Stop after ``patience`` epochs without a validation-loss improvement (None: never); resumes from a history."""
+    """Stop after ``patience`` epochs without an improvement of ``metric`` (lower is better: ``val_loss`` or
+    ``val_eer``; None: never); resumes from a history (the epochs since the best one count as bad)."""
 
-    def __init__(self, patience: int | None, history: list[dict] = ()):
-        self.patience, self.bad = patience, 0
-        self.best = min((h["val_loss"] for h in history if h.get("val_loss") == h.get("val_loss")), default=float("inf"))
+    def __init__(self, patience: int | None, history: list[dict] = (), metric: str = "val_loss"):
+        self.patience, self.bad, self.metric = patience, 0, metric
+        self.best = float("inf")
+        for h in history:
+            self.update(h.get(metric, float("nan")), count=False)
 
-    def update(self, val_loss: float) -> bool:
-        if self.patience is None:
-            return False
-        if val_loss < self.best - 1e-6:
-            self.best, self.bad = val_loss, 0
+    def update(self, value: float, count: bool = True) -> bool:
+        if value == value and value < self.best - 1e-6:
+            self.best, self.bad = value, 0
         else:
             self.bad += 1
-        return self.bad >= self.patience
+        return count and self.patience is not None and self.bad >= self.patience
 
 
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -179,32 +204,53 @@ def epoch_batches(n: int, cfg: TrainConfig, epoch: int) -> list[torch.Tensor]:
     return batches[: cfg.max_batches] if cfg.max_batches else batches
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict[str, float]:
-    logits = predict(model, x, batch_size)
+def logits_metrics(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Loss, accuracy and EER from logits: what :func:`evaluate` reports (DDP gathers the ranks' logits first)."""
     return {"loss": float(F.cross_entropy(logits, y).item()) if len(y) else float("nan"),
             "accuracy": accuracy(y, logits.argmax(1)), "eer": eer(y, bonafide_score(logits))}
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict[str, float]:
+    return logits_metrics(predict(model, x, batch_size), y)
+
+
+CHECKED_FIELDS: tuple[str, ...] = ("arch", "in_channels", "features", "data_hash", "train", "adversarial", "init",
+                                   "model_version")
+
+
+def run_metadata(arch: str, in_channels: int, cfg: TrainConfig, train_xy: tuple[torch.Tensor, torch.Tensor],
+                 adversarial: bool, meta: dict | None = None, **extra) -> tuple[dict, dict]:
+    """A training run's checkpoint metadata, and the fields a checkpoint must match to be resumed or reused
+    (``expect``, :data:`CHECKED_FIELDS`): one definition for :func:`train` and the DDP loop, so each resumes
+    the other's checkpoints. ``extra`` (e.g. the process count) is recorded, not checked."""
+    meta = dict(meta or {})
+    meta.update({"arch": arch, "in_channels": in_channels, "train": asdict(cfg), "data_hash": data_hash(*train_xy),
+                 "adversarial": adversarial, "model_version": MODEL_VERSION, **extra})
+    return meta, {k: meta[k] for k in CHECKED_FIELDS if k in meta}
 
 
 def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tensor],
           val_xy: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, checkpoint: Path | None = None,
           meta: dict | None = None, adv: AdvGenerator | None = None, init: Detector | None = None,
           device: torch.device | str = "cpu", progress: bool = True,
-          on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[int, dict], None] | None = None,
+          transform: Transform | None = None) -> TrainResult:
     """Train (or resume, or reuse) a detector; plain when ``adv`` is None, adversarial otherwise.
 
     ``checkpoint`` is the safetensors file that holds the run; a finished run there is reused,
     an unfinished one resumed. ``meta`` (architecture, features, ...) is stored with it and
     checked on load. ``init`` starts from given weights (e.g. fine-tuning a baseline).
+    ``transform(x, generator) -> x`` is applied to every training batch after ``cfg.augment`` (a hook,
+    e.g. for training on ablated images); its generator is seeded per (seed, epoch, batch). It is not part
+    of the checkpoint's identity: name it in ``meta`` (and the checkpoint path) when it changes the result.
     """
     t0 = time.perf_counter()
+    _check_recipe(cfg)
+    augment = make_augment(cfg.augment)
     device = torch.device(device)
     x_tr, y_tr = train_xy
     x_va, y_va = val_xy
-    meta = dict(meta or {})
-    meta.update({"arch": arch, "in_channels": in_channels, "train": asdict(cfg),
-                 "data_hash": data_hash(x_tr, y_tr), "adversarial": adv is not None, "model_version": MODEL_VERSION})
-    expect = {k: meta[k] for k in ("arch", "in_channels", "features", "data_hash", "train", "adversarial", "init",
-                                   "model_version") if k in meta}
+    meta, expect = run_metadata(arch, in_channels, cfg, train_xy, adv is not None, meta)
     torch.manual_seed(cfg.seed)
     model = copy.deepcopy(init) if init is not None else build_model(arch, in_channels, seed=cfg.seed)  # type: ignore[arg-type]
     model = model.to(device).to(memory_format=torch.channels_last)
@@ -218,13 +264,19 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
         meta_ok = read_or_quarantine(checkpoint, _readable_checkpoint)
         if meta_ok is not None:
             prev = load_checkpoint(checkpoint, model, opt, expect=expect)
+    best_state: dict[str, torch.Tensor] | None = None
     if prev is not None:
         history, start = prev.get("history", []), int(prev.get("epoch", 0))
         if prev.get("complete"):
-            return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint))
+            return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint),
+                               prev.get("selected_epoch"))
+        best_state = _read_prefixed(checkpoint, "best.")
     frozen = copy.deepcopy(model).eval() if adv is not None else None
-    stopper = EarlyStop(cfg.early_stop_patience, history)
+    stopper = EarlyStop(cfg.early_stop_patience, history, cfg.early_stop_metric)
+    selector = EarlyStop(None, history, "val_eer")   # tracks the best val EER so far (select="val_eer")
+    weight = class_weights(y_tr).to(device) if cfg.balance == "weighted" else None
     n = len(x_tr)
+    selected = None
     for epoch in range(start, cfg.epochs):
         model.train()
         batches = epoch_batches(n, cfg, epoch)
@@ -233,16 +285,21 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
                                               enabled=progress, every_s=30.0)):
             for group in opt.param_groups:
                 group["lr"] = cfg.lr_at(epoch * len(batches) + b, len(batches))
-            xb = x_tr[idx].to(device).contiguous(memory_format=torch.channels_last)
+            xb = x_tr[idx].to(device)
+            if augment is not None or transform is not None:
+                gen = batch_generator(cfg.seed, epoch, b)
+                xb = augment(xb, gen) if augment is not None else xb
+                xb = transform(xb, gen) if transform is not None else xb
+            xb = xb.contiguous(memory_format=torch.channels_last)
             yb = y_tr[idx].to(device)
             logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            loss = F.cross_entropy(logits, yb, weight=weight)
             total = loss
             if adv is not None:
                 frozen.load_state_dict(model.state_dict())
                 x_adv = adv(frozen, xb, yb, idx, epoch).contiguous(memory_format=torch.channels_last)
                 logits_adv = model(x_adv)
-                adv_loss = F.cross_entropy(logits_adv, yb)
+                adv_loss = F.cross_entropy(logits_adv, yb, weight=weight)
                 total = loss + adv_loss
                 sums["adv_loss"] += adv_loss.item() * len(idx)
                 sums["adv_correct"] += int((logits_adv.argmax(1) == yb).sum())
@@ -258,11 +315,20 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
         if adv is not None:
             row.update({"train_adv_loss": sums["adv_loss"] / sums["n"], "train_adv_accuracy": sums["adv_correct"] / sums["n"]})
         history.append(row)
-        stop = stopper.update(val["loss"])
+        stop = stopper.update(row[cfg.early_stop_metric])
         done = stop or epoch + 1 == cfg.epochs
+        selector.update(row["val_eer"], count=False)
+        if cfg.select == "val_eer" and selector.bad == 0:            # this epoch is the best so far
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        selected = None
+        if done and cfg.select == "val_eer" and best_state is not None:
+            model.load_state_dict(best_state)                          # the run ends on its best epoch
+            selected = int(min((h for h in history if h["val_eer"] == h["val_eer"]), key=lambda h: h["val_eer"])["epoch"])
         if checkpoint is not None:
+            extra = {f"best.{k}": v for k, v in best_state.items()} if best_state is not None and not done else None
             save_checkpoint(checkpoint, model, opt, {**meta, "epoch": epoch + 1, "history": history,
-                                                     "complete": done, "early_stopped": stop})
+                                                     "complete": done, "early_stopped": stop,
+                                                     "selected_epoch": selected}, extra)
         if on_epoch:
             on_epoch(epoch + 1, row)
         if progress:
@@ -270,7 +336,14 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
         if stop:
             break
     return TrainResult(model.eval(), history, start, False, time.perf_counter() - t0,
-                       Path(checkpoint) if checkpoint else None)
+                       Path(checkpoint) if checkpoint else None, selected)
+
+
+def _read_prefixed(path: Path, prefix: str) -> dict[str, torch.Tensor] | None:
+    """The tensors of a checkpoint stored under ``prefix`` (prefix stripped), or None when it has none."""
+    with safe_open(str(path), framework="pt") as fh:
+        out = {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}
+    return out or None
 
 
 def pixle_generator(attack_kwargs: dict, seed: int) -> AdvGenerator:
@@ -284,5 +357,5 @@ def pixle_generator(attack_kwargs: dict, seed: int) -> AdvGenerator:
     return gen
 
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "save_checkpoint", "load_checkpoint",
+__all__ = ["TrainConfig", "TrainResult", "train", "logits_metrics", "run_metadata", "class_weights", "EarlyStop", "evaluate", "save_checkpoint", "load_checkpoint",
            "read_checkpoint_meta", "CheckpointMismatchError", "pixle_generator", "data_hash"]

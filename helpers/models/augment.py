@@ -1,0 +1,100 @@
+"""Training-time augmentation of the images a detector sees, seeded per batch.
+
+Why on images and not on waveforms: the training loop (single-process and DDP alike) works on cached feature
+tensors; augmenting waveforms online would mean decoding and re-extracting every clip every epoch, and the
+corpus already carries the waveform-domain augmentation that matters for channels, every ASVspoof 2021 DF codec
+condition applied offline (:mod:`helpers.data.codecs`). What is left to do online acts on the image:
+
+- ``shift``: a random circular shift along time (the last axis): where in the crop speech sits is not evidence.
+- ``freqmask`` / ``timemask``: SpecAugment masks (Park et al., Interspeech 2019): one band of up to 1/8 of the
+  rows / columns set to the image's mean. A frequency band that vanishes is what a low-bitrate codec does to a
+  spectrogram, so the detector is pushed not to rest on one band (RawBoost's motivation, Tak et al., ICASSP 2022,
+  in the image domain).
+- ``noise``: additive Gaussian noise with a standard deviation drawn from [0, 0.03] per image (a noisy channel).
+- ``gain``: a random brightness offset in [-0.05, 0.05] (a level change moves a log spectrogram by a constant;
+  for the thesis's min-max-normalised RGB image it is a colour shift).
+
+Every transform takes ``(x, generator)`` and returns an image batch of the same shape in [0, 1]; labels are
+never touched. The same signature is the generic hook :func:`helpers.models.training.train` offers
+(``transform=``), e.g. for training on ablated images.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+AUGMENTS: tuple[str, ...] = ("shift", "freqmask", "timemask", "noise", "gain")
+
+
+def parse_augment(spec: str | None) -> tuple[str, ...]:
+    """``"shift+freqmask"`` -> ``("shift", "freqmask")``; ``"none"``, ``""`` or None -> ``()``."""
+    if not spec or spec == "none":
+        return ()
+    names = tuple(s.strip() for s in spec.split("+") if s.strip())
+    bad = [n for n in names if n not in AUGMENTS]
+    if bad:
+        raise ValueError(f"AUGMENT={spec!r}: unknown {bad}; choose '+'-joined names from {AUGMENTS} or 'none'")
+    return names
+
+
+def _uniform(n: int, g: torch.Generator, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g)
+
+
+def _mask(x: torch.Tensor, g: torch.Generator, axis: int, max_frac: float = 0.125) -> torch.Tensor:
+    """One band along ``axis`` (-2: rows = frequency, -1: columns = time) per image, set to its mean."""
+    size = x.shape[axis]
+    widths = (torch.rand(len(x), generator=g) * max_frac * size).long()
+    starts = (torch.rand(len(x), generator=g) * (size - widths + 1)).long()
+    pos = torch.arange(size)
+    band = (pos[None] >= starts[:, None]) & (pos[None] < (starts + widths)[:, None])      # (B, size)
+    shape = (len(x), 1, size, 1) if axis == -2 else (len(x), 1, 1, size)
+    band = band.view(shape).to(x.device)
+    return torch.where(band, x.mean((1, 2, 3), keepdim=True), x)
+
+
+def _shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    w = x.shape[-1]
+    shifts = torch.randint(0, w, (len(x),), generator=g)
+    idx = (torch.arange(w)[None] - shifts[:, None]) % w                                    # (B, W)
+    return torch.gather(x, -1, idx.view(len(x), 1, 1, w).expand_as(x).to(x.device))
+
+
+def _noise(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    sigma = _uniform(len(x), g, 0.0, 0.03).view(-1, 1, 1, 1)
+    return x + sigma.to(x.device) * torch.randn(x.shape, generator=g).to(x.device)
+
+
+def _gain(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    return x + _uniform(len(x), g, -0.05, 0.05).view(-1, 1, 1, 1).to(x.device)
+
+
+_OPS: dict[str, Transform] = {"shift": _shift, "freqmask": lambda x, g: _mask(x, g, -2),
+                              "timemask": lambda x, g: _mask(x, g, -1), "noise": _noise, "gain": _gain}
+
+
+def make_augment(spec: str | None) -> Transform | None:
+    """The composed transform for ``spec`` (applied in :data:`AUGMENTS` order), or None for no augmentation."""
+    names = parse_augment(spec)
+    if not names:
+        return None
+    ops = [_OPS[n] for n in AUGMENTS if n in names]
+
+    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        for op in ops:
+            x = op(x, g)
+        return x.clamp(0, 1)
+
+    return augment
+
+
+def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
+    """The CPU generator of one training batch: a pure function of (seed, epoch, batch), so a resumed run
+    draws the same augmentation as an uninterrupted one."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch * 10_007 + batch) % (2 ** 63))
+
+
+__all__ = ["AUGMENTS", "Transform", "parse_augment", "make_augment", "batch_generator"]
