@@ -36,6 +36,7 @@ Leaves (imported by every layer)
 
 ``defenses/``
 - :mod:`helpers.defenses.smoothing`  Gaussian blur / median smoothing, the ``Defended`` wrapper
+- :mod:`helpers.defenses.ablation`   certified L0 robustness: randomized ablation, column smoothing, their certificates
 
 ``evaluation/`` measuring detectors and attacks
 - :mod:`helpers.evaluation.attack_loop`  attack runs cached in chunks, condition records
@@ -46,6 +47,7 @@ Leaves (imported by every layer)
 - :mod:`helpers.experiments.pipeline`    corpus -> sample -> splits -> cached features; training entry points
 - :mod:`helpers.experiments.stages`      one function per notebook stage 00-04, typed records in ``metrics/*.json``
 - :mod:`helpers.experiments.realizable`  notebook 06: audio-domain attacks and Sparse-RS beside Pixle
+- :mod:`helpers.experiments.certified`   notebook 07: certified robustness by ablation, checked by adaptive attacks
 
 ``distributed/`` the only place that knows about ranks
 - :mod:`helpers.distributed.ddp`           process set-up, sharded features and Pixle, DDP training (torchrun)
@@ -56,6 +58,10 @@ Leaves (imported by every layer)
 - :mod:`helpers.reporting.figures`     seaborn styling and figure saving
 - :mod:`helpers.reporting.data_views`  what 00_data shows about the prepared data
 - :mod:`helpers.reporting.widgets`     the ipywidgets explorer
+- :mod:`helpers.reporting.model_card`  ``outputs/<profile>/MODEL_CARD.md``: what a profile's detectors were trained on
+
+Entry point (imports the layers above; nothing imports it)
+- :mod:`helpers.score`  ``python -m helpers.score PATH...``: a finished profile's detectors on your own audio
 """
 
 import warnings as _warnings

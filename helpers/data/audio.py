@@ -1,7 +1,8 @@
 """Robust audio loading: any sample rate, channel count or sample format in, 16 kHz mono float out.
 
 Real corpora are messy. :func:`load_audio` decodes with soundfile (libsndfile: FLAC, WAV in
-8/16/24/32-bit integer and float), mixes stereo down, resamples with torchaudio, and records
+8/16/24/32-bit integer and float, OGG, MP3), or with PyAV (FFmpeg's decoders) for the containers
+libsndfile does not read (M4A/AAC, ``PYAV_SUFFIXES``), mixes stereo down, resamples with torchaudio, and records
 every conversion it made. A file that cannot be decoded, is empty, or holds no samples raises
 :class:`AudioError` naming the file and what to do.
 """
@@ -18,6 +19,7 @@ import torchaudio.functional as AF
 
 TARGET_SR = 16_000
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif")
+PYAV_SUFFIXES = (".m4a", ".mp4", ".aac")    # decoded with PyAV: libsndfile has no AAC decoder
 
 
 class AudioError(RuntimeError):
@@ -42,14 +44,17 @@ def load_audio(path: str | Path, target_sr: int = TARGET_SR) -> tuple[np.ndarray
         raise AudioError(f"{path}: file is empty (0 bytes); re-download or re-extract it, "
                          "or remove its keys line")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        info_sf = sf.info(str(path))
-    except Exception as exc:  # libsndfile raises LibsndfileError / RuntimeError
+        if path.suffix.lower() in PYAV_SUFFIXES:
+            data, sr, subtype = _pyav_read(path)
+        else:
+            data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+            subtype = sf.info(str(path)).subtype
+    except Exception as exc:  # libsndfile raises LibsndfileError / RuntimeError, PyAV its FFmpegError
         raise AudioError(f"{path}: cannot be decoded as audio ({exc}); the file is truncated or "
                          "not audio — re-download or re-extract it, or remove its keys line") from exc
     if data.shape[0] == 0:
         raise AudioError(f"{path}: holds no samples; remove its keys line or replace the file")
-    info = AudioInfo(str(path), int(sr), int(data.shape[1]), str(info_sf.subtype))
+    info = AudioInfo(str(path), int(sr), int(data.shape[1]), str(subtype))
     if data.shape[1] > 1:
         data = data.mean(axis=1, keepdims=True)
         info.conversions.append(f"mixed {info.original_channels} channels to mono")
@@ -62,6 +67,29 @@ def load_audio(path: str | Path, target_sr: int = TARGET_SR) -> tuple[np.ndarray
     if info.original_subtype not in ("PCM_16",):
         info.conversions.append(f"decoded {info.original_subtype} to float32")
     return wav.astype(np.float32, copy=False), info
+
+
+def _pyav_read(path: Path) -> tuple[np.ndarray, int, str]:
+    """Decode the first audio stream with PyAV: (frames, channels) float32, its rate, its codec name."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise AudioError(f"{path}: holds no audio stream")
+        stream = container.streams.audio[0]
+        channels = stream.codec_context.channels
+        chunks = []
+        for frame in container.decode(stream):
+            a = frame.to_ndarray()
+            if np.issubdtype(a.dtype, np.integer):    # s16 / s32 decoders: scale to [-1, 1)
+                a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
+            a = a.astype(np.float32, copy=False)
+            # planar formats come as (channels, n), packed ones as (1, n * channels)
+            chunks.append(a.T if frame.format.is_planar else a.reshape(-1, channels))
+        sr = int(stream.codec_context.sample_rate or stream.rate)
+        name = stream.codec_context.name.upper()
+    data = np.concatenate(chunks) if chunks else np.zeros((0, max(1, channels)), np.float32)
+    return data, sr, name
 
 
 def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
