@@ -1,6 +1,6 @@
 """helpers.distributed.ddp: 2 gloo processes on the CPU give the single-process results.
 
-One module-scoped run of 2 processes (``torch.multiprocessing.spawn``) does sharded Pixle,
+One module-scoped run of 2 processes (``torch.multiprocessing.spawn``) does the Pixle loop's chunks,
 gather, sharded features and DDP training and leaves its results in files; the tests compare
 them with the same stages run here in one process. Two ``torchrun`` runs of the CLI test a
 killed rank and the resume that follows.
@@ -23,18 +23,18 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from helpers.attacks.pixle import Pixle
-from helpers.distributed.ddp import (DistEnv, ddp_train, gather_in_order, init_from_env, shard_indices, shard_ranges,
-                                     sharded_features, sharded_pixle)
+from helpers.distributed.ddp import (DistEnv, ddp_train, gather_in_order, init_from_env, rank_chunks, shard_indices,
+                                     sharded_attack, sharded_features)
+from helpers.evaluation.attack_loop import AttackConfig, AttackJob, attack_dataset, chunk_count, chunk_ranges
 from helpers.data.features import FeatureConfig, compute_features, load_features, save_features
-from helpers.models.detectors import predict
 from helpers.paths import ROOT
 from helpers.models.training import TrainConfig, data_hash, read_checkpoint_meta, train
 from tests.conftest import speechlike
 from tests.toys import RegionModel, region_images, save_toy_features
 
 WORLD = 2
-ATTACK = {"x_dimensions": (0.1, 0.2), "y_dimensions": (2, 6), "restarts": 3, "max_iterations": 6}
 PIXLE_SEED, SHARD = 5, 5
+ATTACK = AttackConfig(restarts=3, max_iterations=6, y_dimensions=(2, 6), seed=PIXLE_SEED)
 TRAIN = TrainConfig(epochs=1, batch_size=8, lr=0.05, momentum=0.9, seed=7)
 # 2 processes vs 1 after one epoch (45 items, batch 8: splits 4/4 and a last batch of 5 split 3/2),
 # max |weight difference|. Without BatchNorm only float rounding separates them (measured 3e-8).
@@ -97,7 +97,9 @@ def _worker(rank: int, port: int, out: str) -> None:
         g_bool = gather_in_order(idx % 3 == 0, n, env)
         # Pixle
         x, y = region_images(24, seed=1, size=16)
-        px = sharded_pixle(RegionModel(), x, y, ATTACK, PIXLE_SEED, out_dir / "px", SHARD, env, progress=False)
+        computed = [0]
+        px = sharded_attack(AttackJob(RegionModel(), x, y, ATTACK, out_dir / "px", SHARD), env, progress=False,
+                            on_chunk=lambda a, b: computed.__setitem__(0, computed[0] + 1))
         # features
         paths, labels, trials = _wavs(out_dir / "wav", write=env.is_main)
         env.barrier()
@@ -108,8 +110,8 @@ def _worker(rank: int, port: int, out: str) -> None:
                           checkpoint=out_dir / "ddp.safetensors")
         bn = ddp_train("tiny-bn", 3, tr, va, TRAIN, env, init=TinyNet(bn=True), progress=False)
         if env.is_main:
-            save_file({"g_float": g_float, "g_bool": g_bool, "computed": torch.tensor(px.computed),
-                       **{f"px.{k}": getattr(px.result, k) for k in ("adv", "success", "queries", "l0")},
+            save_file({"g_float": g_float, "g_bool": g_bool, "computed": torch.tensor(computed[0]),
+                       **{f"px.{k}": getattr(px, k) for k in ("adv", "success", "queries", "l0")},
                        **{f"plain.{k}": v.contiguous() for k, v in plain.model.state_dict().items()},
                        **{f"bn.{k}": v.contiguous() for k, v in bn.model.state_dict().items()}},
                       str(out_dir / "rank0.safetensors"),
@@ -136,7 +138,9 @@ def test_shard_indices_disjoint_covering_unpadded():
             assert sorted(allv.tolist()) == list(range(n))
             assert all(len(p) in (n // world, -(-n // world)) for p in parts)
             assert all((p % world == r).all() for r, p in enumerate(parts))
-    assert shard_ranges(11, 4) == [(0, 4), (4, 8), (8, 11)]
+    env = lambda r, w: DistEnv(rank=r, world_size=w)  # noqa: E731
+    assert [list(rank_chunks(11, 4, env(r, 2))) for r in (0, 1)] == [[0, 2], [1]]    # chunks 0-4, 4-8, 8-11
+    assert [list(rank_chunks(5, 4, env(r, 3))) for r in (0, 1, 2)] == [[0], [1], []]
     with pytest.raises(ValueError):
         shard_indices(5, 2, 2)
 
@@ -160,14 +164,15 @@ def test_gather_in_order(two_procs):
 
 
 def test_sharded_pixle_two_processes_bit_identical(two_procs, tmp_path):
+    """The one attack loop with its chunks dealt to 2 ranks gives one process's results, bit for bit."""
     res = load_file(str(two_procs / "rank0.safetensors"))
     x, y = region_images(24, seed=1, size=16)
     # the whole set in one batch, one process
-    ref = Pixle(RegionModel(), seed=PIXLE_SEED, **ATTACK)(x, y, ids=torch.arange(24))
-    # and the same sharded evaluation in one process
-    one = sharded_pixle(RegionModel(), x, y, ATTACK, PIXLE_SEED, tmp_path / "px1", SHARD, DistEnv(), progress=False)
-    assert int(res["computed"]) == len(shard_ranges(24, SHARD)) == one.computed == 5
-    for r in (ref, one.result):
+    ref = Pixle(RegionModel(), seed=PIXLE_SEED, skip_misclassified=True, **ATTACK.kwargs())(x, y, ids=torch.arange(24))
+    # and the same cached loop in one process
+    one = attack_dataset(RegionModel(), x, y, ATTACK, tmp_path / "px1", SHARD, progress=False)
+    assert int(res["computed"]) == 3                         # rank 0 attacked chunks 0, 2, 4 of 5
+    for r in (ref, one):
         assert torch.equal(res["px.adv"], r.adv)
         assert torch.equal(res["px.success"], r.success)
         assert torch.equal(res["px.queries"], r.queries)
@@ -175,9 +180,9 @@ def test_sharded_pixle_two_processes_bit_identical(two_procs, tmp_path):
     assert 0 < int(ref.success.sum()) < 24          # the attack did something, and not everything
     pred = RegionModel()(res["px.adv"]).argmax(1)
     assert torch.equal(pred != y, ref.success)       # so predictions and metrics agree too
-    # shard files: one per shard, named by item range
-    names = sorted(p.name for p in next((two_procs / "px").glob("pixle-*")).glob("shard_*.safetensors"))
-    assert names == [f"shard_{a:07d}_{b:07d}.safetensors" for a, b in shard_ranges(24, SHARD)]
+    # the loop's chunk files: one per chunk of the grid, named by item range
+    got = [(a, b) for a, b, _ in chunk_ranges(two_procs / "px")]
+    assert got == [(s, min(s + SHARD, 24)) for s in range(0, 24, SHARD)] and len(got) == chunk_count(24, SHARD)
 
 
 def test_sharded_features_identical_tensors(two_procs, tmp_path):
@@ -231,31 +236,29 @@ def _torchrun(args: list[str], timeout: float = 120) -> subprocess.CompletedProc
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def test_killed_rank_resumes_only_missing_shards(tmp_path):
+def test_killed_rank_resumes_only_missing_chunks(tmp_path):
     feats = save_toy_features(tmp_path / "toy.safetensors", 40, size=16, seed=0)
     common = ["pixle", "--model", "tests.toys:RegionModel", "--features", str(feats), "--restarts", "2", "--iterations", "5",
               "--shard-size", "4", "--cache-dir", str(tmp_path / "px"), "--quiet", "--seed", "0", "--threads", "1"]
     killed = _torchrun([*common, "--exit-after-shards", "1", "--exit-rank", "1"])
     assert killed.returncode != 0, killed.stdout + killed.stderr
     assert "exiting on purpose" in killed.stdout + killed.stderr
-    shard_dir = next((tmp_path / "px").glob("pixle-*"))
-    before = {p.name: p.stat().st_mtime_ns for p in shard_dir.glob("shard_*.safetensors")}
-    total = len(shard_ranges(40, 4))
-    assert "shard_0000004_0000008.safetensors" in before          # rank 1's first shard was kept
-    assert "shard_0000012_0000016.safetensors" not in before      # its second never written
+    folder = next((tmp_path / "px" / "adv").glob("*"))
+    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("chunk_*.safetensors")}
+    total = chunk_count(40, 4)
+    assert "chunk_000004_000008.safetensors" in before          # rank 1's first chunk was kept
+    assert "chunk_000012_000016.safetensors" not in before      # its second never written
     resumed = _torchrun([*common, "--json", str(tmp_path / "summary.json")])
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["computed_shards"] == total - len(before)
-    assert summary["reused_shards"] == len(before)
-    after = {p.name: p.stat().st_mtime_ns for p in shard_dir.glob("shard_*.safetensors")}
+    assert summary["computed_chunks"] == total - len(before)
+    assert summary["reused_chunks"] == len(before)
+    after = {p.name: p.stat().st_mtime_ns for p in folder.glob("chunk_*.safetensors")}
     assert len(after) == total
-    assert all(after[k] == v for k, v in before.items())          # kept shards were not rewritten
+    assert all(after[k] == v for k, v in before.items())          # kept chunks were not rewritten
     # identical to an uninterrupted single-process attack of the whole set
     x, y = region_images(40, seed=0, size=16)
-    model = RegionModel()
-    ref = Pixle(model, seed=0, x_dimensions=(0.1, 0.2), y_dimensions=(2, 10), restarts=2, max_iterations=5)(
-        x, y, ids=torch.arange(40))
+    ref = Pixle(RegionModel(), seed=0, skip_misclassified=True, x_dimensions=(0.1, 0.2), y_dimensions=(2, 10),
+                restarts=2, max_iterations=5)(x, y, ids=torch.arange(40))
     assert summary["adv_sha"] == data_hash(ref.adv, ref.success, ref.queries, ref.l0)
     assert summary["success_rate"] == pytest.approx(float(ref.success.float().mean()))
-

@@ -233,11 +233,25 @@ def test_adaptive_attack_behind_a_random_blur_is_the_same_after_resume_and_shard
     attack_dataset(target(), x[:4], y[:4], cfg, cut, batch_size=4, progress=False)           # interrupted
     resumed = attack_dataset(target(), x, y, cfg, cut, batch_size=4, progress=False)
     shards = tmp_path / "shards"
-    for rank in (1, 0):                                                                       # two "processes"
-        assert attack_dataset(target(), x, y, cfg, shards, batch_size=4, progress=False, shard=(rank, 2)) is None
+    for rank in (1, 0):                                             # two "processes": chunks 1 and 0, 2
+        assert attack_dataset(target(), x, y, cfg, shards, batch_size=4, progress=False,
+                              chunks=range(rank, 3, 2)) is None
+        assert len(chunk_ranges(shards)) == (1 if rank == 1 else 3)
     sharded = load_attack(shards, 12)
     for run in (resumed, sharded):
         assert torch.equal(run.adv, ref.adv) and torch.equal(run.queries, ref.queries)
+
+
+def test_the_protocol_does_not_know_about_ranks():
+    """Scheduling lives in helpers/distributed/: the stages list their attack jobs and training calls, and
+    never branch on a rank, a shard or a world size."""
+    import re
+
+    from helpers.paths import ROOT
+
+    src = (ROOT / "helpers" / "experiments" / "stages.py").read_text()
+    assert re.findall(r"\b(shard|rank|world_size|world)\b", src) == []
+    assert "distributed" not in src.replace("helpers.distributed.stage_runner", "")
 
 
 def test_training_configs_from_notebook_parameters():

@@ -1,15 +1,16 @@
-"""The same stages on N processes: sharded Pixle evaluation, sharded features, DDP training.
+"""The same stages on N processes: the Pixle loop's chunks dealt to ranks, sharded features, DDP training.
 
 Launched by ``torchrun`` (one process per GPU, or several CPU processes), the stages give the
 same results as one process:
 
-- **Pixle evaluation** (:func:`sharded_pixle`): the attacked items are cut into fixed shards of
-  ``shard_size`` consecutive items, dealt round-robin to the ranks (shard ``s`` -> rank
-  ``s % N``). Each shard is attacked with ``ids`` = the global item indices, so every image's
-  random stream, and so its adversarial image, success, queries and L0, are the same whatever N
-  (:mod:`helpers.attacks.pixle` draws its randomness from (seed, image id, restart, iteration)). Each
-  finished shard is written atomically as its own safetensors file; a killed run, re-run,
-  recomputes only the shards that are missing.
+- **Pixle evaluation** (:func:`sharded_attack`): the one dataset-attack loop,
+  :func:`helpers.evaluation.attack_loop.attack_dataset`, with its chunk cache; this module only deals
+  the chunks of its ``batch_size`` grid to the ranks (chunk ``j`` -> rank ``j % N``,
+  :func:`rank_chunks`). Each chunk is attacked with ``ids`` = the global item indices, so every
+  image's random stream, and so its adversarial image, success, queries and L0, are the same
+  whatever N (:mod:`helpers.attacks.pixle` draws its randomness from (seed, image id, restart,
+  iteration)). Each finished chunk is written atomically; a killed run, re-run, recomputes only
+  the chunks that are missing.
 - **Feature extraction** (:func:`sharded_features`): rank r extracts items r, r+N, r+2N, ...,
   writes a part file; rank 0 merges them in trial order into the file format of
   :func:`helpers.data.features.save_features`: the same tensors as one process.
@@ -25,7 +26,7 @@ same results as one process:
 Item lists are split *without padding*: ``torch.utils.data.DistributedSampler`` pads the last
 round with duplicates, which would count some test clips twice in accuracy, EER and bootstrap
 confidence intervals. Multi-node runs need ``cache_dir`` / ``out_path`` on a filesystem every
-node sees (shards and parts are exchanged as files).
+node sees (chunks and parts are exchanged as files).
 
 Commands (``--model MODULE:CALLABLE`` attacks a detector the library does not ship, e.g. the
 tests' toy ``tests.toys:RegionModel``)::
@@ -55,7 +56,7 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Iterator, Literal, Sequence
@@ -68,18 +69,17 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers.attacks.pixle import Pixle, PixleResult
 from helpers.data.audio import AudioError
 from helpers.data.features import FeatureConfig, FeatureSet, compute_features, load_features, save_features
+from helpers.evaluation.attack_loop import AttackConfig, AttackJob, AttackRun, attack_cache_dir, chunk_count
 from helpers.io import atomic_path, cache_key, save_json
-from helpers.evaluation.metrics import accuracy, bonafide_score, eer
-from helpers.models.detectors import ARCHS, MODEL_VERSION, build_model, predict
+from helpers.evaluation.metrics import accuracy
+from helpers.models.detectors import ARCHS, build_model, predict
 from helpers.runtime import get_device
 from helpers.models.training import (AdvGenerator, EarlyStop, TrainConfig, TrainResult, data_hash, epoch_batches,
-                              load_checkpoint, save_checkpoint)
+                                     load_checkpoint, logits_metrics, run_metadata, save_checkpoint)
 
 Backend = Literal["gloo", "nccl"]
-PIXLE_FIELDS: tuple[str, ...] = ("adv", "success", "queries", "forwards", "l0", "final_prob")
 
 
 # --------------------------------------------------------------------------- process group
@@ -213,93 +213,33 @@ def all_sum(values: Sequence[float], env: DistEnv) -> list[float]:
     return t.tolist()
 
 
-# --------------------------------------------------------------------------- sharded Pixle
+# --------------------------------------------------------------------------- the attack loop on N processes
 
-def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
-    """``[(0, S), (S, 2S), ...]`` covering ``n`` items; the last shard may be shorter."""
-    if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1 ({shard_size})")
-    return [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
+def rank_chunks(n: int, batch_size: int, env: DistEnv) -> range:
+    """The chunks of the ``batch_size`` grid over ``n`` items this rank attacks: ``r, r + N, r + 2N, ...``."""
+    return range(env.rank, chunk_count(n, batch_size), env.world_size)
 
 
-def shard_file(shard_dir: Path, start: int, end: int) -> Path:
-    return Path(shard_dir) / f"shard_{start:07d}_{end:07d}.safetensors"
+def fill_attack_cache(job: AttackJob, env: DistEnv, progress: bool = True,
+                      on_chunk: Callable[[int, int], None] | None = None) -> None:
+    """Attack this rank's chunks of ``job`` (:func:`rank_chunks`) into its shared cache, then wait for every rank.
 
-
-def model_hash(model: nn.Module) -> str:
-    """A short hash of the weights and buffers (part of the shard cache key)."""
-    state = model.state_dict()
-    return data_hash(*(state[k] for k in sorted(state))) if state else type(model).__name__
-
-
-@dataclass
-class ShardedPixle:
-    """The full result (same on every rank) and what this run computed versus reused."""
-
-    result: PixleResult
-    shard_dir: Path
-    computed: int        # shards attacked in this run, all ranks together
-    reused: int          # shards found on disk
-    seconds: float       # wall time of this call on this rank
-
-
-def pixle_cache_dir(cache_dir: Path, model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_kwargs: dict,
-                    seed: int, shard_size: int) -> Path:
-    """``cache_dir/pixle-<key>``: the key covers the model, the data, the attack and the sharding."""
-    key = cache_key({"attack": attack_kwargs, "seed": seed, "shard_size": shard_size, "n": len(x),
-                     "data": data_hash(x, y), "model": model_hash(model)})
-    return Path(cache_dir) / f"pixle-{key}"
-
-
-def sharded_pixle(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_kwargs: dict, seed: int,
-                  cache_dir: Path, shard_size: int = 64, env: DistEnv | None = None, progress: bool = True,
-                  on_shard: Callable[[int, int], None] | None = None) -> ShardedPixle:
-    """Batched Pixle (:class:`helpers.attacks.pixle.Pixle`) on ``x``, sharded over the ranks, resumable.
-
-    Shard ``s`` (items ``[s S, (s+1) S)``) is attacked by rank ``s % N`` with ``ids`` = the global
-    item indices and written to ``shard_<start>_<end>.safetensors`` (all :class:`PixleResult`
-    fields) atomically; shards already on disk are reused. After a barrier every rank reads all
-    shards in order. ``model`` must already be on ``env.device``; ``on_shard(start, end)`` runs
-    after each shard this rank writes (tests use it to kill a rank).
+    The one dataset-attack loop (:func:`helpers.evaluation.attack_loop.attack_dataset`) does the work; only
+    the schedule is distributed. Chunks already cached are skipped, so a killed run resumes.
     """
-    env = env or DistEnv(device=next(iter(model.parameters()), torch.empty(0)).device)
-    t0 = time.perf_counter()
-    shard_dir = pixle_cache_dir(cache_dir, model, x, y, attack_kwargs, seed, shard_size)
-    ranges = shard_ranges(len(x), shard_size)
-    if env.is_main:
-        shard_dir.mkdir(parents=True, exist_ok=True)
-        save_json(shard_dir / "manifest.json", {"attack": attack_kwargs, "seed": seed, "shard_size": shard_size,
-                                                "n": len(x), "shards": len(ranges), "model": model_hash(model),
-                                                "data": data_hash(x, y)})
+    job.run(env.device, progress=progress and env.is_main, chunks=rank_chunks(len(job.x), job.batch_size, env),
+            on_chunk=on_chunk)
     env.barrier()
-    mine = [r for s, r in enumerate(ranges) if s % env.world_size == env.rank]
-    todo = [r for r in mine if not shard_file(shard_dir, *r).exists()]
-    atk = Pixle(model, seed=seed, **attack_kwargs)
-    for start, end in tqdm(todo, desc=f"Pixle shards (rank {env.rank})", leave=False, disable=not progress):
-        res = atk(x[start:end].to(env.device), y[start:end].to(env.device), ids=torch.arange(start, end)).cpu()
-        with atomic_path(shard_file(shard_dir, start, end), suffix=".safetensors") as tmp:
-            save_file({f: getattr(res, f).contiguous() for f in PIXLE_FIELDS}, str(tmp),
-                      metadata={"start": str(start), "end": str(end), "rank": str(env.rank)})
-        if on_shard is not None:
-            on_shard(start, end)
-    computed, = all_sum([len(todo)], env)
-    env.barrier()
-    result = load_pixle_shards(shard_dir, ranges)
-    return ShardedPixle(result, shard_dir, int(computed), len(ranges) - int(computed), time.perf_counter() - t0)
 
 
-def load_pixle_shards(shard_dir: Path, ranges: Sequence[tuple[int, int]]) -> PixleResult:
-    """Concatenate the shard files in item order into one :class:`PixleResult` (CPU)."""
-    parts: dict[str, list[torch.Tensor]] = {f: [] for f in PIXLE_FIELDS}
-    for start, end in ranges:
-        path = shard_file(shard_dir, start, end)
-        if not path.exists():
-            raise FileNotFoundError(f"{path} is missing after every rank finished: on several nodes, "
-                                    "--cache-dir must be on a filesystem all nodes share")
-        tensors = load_file(str(path))
-        for f in PIXLE_FIELDS:
-            parts[f].append(tensors[f])
-    return PixleResult(**{f: torch.cat(v) for f, v in parts.items()})
+def sharded_attack(job: AttackJob, env: DistEnv, progress: bool = True,
+                   on_chunk: Callable[[int, int], None] | None = None) -> AttackRun:
+    """:func:`fill_attack_cache`, then every rank reads the whole result from the cache (item order, CPU).
+
+    On several nodes the job's cache folder must be on a filesystem every node sees.
+    """
+    fill_attack_cache(job, env, progress, on_chunk)
+    return job.load()
 
 
 # --------------------------------------------------------------------------- sharded features
@@ -397,10 +337,20 @@ def _frozen_bn_stats(model: nn.Module) -> Iterator[None]:
             m.momentum = mom
 
 
-def _logits_metrics(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    """What ``training.evaluate`` computes, from logits."""
-    return {"loss": float(F.cross_entropy(logits, y).item()) if len(y) else float("nan"),
-            "accuracy": accuracy(y, logits.argmax(1)), "eer": eer(y, bonafide_score(logits))}
+# TrainConfig fields the DDP loop implements; any other field must keep its default (a recipe step the
+# single-process loop has and this one lacks would otherwise train a different model into the same checkpoint)
+DDP_FIELDS: frozenset[str] = frozenset({"epochs", "batch_size", "lr", "momentum", "seed", "early_stop_patience",
+                                        "max_batches", "schedule", "warmup_epochs"})
+
+
+def check_ddp_config(cfg: TrainConfig) -> None:
+    """Refuse a :class:`TrainConfig` that sets a field :func:`ddp_train` does not implement, naming it."""
+    for f in fields(cfg):
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        if f.name not in DDP_FIELDS and getattr(cfg, f.name) != default:
+            raise NotImplementedError(f"TrainConfig.{f.name}={getattr(cfg, f.name)!r}: the DDP loop implements only "
+                                      f"{sorted(DDP_FIELDS)}; train this detector in one process (run_all.py without "
+                                      f"--nproc) or leave {f.name} at {default!r}")
 
 
 def sharded_evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, env: DistEnv,
@@ -409,7 +359,7 @@ def sharded_evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, env: Di
     idx = shard_indices(len(x), env.rank, env.world_size)
     local = predict(model, x[idx], batch_size, env.device) if len(idx) else torch.empty(0, 2)
     logits = gather_in_order(local.float(), len(x), env).cpu()
-    return _logits_metrics(logits, y)
+    return logits_metrics(logits, y)
 
 
 def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tensor],
@@ -435,12 +385,9 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
     n, world, rank = len(x_tr), env.world_size, env.rank
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 ({cfg.batch_size})")
-    meta = dict(meta or {})
-    meta.update({"arch": arch, "in_channels": in_channels, "train": asdict(cfg), "data_hash": data_hash(x_tr, y_tr),
-                 "adversarial": adv is not None, "model_version": MODEL_VERSION,
-                 "distributed": {"world_size": world, "sync_bn": sync_bn, "backend": env.backend}})
-    expect = {k: meta[k] for k in ("arch", "in_channels", "features", "data_hash", "train", "adversarial", "init",
-                                   "model_version") if k in meta}
+    check_ddp_config(cfg)
+    meta, expect = run_metadata(arch, in_channels, cfg, train_xy, adv is not None, meta,
+                                distributed={"world_size": world, "sync_bn": sync_bn, "backend": env.backend})
     torch.manual_seed(cfg.seed)
     if init is not None:
         model = copy.deepcopy(init)
@@ -527,6 +474,21 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
                        Path(checkpoint) if checkpoint else None)
 
 
+def ddp_trainer(env: DistEnv, sync_bn: bool = False) -> Callable[..., TrainResult]:
+    """:func:`ddp_train` behind :func:`helpers.models.training.train`'s signature, so a stage's own training
+    call (:func:`helpers.experiments.pipeline.baseline`, ``adversarial``) runs on every rank unchanged."""
+
+    def trainer(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tensor],
+                val_xy: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, checkpoint: Path | None = None,
+                meta: dict | None = None, adv: AdvGenerator | None = None, init: nn.Module | None = None,
+                device: torch.device | str | None = None, progress: bool = True) -> TrainResult:
+        # device: this rank's (env.device), whatever the caller's single-process default
+        return ddp_train(arch, in_channels, train_xy, val_xy, cfg, env, sync_bn=sync_bn, checkpoint=checkpoint,
+                         adv=adv, meta=meta, init=init, progress=progress and env.is_main)
+
+    return trainer
+
+
 # --------------------------------------------------------------------------- CLI
 
 def load_factory(spec: str) -> Callable[[], nn.Module]:
@@ -541,6 +503,12 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"--model {spec!r}: cannot import {name} from {module} ({exc}); run from the repository "
                          "root, or put the module on PYTHONPATH") from exc
+
+
+def model_hash(model: nn.Module) -> str:
+    """A short hash of the weights and buffers (the CLI's attack cache key; its train summary)."""
+    state = model.state_dict()
+    return data_hash(*(state[k] for k in sorted(state))) if state else type(model).__name__
 
 
 def _model(args: argparse.Namespace, channels: int, env: DistEnv) -> nn.Module:
@@ -565,27 +533,27 @@ def _cmd_pixle(args: argparse.Namespace, env: DistEnv) -> dict:
     model = _model(args, x.shape[1], env)
     if args.attack_predictions:   # e.g. random images: attack the model's own decisions
         y = predict(model, x, 256, env.device).argmax(1).cpu()
-    kwargs = {"x_dimensions": tuple(args.x_dim), "y_dimensions": tuple(args.y_dim), "restarts": args.restarts,
-              "max_iterations": args.iterations}
-    if args.target_batch:
-        kwargs["target_batch"] = args.target_batch
-    fail: Callable[[int, int], None] | None = None
-    if args.exit_after_shards is not None and env.rank == args.exit_rank:
-        count = [0]
+    cfg = AttackConfig(restarts=args.restarts, max_iterations=args.iterations, x_dimensions=tuple(args.x_dim),
+                       y_dimensions=tuple(args.y_dim), seed=args.seed, target_batch=args.target_batch)
+    folder = attack_cache_dir(Path(args.cache_dir), args.model or args.arch, cfg, "none",
+                              model_hash(model) + data_hash(x, y))
+    job = AttackJob(model, x, y, cfg, folder, args.shard_size, tag=f"(rank {env.rank})")
+    done = [0]
 
-        def fail(start: int, end: int) -> None:  # noqa: F811 - the hook, only on the rank told to fail
-            count[0] += 1
-            if count[0] >= args.exit_after_shards:
-                print(f"rank {env.rank}: exiting on purpose after shard [{start}, {end})", flush=True)
-                os._exit(17)
-    cpu0 = time.process_time()
-    out = sharded_pixle(model, x, y, kwargs, args.seed, Path(args.cache_dir), args.shard_size, env,
-                        progress=not args.quiet, on_shard=fail)
-    cpu_s, = all_sum([time.process_time() - cpu0], env)   # CPU seconds, all ranks: robust to a busy machine
-    r = out.result
+    def count(start: int, end: int) -> None:
+        done[0] += 1
+        if args.exit_after_shards is not None and env.rank == args.exit_rank and done[0] >= args.exit_after_shards:
+            print(f"rank {env.rank}: exiting on purpose after chunk [{start}, {end})", flush=True)
+            os._exit(17)   # fault injection: the rank told to fail dies without clean-up
+
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    r = sharded_attack(job, env, progress=not args.quiet, on_chunk=count)
+    seconds = time.perf_counter() - t0
+    computed, cpu_s = all_sum([done[0], time.process_time() - cpu0], env)   # CPU seconds: robust to a busy machine
     adv_pred = predict(model, r.adv, 256, env.device).argmax(1).cpu()
-    return {"stage": "pixle", "n": len(x), "world_size": env.world_size, "seconds": out.seconds, "cpu_s": cpu_s,
-            "shard_dir": str(out.shard_dir), "computed_shards": out.computed, "reused_shards": out.reused,
+    return {"stage": "pixle", "n": len(x), "world_size": env.world_size, "seconds": seconds, "cpu_s": cpu_s,
+            "cache_dir": str(folder), "computed_chunks": int(computed),
+            "reused_chunks": chunk_count(len(x), args.shard_size) - int(computed),
             "success_rate": float(r.success.float().mean()), "mean_queries": float(r.queries.float().mean()),
             "mean_l0": float(r.l0.float().mean()), "adv_accuracy": accuracy(y.cpu(), adv_pred),
             "adv_sha": data_hash(r.adv, r.success, r.queries, r.l0)}
@@ -652,9 +620,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     atk.add_argument("--x-dim", type=float, nargs=2, default=(0.1, 0.2))
     atk.add_argument("--y-dim", type=int, nargs=2, default=(2, 10))
     atk.add_argument("--target-batch", type=int, default=None)
-    atk.add_argument("--shard-size", type=int, default=64)
-    atk.add_argument("--cache-dir", default=None, help="shard folder's parent (default: a temporary folder)")
-    atk.add_argument("--exit-after-shards", type=int, default=None, help="fault injection: --exit-rank exits after K shards")
+    atk.add_argument("--shard-size", type=int, default=64, help="items per cached chunk (rank r attacks chunks r, r+N, ...)")
+    atk.add_argument("--cache-dir", default=None, help="the attack cache's parent (default: a temporary folder)")
+    atk.add_argument("--exit-after-shards", type=int, default=None, help="fault injection: --exit-rank exits after K chunks")
     atk.add_argument("--exit-rank", type=int, default=1)
     feat = ap.add_argument_group("features")
     feat.add_argument("--list", default=None, help="CSV with columns path,label,trial")

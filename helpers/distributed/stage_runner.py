@@ -3,11 +3,12 @@
     torchrun --standalone --nproc_per_node=8 -m helpers.distributed.stage_runner --profile thesis --notebook 02
     python run_all.py --profile thesis --nproc 8          # the same, before each of notebooks 01-04
 
-For notebook 01 (and the training of 04) the detectors train with DistributedDataParallel
-(:func:`helpers.distributed.ddp.ddp_train`) into exactly the checkpoint the notebook would write
-(:func:`helpers.experiments.pipeline.baseline_spec`); for 02-04 every Pixle attack of the notebook runs sharded
-(:func:`helpers.evaluation.attack_loop.attack_dataset` with ``shard=(rank, world)``: rank r takes the chunks
-j with j % N == r, no padding) into the notebook's own attack cache. The notebook, run afterwards
+For notebook 01 (and the training of 04) the stage's own training calls run with the DDP trainer
+(:func:`helpers.distributed.ddp.ddp_trainer`) into exactly the checkpoint the notebook would write
+(:func:`helpers.experiments.pipeline.baseline_spec`); for 02-04 every attack job the stage lists
+(:func:`helpers.experiments.stages.pixle_jobs`, ``smoothing_jobs``, ``adversarial_jobs``) runs through the one
+attack loop (:func:`helpers.evaluation.attack_loop.attack_dataset`) with its chunks dealt to the ranks
+(rank r takes the chunks j with j % N == r, no padding) into the notebook's own attack cache. The notebook, run afterwards
 (``run_all.py`` does it), finds every checkpoint finished and every attack cached, and only
 evaluates and draws. Pixle's randomness is a function of (seed, clip, restart, iteration), so the
 adversarial images are the same whatever N. A run killed on any rank resumes: finished epochs and
@@ -46,44 +47,38 @@ def _params(profile: str, overrides: list[list[str]]) -> dict:
 
 
 def run(profile: str, notebook: str, params: dict, env) -> None:
-    """Notebook ``notebook``'s heavy work for ``profile`` on this rank (see the module docstring)."""
+    """Notebook ``notebook``'s heavy work for ``profile`` on this rank (see the module docstring).
+
+    The protocol is the stage's own: its training calls (:func:`helpers.experiments.pipeline.baseline`,
+    :func:`helpers.experiments.stages.adversarial_models`) with the DDP trainer, and the attack jobs it lists
+    (``stages.*_jobs``), whose chunks this rank fills (:func:`helpers.distributed.ddp.fill_attack_cache`).
+    """
+    from helpers.distributed.ddp import ddp_trainer, fill_attack_cache
     from helpers.experiments import stages
-    from helpers.distributed.ddp import ddp_train
-    from helpers.experiments.pipeline import adversarial_spec, baseline, baseline_spec, training_val
-    from helpers.models.training import pixle_generator
+    from helpers.experiments.pipeline import baseline
 
     prep = stages.load_prepared(profile)
-    shard, dev = (env.rank, env.world_size), env.device
-    channels = prep.feature_config.channels
+    dev = env.device
     if notebook == "01":
         cfg = stages.train_config(params)
         for arch in params["MODELS"]:
-            spec = baseline_spec(arch, prep, cfg, profile)
-            ddp_train(arch, channels, prep.xy("train"), training_val(prep), cfg, env, checkpoint=spec.checkpoint,
-                      meta=spec.meta, progress=env.is_main)
+            baseline(arch, prep, cfg, profile, device=str(dev), progress=env.is_main, trainer=ddp_trainer(env))
+        jobs = []
     elif notebook == "02":
-        stages.run_pixle(profile, prep, stages.attack_config(params), params["N_ATTACK"], params["ATTACK_BATCH"], dev,
-                         shard=shard)
+        _, by_arch = stages.pixle_jobs(profile, prep, stages.attack_config(params), params["N_ATTACK"],
+                                       params["ATTACK_BATCH"], dev)
+        jobs = list(by_arch.values())
     elif notebook == "03":
-        stages.run_smoothing(profile, prep, stages.BlurConfig.from_params(params), params["SIGMA_SWEEP"],
-                             params["ATTACK_BATCH"], dev, shard=shard)
+        jobs = stages.smoothing_jobs(profile, prep, stages.BlurConfig.from_params(params), params["ATTACK_BATCH"], dev)
     elif notebook == "04":
-        cfg = stages.train_config(params, prefix="AT_")
-        clips, base, _, train_attack = stages.adversarial_setup(profile, prep, params["AT_RESTARTS"],
-                                                                params["AT_ITERATIONS"])
-        for arch in base.checkpoints:
-            init = None
-            if params["AT_INIT"] == "baseline":
-                init = baseline(arch, prep, stages.TrainConfig(**base.train), profile, device=str(dev), progress=False)
-            spec = adversarial_spec(arch, prep, cfg, train_attack, profile, None if init is None else init.checkpoint)
-            ddp_train(arch, channels, prep.xy("train"), training_val(prep), cfg, env, checkpoint=spec.checkpoint,
-                      meta=spec.meta, adv=pixle_generator(train_attack, seed=cfg.seed),
-                      init=None if init is None else init.model, progress=env.is_main)
-        env.barrier()
-        stages.run_adversarial(profile, prep, cfg, params["AT_INIT"], params["AT_RESTARTS"], params["AT_ITERATIONS"],
-                               params["ATTACK_BATCH"], dev, shard=shard)
+        at = (stages.train_config(params, prefix="AT_"), params["AT_INIT"], params["AT_RESTARTS"], params["AT_ITERATIONS"])
+        stages.adversarial_models(profile, prep, *at, device=dev, trainer=ddp_trainer(env))
+        env.barrier()   # every rank then reads the finished checkpoints (the weights rank 0 wrote)
+        jobs = stages.adversarial_jobs(profile, prep, *at, params["ATTACK_BATCH"], dev)
     else:
         raise ValueError(f"--notebook {notebook}: choose one of {STAGE_NOTEBOOKS}")
+    for job in jobs:
+        fill_attack_cache(job, env)
     env.barrier()
 
 

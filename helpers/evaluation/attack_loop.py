@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -133,20 +134,22 @@ def _reseedable(model: nn.Module):
 
 def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig, cache_dir: Path | None,
                    batch_size: int = 64, device: torch.device | str = "cpu", progress: bool = True,
-                   tag: str = "", shard: tuple[int, int] | None = None) -> AttackRun | None:
+                   tag: str = "", chunks: Iterable[int] | None = None,
+                   on_chunk: Callable[[int, int], None] | None = None) -> AttackRun | None:
     """Run batched Pixle over a dataset in chunks; each finished chunk is cached atomically.
 
     Items already held by the cache (under any chunking) are reused; only the missing ones are
     attacked, so an interrupted run resumes and a changed ``batch_size`` recomputes nothing.
 
-    ``shard=(rank, world)`` (torchrun, :mod:`helpers.distributed.ddp`): this process attacks only the
-    missing items of the chunks ``[j*batch_size, (j+1)*batch_size)`` with ``j % world == rank``,
-    writes them to the shared cache and returns None; a later call without ``shard`` reads them all.
-    Pixle's randomness depends on (seed, item, restart, iteration) only, so the images are the
-    same whatever the number of processes. A defense with its own randomness (a blur drawing its sigma
-    per call) is reseeded per chunk of the fixed ``batch_size`` grid, so its draws, and the images,
-    do not depend on the number of processes or on where a run was interrupted; they do depend on
-    ``batch_size`` and Pixle's ``target_batch`` (callers put both in the cache key of such a defense).
+    ``chunks`` (a scheduler's hook; :mod:`helpers.distributed.ddp` deals them to the processes): attack
+    only the missing items of these chunks of the ``batch_size`` grid (chunk ``j`` = items
+    ``[j*batch_size, (j+1)*batch_size)``), write them to ``cache_dir`` and return None; a later call
+    without ``chunks`` reads them all. Pixle's randomness depends on (seed, item, restart, iteration)
+    only, so the images are the same whatever the chunks' schedule. A defense with its own randomness
+    (a blur drawing its sigma per call) is reseeded per chunk of the fixed ``batch_size`` grid, so its
+    draws, and the images, do not depend on the schedule or on where a run was interrupted; they do
+    depend on ``batch_size`` and Pixle's ``target_batch`` (callers put both in the cache key of such a
+    defense). ``on_chunk(start, end)`` runs after each chunk is written (tests use it to stop a process).
     """
     import time
 
@@ -156,15 +159,15 @@ def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Atta
     n = len(x)
     cached, have = _assemble(Path(cache_dir) if cache_dir else None, n)
     stochastic = _reseedable(model)
-    if shard is not None:
-        rank, world = shard
+    if chunks is not None:
+        if cache_dir is None:
+            raise ValueError("attack_dataset(chunks=...) writes its chunks for a later call to read: give a cache_dir")
         mine = torch.zeros(n, dtype=torch.bool)
-        for j, start in enumerate(range(0, n, batch_size)):
-            if j % world == rank:
-                mine[start:start + batch_size] = True
+        for j in chunks:
+            mine[j * batch_size:(j + 1) * batch_size] = True
         have = have | ~mine
     todo = _runs(~have, batch_size)
-    if shard is not None or stochastic is not None:
+    if chunks is not None or stochastic is not None:
         todo = [(a, b) for a0, b0 in todo for a, b in _aligned(a0, b0, batch_size)]
     attack = Pixle(model, seed=cfg.seed, skip_misclassified=True, **cfg.kwargs())
     parts: list[tuple[int, int, dict[str, torch.Tensor]]] = []
@@ -179,8 +182,10 @@ def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Atta
             f = Path(cache_dir) / f"chunk_{start:06d}_{end:06d}.safetensors"
             with atomic_path(f, suffix=".safetensors") as tmp:
                 save_file(part, str(tmp))
+        if on_chunk is not None:
+            on_chunk(start, end)
         parts.append((start, end, part))
-    if shard is not None:
+    if chunks is not None:
         return None
     if cached is None:
         first = parts[0][2]
@@ -190,6 +195,38 @@ def attack_dataset(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Atta
             cached[k][start:end] = part[k]
     return AttackRun(cached["adv"], cached["success"].bool(), cached["queries"], cached["l0"],
                      time.perf_counter() - t0, from_cache=not todo)
+
+
+def chunk_count(n: int, batch_size: int) -> int:
+    """How many chunks of ``batch_size`` items cover ``n`` items (the grid :func:`attack_dataset` caches)."""
+    return -(-n // batch_size)
+
+
+@dataclass
+class AttackJob:
+    """One cached dataset attack: the detector, the items, Pixle's settings, the cache and its chunk grid.
+
+    A stage lists the attacks it needs as jobs; one process runs each with :meth:`run`, a scheduler
+    (:func:`helpers.distributed.ddp.fill_attack_cache`) deals each job's chunks to several processes.
+    """
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    config: AttackConfig
+    cache_dir: Path
+    batch_size: int = 64
+    tag: str = ""
+
+    def run(self, device: torch.device | str = "cpu", progress: bool = True, chunks: Iterable[int] | None = None,
+            on_chunk: Callable[[int, int], None] | None = None) -> AttackRun | None:
+        """:func:`attack_dataset` on this job (``chunks``: only those, into the cache, returning None)."""
+        return attack_dataset(self.model, self.x, self.y, self.config, self.cache_dir, self.batch_size, device,
+                              progress, self.tag, chunks, on_chunk)
+
+    def load(self) -> AttackRun:
+        """Every item's result from the cache (after every chunk was attacked)."""
+        return load_attack(self.cache_dir, len(self.x))
 
 
 def load_attack(folder: str | Path, n: int | None = None) -> AttackRun:
@@ -256,5 +293,5 @@ def robust_accuracy_curve(y: torch.Tensor, clean_pred: torch.Tensor, run: Attack
     return [float((correct_clean & (fell_at > b)).float().mean()) for b in budgets]
 
 
-__all__ = ["AttackConfig", "AttackRun", "attack_dataset", "attack_cache_dir", "load_attack", "record",
+__all__ = ["AttackConfig", "AttackRun", "AttackJob", "attack_dataset", "chunk_count", "attack_cache_dir", "load_attack", "record",
            "robust_accuracy_curve"]

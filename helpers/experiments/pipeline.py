@@ -11,7 +11,7 @@ import csv
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import pandas as pd
 import torch
@@ -195,20 +195,26 @@ def training_val(prep: Prepared) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def baseline(arch: str, prep: Prepared, cfg: TrainConfig, profile: str, device: str = "cpu",
-             progress: bool = True) -> TrainResult:
-    """Train the thesis baseline, or reuse / resume its checkpoint."""
+             progress: bool = True, trainer: Callable[..., TrainResult] = train) -> TrainResult:
+    """Train the thesis baseline, or reuse / resume its checkpoint.
+
+    ``trainer``: :func:`helpers.models.training.train`'s signature; :mod:`helpers.distributed.stage_runner`
+    passes the DDP one (:func:`helpers.distributed.ddp.ddp_trainer`), which writes the same checkpoint.
+    """
     spec = baseline_spec(arch, prep, cfg, profile)
-    return train(arch, prep.feature_config.channels, prep.xy("train"), training_val(prep), cfg, spec.checkpoint,
+    return trainer(arch, prep.feature_config.channels, prep.xy("train"), training_val(prep), cfg, spec.checkpoint,
                  spec.meta, device=device, progress=progress)
 
 
 def adversarial(arch: str, prep: Prepared, cfg: TrainConfig, attack_kwargs: dict, profile: str,
-                init: TrainResult | None = None, device: str = "cpu", progress: bool = True) -> TrainResult:
+                init: TrainResult | None = None, device: str = "cpu", progress: bool = True,
+                trainer: Callable[..., TrainResult] = train) -> TrainResult:
     """Adversarial training (clean + Pixle loss against a frozen copy), reused / resumed from its checkpoint.
 
     ``init`` fine-tunes from a trained baseline (CPU profiles); ``None`` trains from scratch (the thesis).
+    ``trainer``: see :func:`baseline`.
     """
     spec = adversarial_spec(arch, prep, cfg, attack_kwargs, profile, None if init is None else init.checkpoint)
     gen = pixle_generator(attack_kwargs, seed=cfg.seed)
-    return train(arch, prep.feature_config.channels, prep.xy("train"), training_val(prep), cfg, spec.checkpoint,
+    return trainer(arch, prep.feature_config.channels, prep.xy("train"), training_val(prep), cfg, spec.checkpoint,
                  spec.meta, adv=gen, init=None if init is None else init.model, device=device, progress=progress)

@@ -25,17 +25,17 @@ import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Callable, ClassVar, Literal
 
 import torch
 
 from helpers.defenses.smoothing import Defended, GaussianBlur
-from helpers.evaluation.attack_loop import AttackConfig, AttackRun, attack_cache_dir, attack_dataset, load_attack, record
+from helpers.evaluation.attack_loop import AttackConfig, AttackJob, AttackRun, attack_cache_dir, load_attack, record
 from helpers.io import quarantine, save_json
 from helpers.models.detectors import MODEL_VERSION, predict
 from helpers.paths import cache_dir, metrics_dir, profile_dir
 from helpers.experiments.pipeline import DataParams, Prepared, adversarial, baseline, prepare_data
-from helpers.models.training import TrainConfig, TrainResult
+from helpers.models.training import TrainConfig, TrainResult, train
 
 
 class MissingStepError(RuntimeError):
@@ -377,35 +377,37 @@ def run_baselines(profile: str, prep: Prepared, models: list[str], cfg: TrainCon
 
 # --------------------------------------------------------------------------- 02 Pixle
 
-def run_pixle(profile: str, prep: Prepared, cfg: AttackConfig, n_attack: int | None, attack_batch: int,
-              device: str | torch.device = "cpu", shard: tuple[int, int] | None = None):
-    """Attack every baseline on a seeded test subset; records baseline clean / under Pixle, and the budget curve.
-
-    ``shard=(rank, world)`` (:mod:`helpers.distributed.stage_runner` under torchrun): only fill this rank's part of the
-    attack caches, write no record, return None; the notebook then finds every attack cached.
-    """
-    from helpers.evaluation.attack_loop import robust_accuracy_curve
-
+def pixle_jobs(profile: str, prep: Prepared, cfg: AttackConfig, n_attack: int | None, attack_batch: int,
+               device: str | torch.device = "cpu") -> tuple[torch.Tensor, dict[str, AttackJob]]:
+    """02's attacks: the seeded test subset, and one cached Pixle job per baseline (arch -> job)."""
     base = read_stage(profile, BaselinesStage)
     x_all, y_all = prep.xy("test")
     subset = attack_subset(y_all, n_attack, cfg.seed)
     x, y = x_all[subset], y_all[subset]
-    budgets = list(range(0, cfg.restarts * cfg.max_iterations + 1, max(1, cfg.max_iterations // 5)))
-    runs, detectors, records, dirs, curves = {}, {}, [], {}, {}
+    jobs = {}
     for arch in base.checkpoints:
         model = load_detector(profile, arch, "baseline", prep, device)
         folder = attack_cache_dir(cache_dir(profile), model.checkpoint_id, cfg, "none", subset_key(prep, subset))
-        run = attack_dataset(model, x, y, cfg, folder, attack_batch, device, tag=arch, shard=shard)
-        if shard is not None:
-            continue
-        clean = predict(model, x)
+        jobs[arch] = AttackJob(model, x, y, cfg, folder, attack_batch, tag=arch)
+    return subset, jobs
+
+
+def run_pixle(profile: str, prep: Prepared, cfg: AttackConfig, n_attack: int | None, attack_batch: int,
+              device: str | torch.device = "cpu"):
+    """Attack every baseline on a seeded test subset; records baseline clean / under Pixle, and the budget curve."""
+    from helpers.evaluation.attack_loop import robust_accuracy_curve
+
+    subset, jobs = pixle_jobs(profile, prep, cfg, n_attack, attack_batch, device)
+    budgets = list(range(0, cfg.restarts * cfg.max_iterations + 1, max(1, cfg.max_iterations // 5)))
+    runs, detectors, records, dirs, curves = {}, {}, [], {}, {}
+    for arch, job in jobs.items():
+        run, model, y = job.run(device), job.model, job.y
+        clean = predict(model, job.x)
         records.append(record(arch, "baseline_clean", "clean", y, clean, clean_logits=clean))
         records.append(record(arch, "baseline_pixle", "non-adaptive", y, predict(model, run.adv), clean_logits=clean,
                               run=run))
         curves[arch] = robust_accuracy_curve(y, clean.argmax(1), run, budgets)
-        runs[arch], detectors[arch], dirs[arch] = run, model, rel(profile, folder)
-    if shard is not None:
-        return None
+        runs[arch], detectors[arch], dirs[arch] = run, model, rel(profile, job.cache_dir)
     rec = PixleStage(**PixleStage.head(profile, prep), attack=asdict(cfg), subset=subset.tolist(), records=records,
                      adv_cache=dirs, budget_curve={"candidates": budgets, **curves},
                      attack_seconds={a: r.seconds for a, r in runs.items()})
@@ -423,36 +425,41 @@ class DefenseEvaluation:
     blurred_adv: torch.Tensor      # the non-adaptive adversarial images after the blur (for figures)
 
 
+def adaptive_job(profile: str, arch: str, model: torch.nn.Module, condition: str, clips: Attacked, blur: BlurConfig,
+                 attack_batch: int, prep: Prepared) -> AttackJob:
+    """The adaptive attack on ``Defended(model, blur)`` (seed + 3), cached per detector, blur and chunk grid."""
+    seed = clips.config.seed
+    # the random blur's draws follow the chunk grid and Pixle's forward batches: both are in the key
+    folder = attack_cache_dir(cache_dir(profile), model.checkpoint_id, clips.config,
+                              f"{blur.tag()}-grid{attack_batch}-tb{clips.config.target_batch}",
+                              subset_key(prep, clips.subset))
+    return AttackJob(Defended(model, blur.make(seed + 3), eot=blur.eot), clips.x, clips.y, clips.config, folder,
+                     attack_batch, tag=f"{arch} {condition} adaptive")
+
+
 def evaluate_defense(profile: str, arch: str, model: torch.nn.Module, condition: str, clips: Attacked,
-                     bare_run: AttackRun | None, blur: BlurConfig, attack_batch: int, prep: Prepared,
-                     device: str | torch.device = "cpu", shard: tuple[int, int] | None = None) -> DefenseEvaluation | None:
+                     bare_run: AttackRun, blur: BlurConfig, attack_batch: int, prep: Prepared,
+                     device: str | torch.device = "cpu") -> DefenseEvaluation:
     """A detector behind the blur, evaluated as the thesis did (non-adaptive) and adaptively.
 
     *Non-adaptive* (the thesis): the adversarial images Pixle made against the bare ``model``
     (``bare_run``) are blurred, then classified; attack success, queries and L0 count the clips
     that attack worked on (the bare model's correct clips). *Adaptive*: Pixle queries
-    ``Defended(model, blur)``, as any black-box attacker of the deployed pipeline can. Clean
-    accuracy is measured with the blur on. Seeds: clean +1, non-adaptive +2, attack +3, adaptive +4.
+    ``Defended(model, blur)``, as any black-box attacker of the deployed pipeline can
+    (:func:`adaptive_job`). Clean accuracy is measured with the blur on. Seeds: clean +1,
+    non-adaptive +2, attack +3, adaptive +4.
     """
     seed, x, y = clips.config.seed, clips.x, clips.y
-    # the random blur's draws follow the chunk grid and Pixle's forward batches: both are in the key
-    folder = attack_cache_dir(cache_dir(profile), model.checkpoint_id, clips.config,
-                              f"{blur.tag()}-grid{attack_batch}-tb{clips.config.target_batch}",
-                              subset_key(prep, clips.subset))
-    if shard is not None:   # torchrun: fill this rank's part of the adaptive attack's cache only
-        attack_dataset(Defended(model, blur.make(seed + 3), eot=blur.eot), x, y, clips.config, folder, attack_batch,
-                       device, tag=f"{arch} {condition} adaptive", shard=shard)
-        return None
     clean_blur = predict(model, x, blur.eval_batch, preprocess=blur.make(seed + 1))
     draw = blur.make(seed + 2)    # one sigma per evaluation batch, as the thesis's loader
     blurred = torch.cat([draw(bare_run.adv[i:i + blur.eval_batch]) for i in range(0, len(y), blur.eval_batch)])
     adv_blur = predict(model, blurred, blur.eval_batch)
     recs = [record(arch, condition, "non-adaptive", y, adv_blur, clean_logits=clean_blur, run=bare_run)]
-    defended = Defended(model, blur.make(seed + 3), eot=blur.eot)
-    run = attack_dataset(defended, x, y, clips.config, folder, attack_batch, device, tag=f"{arch} {condition} adaptive")
+    job = adaptive_job(profile, arch, model, condition, clips, blur, attack_batch, prep)
+    run = job.run(device)
     adv_logits = predict(model, run.adv, blur.eval_batch, preprocess=blur.make(seed + 4))
     recs.append(record(arch, condition, "adaptive", y, adv_logits, clean_logits=clean_blur, run=run, eot=blur.eot))
-    return DefenseEvaluation(recs, folder, run, blurred)
+    return DefenseEvaluation(recs, job.cache_dir, run, blurred)
 
 
 def sigma_sweep(models: dict[str, torch.nn.Module], clips: Attacked, bare_runs: dict[str, AttackRun],
@@ -468,15 +475,23 @@ def sigma_sweep(models: dict[str, torch.nn.Module], clips: Attacked, bare_runs: 
     return rows
 
 
-def run_smoothing(profile: str, prep: Prepared, blur: BlurConfig, sigmas: list[float], attack_batch: int,
-                  device: str | torch.device = "cpu", shard: tuple[int, int] | None = None):
-    """03: every baseline behind the blur, non-adaptive and adaptive, plus the sigma sweep (``shard``: see run_pixle)."""
+def smoothing_models(profile: str, prep: Prepared, device: str | torch.device = "cpu") -> tuple[Attacked, dict]:
+    """What 03 defends: 02's attacked clips and every baseline 02 attacked (arch -> detector)."""
     clips = attacked_clips(profile, prep)
-    models = {a: load_detector(profile, a, "baseline", prep, device) for a in clips.stage.adv_cache}
-    if shard is not None:
-        for a, m in models.items():
-            evaluate_defense(profile, a, m, "smoothing_pixle", clips, None, blur, attack_batch, prep, device, shard)
-        return None
+    return clips, {a: load_detector(profile, a, "baseline", prep, device) for a in clips.stage.adv_cache}
+
+
+def smoothing_jobs(profile: str, prep: Prepared, blur: BlurConfig, attack_batch: int,
+                   device: str | torch.device = "cpu") -> list[AttackJob]:
+    """03's attacks: each baseline's adaptive attack behind the blur."""
+    clips, models = smoothing_models(profile, prep, device)
+    return [adaptive_job(profile, a, m, "smoothing_pixle", clips, blur, attack_batch, prep) for a, m in models.items()]
+
+
+def run_smoothing(profile: str, prep: Prepared, blur: BlurConfig, sigmas: list[float], attack_batch: int,
+                  device: str | torch.device = "cpu"):
+    """03: every baseline behind the blur, non-adaptive and adaptive, plus the sigma sweep."""
+    clips, models = smoothing_models(profile, prep, device)
     bare = {a: load_attack(clips.stage.path(d), len(clips.y)) for a, d in clips.stage.adv_cache.items()}
     evals = {a: evaluate_defense(profile, a, m, "smoothing_pixle", clips, bare[a], blur, attack_batch, prep, device)
              for a, m in models.items()}
@@ -496,38 +511,63 @@ def adversarial_setup(profile: str, prep: Prepared, restarts: int, iterations: i
     return clips, read_stage(profile, BaselinesStage), read_stage(profile, SmoothingStage).blur_config(), train_attack
 
 
-def run_adversarial(profile: str, prep: Prepared, cfg: TrainConfig, init: Literal["scratch", "baseline"],
-                    restarts: int, iterations: int, attack_batch: int, device: str | torch.device = "cpu",
-                    shard: tuple[int, int] | None = None):
-    """04: adversarial training (thesis: from scratch; CPU profiles: fine-tune the baseline), then its
-    three conditions: clean, under Pixle (no preprocessing, so already adaptive), and behind the blur.
-    ``shard``: see :func:`run_pixle` (the training must be finished: :mod:`helpers.distributed.stage_runner` trains first)."""
-    clips, base, blur, train_attack = adversarial_setup(profile, prep, restarts, iterations)
-    runs, records, dirs, adaptive_dirs = {}, [], {}, {}
+def adversarial_models(profile: str, prep: Prepared, cfg: TrainConfig, init: Literal["scratch", "baseline"],
+                       restarts: int, iterations: int, device: str | torch.device = "cpu",
+                       trainer: Callable[..., TrainResult] = train) -> dict[str, TrainResult]:
+    """04's training: each baseline's architecture trained adversarially (thesis: from scratch; CPU profiles:
+    fine-tuning the baseline), or reused from its checkpoint; each model on ``device`` with its ``checkpoint_id``.
+    ``trainer``: :func:`helpers.models.training.train`'s signature (see :func:`helpers.experiments.pipeline.baseline`)."""
+    _, base, _, train_attack = adversarial_setup(profile, prep, restarts, iterations)
+    runs = {}
     for arch in base.checkpoints:
         start = None
         if init == "baseline":
             start = baseline(arch, prep, TrainConfig(**base.train), profile, device=str(device), progress=False)
-        res = adversarial(arch, prep, cfg, train_attack, profile, init=start, device=str(device))
+        res = adversarial(arch, prep, cfg, train_attack, profile, init=start, device=str(device), trainer=trainer)
+        res.model = res.model.to(device)
+        res.model.checkpoint_id = detector_id(res.checkpoint)
         runs[arch] = res
-        model = res.model.to(device)
-        model.checkpoint_id = detector_id(res.checkpoint)
-        folder = attack_cache_dir(cache_dir(profile), model.checkpoint_id, clips.config, "none",
-                                  subset_key(prep, clips.subset))
-        run = attack_dataset(model, clips.x, clips.y, clips.config, folder, attack_batch, device, tag=f"{arch} AT",
-                             shard=shard)
-        if shard is not None:
-            evaluate_defense(profile, arch, model, "combined_pixle", clips, None, blur, attack_batch, prep, device, shard)
-            continue
+    return runs
+
+
+def adversarial_job(profile: str, arch: str, model: torch.nn.Module, clips: Attacked, attack_batch: int,
+                    prep: Prepared) -> AttackJob:
+    """Pixle on an adversarially trained detector (no preprocessing, so already adaptive)."""
+    folder = attack_cache_dir(cache_dir(profile), model.checkpoint_id, clips.config, "none",
+                              subset_key(prep, clips.subset))
+    return AttackJob(model, clips.x, clips.y, clips.config, folder, attack_batch, tag=f"{arch} AT")
+
+
+def adversarial_jobs(profile: str, prep: Prepared, cfg: TrainConfig, init: Literal["scratch", "baseline"],
+                     restarts: int, iterations: int, attack_batch: int,
+                     device: str | torch.device = "cpu") -> list[AttackJob]:
+    """04's attacks (its training finished): per detector, Pixle on it bare and adaptively behind the blur."""
+    clips, _, blur, _ = adversarial_setup(profile, prep, restarts, iterations)
+    jobs = []
+    for arch, res in adversarial_models(profile, prep, cfg, init, restarts, iterations, device).items():
+        jobs += [adversarial_job(profile, arch, res.model, clips, attack_batch, prep),
+                 adaptive_job(profile, arch, res.model, "combined_pixle", clips, blur, attack_batch, prep)]
+    return jobs
+
+
+def run_adversarial(profile: str, prep: Prepared, cfg: TrainConfig, init: Literal["scratch", "baseline"],
+                    restarts: int, iterations: int, attack_batch: int, device: str | torch.device = "cpu"):
+    """04: adversarial training (:func:`adversarial_models`), then its three conditions: clean, under Pixle
+    (no preprocessing, so already adaptive), and behind the blur."""
+    clips, _, blur, train_attack = adversarial_setup(profile, prep, restarts, iterations)
+    runs = adversarial_models(profile, prep, cfg, init, restarts, iterations, device)
+    records, dirs, adaptive_dirs = [], {}, {}
+    for arch, res in runs.items():
+        model = res.model
+        job = adversarial_job(profile, arch, model, clips, attack_batch, prep)
+        run = job.run(device)
         clean = predict(model, clips.x)
         records.append(record(arch, "adv_training_clean", "clean", clips.y, clean, clean_logits=clean))
         records.append(record(arch, "adv_training_pixle", "non-adaptive", clips.y, predict(model, run.adv),
                               clean_logits=clean, run=run, note="no preprocessing: attacking the model is already adaptive"))
         ev = evaluate_defense(profile, arch, model, "combined_pixle", clips, run, blur, attack_batch, prep, device)
         records += ev.records
-        dirs[arch], adaptive_dirs[arch] = rel(profile, folder), rel(profile, ev.adaptive_dir)
-    if shard is not None:
-        return None
+        dirs[arch], adaptive_dirs[arch] = rel(profile, job.cache_dir), rel(profile, ev.adaptive_dir)
     rec = AdversarialStage(**AdversarialStage.head(profile, prep), init=init, train=asdict(cfg), train_attack=train_attack,
                            checkpoints={a: rel(profile, r.checkpoint) for a, r in runs.items()},
                            histories={a: r.history for a, r in runs.items()},
@@ -549,5 +589,7 @@ def records_frame(records: list[dict], columns: tuple[str, ...] = ("model", "con
 __all__ = ["MissingStepError", "StageRecord", "DataStage", "BaselinesStage", "PixleStage", "SmoothingStage",
            "AdversarialStage", "STAGES", "read_stage", "data_params", "train_config", "attack_config", "BlurConfig",
            "attack_subset", "load_prepared", "load_detector", "attacked_clips", "Attacked", "run_data",
-           "run_baselines", "run_pixle", "evaluate_defense", "sigma_sweep", "run_smoothing", "run_adversarial",
+           "run_baselines", "pixle_jobs", "run_pixle", "adaptive_job", "evaluate_defense", "sigma_sweep",
+           "smoothing_models", "smoothing_jobs", "run_smoothing", "adversarial_models", "adversarial_job",
+           "adversarial_jobs", "run_adversarial",
            "records_frame", "detector_id", "subset_key"]
