@@ -291,38 +291,65 @@ def load_profile(profile: str, device: str | torch.device = "cpu", detectors: It
 
 def certified_scorers(profile: str, view, archs: Sequence[str], device: str | torch.device,
                       notes: list[str]) -> list[Scorer]:
-    """OPTIONAL HOOK: notebook 07's certified detector (randomized ablation, Levine & Feizi, AAAI 2020).
+    """Notebook 07's certified detectors (randomized ablation, Levine & Feizi, AAAI 2020), when its record exists.
 
-    Used only when ``metrics/07_certified.json`` exists and :mod:`helpers.experiments.certified` provides
-    ``load_certified(profile, arch, prep, device)`` returning an object with ``certify(x) -> (pred, radius)``
-    (pred 0 = bonafide, 1 = spoof, -1 = abstain; radius: certified L0 in pixels) and ``vote_share(x)``
-    (the bonafide share of the ablation votes). Otherwise nothing is added and a note says why.
+    Each is the ablation-trained base detector of ``metrics/07_certified.json`` smoothed exactly as 07 certifies:
+    :func:`helpers.defenses.ablation.certify_ablation` with 07's ``k, n0, n, alpha`` and selection seed. Its
+    ``p_bonafide`` is the bonafide share of the ``n`` estimation votes, its decision the majority vote (threshold
+    0.5, not an EER point), and its certified L0 radius (pixels of the image) or ``abstain`` goes in its own column.
     """
     if not (metrics_dir(profile) / "07_certified.json").exists():
-        notes.append(f"certified left out: notebook 07 has not run for {profile}")
+        notes.append(f"certified left out: notebook 07 has not run for {profile} "
+                     f"({TRAIN_COMMAND.format(profile=profile)} --only 07)")
         return []
     try:
-        from helpers.experiments import certified     # noqa: PLC0415 (optional: written by the certification issue)
-        load = certified.load_certified
-    except (ImportError, AttributeError) as exc:
-        notes.append(f"certified left out: helpers.experiments.certified has no load_certified ({exc})")
+        from helpers.defenses import ablation as A
+        from helpers.experiments.certified import CertConfig, CertifiedStage
+    except ImportError as exc:          # a checkout without the certification modules
+        notes.append(f"certified left out: {exc}")
         return []
+    from helpers.models.detectors import MODEL_VERSION, build_model
+    from helpers.models.training import load_checkpoint
+
+    rec = read_stage(profile, CertifiedStage, required=False)
+    if rec is None:
+        notes.append("certified left out: metrics/07_certified.json cannot be read (run 07 again)")
+        return []
+    names = set(CertConfig.__dataclass_fields__)
+    cfg = CertConfig(**{k: v for k, v in rec.config.items() if k in names})
+    seed = cfg.seeds()["select"]
     out = []
     for arch in archs:
-        try:
-            smoothed = load(profile, arch, view, device)
-        except Exception as exc:            # a record from another version: say so, score the rest
-            notes.append(f"certified {arch} left out: {exc}")
+        rel_path = rec.checkpoints.get(f"{arch}/ablation")
+        if rel_path is None:
+            notes.append(f"certified {arch} left out: 07's record has no {arch}/ablation checkpoint")
             continue
+        model = build_model(arch, view.feature_config.channels + 1)     # a fourth channel marks the kept pixels
+        try:
+            load_checkpoint(rec.path(rel_path), model, expect={"arch": arch, "features": view.params.features,
+                                                               "model_version": MODEL_VERSION})
+        except Exception as exc:
+            notes.append(f"certified {arch} left out: its checkpoint cannot be loaded ({exc}); run 07 again")
+            continue
+        model = model.to(device).to(memory_format=torch.channels_last).eval()
+        memo: dict = {"x": None, "cert": None}
 
-        def radius(x: torch.Tensor, s=smoothed) -> list:
-            pred, rad = s.certify(x)
-            return ["abstain" if int(p) < 0 else int(r) for p, r in zip(pred, rad)]
+        def certificate(x: torch.Tensor, m=model, memo=memo) -> A.Certificate:
+            if memo["x"] is not x:           # probs and radii of the same images: certify once
+                memo["x"], memo["cert"] = x, A.certify_ablation(m, x, cfg.k, cfg.n0, cfg.n, cfg.alpha, seed)
+            return memo["cert"]
 
-        out.append(Scorer(arch, "certified", getattr(smoothed, "checkpoint_id", f"{arch}-certified"),
-                          lambda x, s=smoothed: np.asarray(s.vote_share(x), dtype=np.float64), threshold=0.5,
-                          origin="majority vote of the ablated copies (P(bonafide) = bonafide vote share; "
-                                 "no EER threshold: the certificate holds for the vote)",
+        def probs(x: torch.Tensor, c=certificate) -> np.ndarray:
+            counts = c(x).counts.double()
+            return (counts[:, 0] / counts.sum(1)).numpy()
+
+        def radius(x: torch.Tensor, c=certificate) -> list:
+            cert = c(x)
+            return ["abstain" if int(p) < 0 else int(r) for p, r in zip(cert.prediction, cert.radius)]
+
+        out.append(Scorer(arch, "certified", Path(rel_path).stem, probs, threshold=0.5,
+                          origin=f"majority vote of {cfg.n} ablations keeping k={cfg.k} pixels (07's certificate, "
+                                 f"alpha {cfg.alpha}); p_bonafide = bonafide vote share; not an EER threshold",
                           certify=radius, key=""))
     return out
 
@@ -415,7 +442,7 @@ def score_files(paths: Iterable[str | Path], prof: Profile, windows: bool = Fals
             radii = s.certify(x) if s.certify else [""] * len(p)
             agg = float(np.mean(p))
             radius = radii[0] if len(p) == 1 else ("" if not s.certify else
-                                                   (min((r for r in radii if r != "abstain"), default="abstain")))
+                                                   ("abstain" if "abstain" in radii else min(radii)))
             rows.append({**info, "detector": s.arch, "defense": s.defense, "checkpoint": s.checkpoint,
                          "p_bonafide": agg, "threshold": s.threshold, "decision": s.decide(agg),
                          "certified_l0_radius": radius})
@@ -438,7 +465,7 @@ def header(prof: Profile) -> list[str]:
              "decision = bonafide when p_bonafide > threshold, else spoof",
              f"files longer than {WINDOW_SLACK:g} x SEGMENT_S = {prof.segment_s:g} s (the training clips' length) are "
              f"scored in windows of {prof.segment_s:g} s; aggregate p_bonafide = mean over the windows, decided "
-             "against the same threshold; certified_l0_radius of a file = its smallest window radius",
+             "against the same threshold; certified_l0_radius of a file = its smallest window radius, abstain if any window abstains",
              f"smoothing and combined: p_bonafide is the mean over {SMOOTHING_DRAWS} blur sigmas spread over 03's "
              "range (the expectation over its random draw)"]
     for s in prof.scorers:

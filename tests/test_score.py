@@ -259,3 +259,28 @@ def test_model_card_names_corpus_systems_and_licence(use):
     assert "| resnet18 | buzzA | seen |" in text and "| resnet18 | all seen | seen |" in text
     assert "not recorded" in text          # every test system was in training: no unseen-system EER
     assert (Path(use["env"]["OUTPUT_DIR"]) / PROFILE / "MODEL_CARD.md").exists()
+
+
+def test_certified_detector_gives_07s_vote_share_and_radius(use, tmp_path):
+    """With 07's record, the certified rows carry the ablation votes' bonafide share and the certified radius."""
+    from helpers.defenses import ablation as A
+    from helpers.experiments.certified import CertConfig, CertifiedStage, train_base
+
+    prep = use["prep"]
+    cfg = CertConfig(k=45, n0=4, n=24, clips=None, epochs=1)
+    res = train_base("resnet18", prep, TrainConfig(epochs=1, batch_size=8, lr=0.01, seed=1), "random", cfg.k, PROFILE,
+                     progress=False)
+    CertifiedStage(**CertifiedStage.head(PROFILE, prep), config=asdict(cfg),
+                   checkpoints={"resnet18/ablation": stages.rel(PROFILE, res.checkpoint)}).save()
+    clip = prep.table[prep.table.split == "test"].path.iloc[0]
+    out = tmp_path / "c.csv"
+    assert score.main([clip, "--profile", PROFILE, "--defense", "certified", "--out", str(out)]) == 0
+    row = _csv(out).iloc[0]
+    x = prep.sets["test"].x[:1]
+    cert = A.certify_ablation(res.model.eval(), x, cfg.k, cfg.n0, cfg.n, cfg.alpha, cfg.seeds()["select"])
+    assert row.defense == "certified" and row.threshold == 0.5
+    assert abs(row.p_bonafide - float(cert.counts[0, 0]) / cfg.n) < 1e-9
+    expected = "abstain" if int(cert.prediction[0]) < 0 else str(int(cert.radius[0]))
+    assert str(row.certified_l0_radius) == expected
+    head = out.read_text()
+    assert "# threshold resnet18/certified" in head and "majority vote of 24 ablations" in head
