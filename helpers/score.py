@@ -516,6 +516,117 @@ def default_out(profile: str) -> Path:
     return profile_dir(profile) / "scores" / "scores.csv"
 
 
+# --------------------------------------------------------------------------- notebook 08
+
+def corpus_examples(profile: str, n: int = 4) -> list[str]:
+    """``n`` test clips of the profile's corpus, half bonafide and half spoof (first by trial id): 08's default."""
+    from helpers.reporting.model_card import trial_table
+
+    table = trial_table(read_stage(profile, DataStage))
+    if table is None:
+        return []
+    test = table[table.split == "test"].sort_values("trial")
+    half = [test[test.label == lab].path.tolist()[: n - n // 2 if lab == "bonafide" else n // 2]
+            for lab in ("bonafide", "spoof")]
+    return [p for pair in zip(*half) for p in pair] + half[0][len(half[1]):]
+
+
+def frame(rows: list[dict], columns: Sequence[str] = ("file", "status", "reason", "duration_s", "detector", "defense",
+                                                       "n_windows", "p_bonafide", "threshold", "decision",
+                                                       "certified_l0_radius")):
+    """The rows as a DataFrame (file names shortened), for display in a notebook."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows).reindex(columns=list(columns))
+    df["file"] = df["file"].map(lambda f: Path(f).name)
+    return df
+
+
+def show_clip(path: str | Path, prof: Profile, max_windows: int = 4):
+    """The images the detectors see for ``path`` (its first windows) with each bare detector's P(bonafide), and an
+    audio player (16 kHz mono, what was scored). Returns the figure, or None with the reason for a bad file."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Audio, display
+
+    from helpers.reporting.figures import show_image
+
+    try:
+        clip = read_clip(path)
+        x, wins, _ = images(clip, prof)
+    except Skip as exc:
+        print(f"{Path(path).name}: not scored ({exc})")
+        return None
+    bare_scorers = [s for s in prof.scorers if s.defense == "none"]
+    p = {s.arch: s.probs(x) for s in bare_scorers}
+    k = min(len(wins), max_windows)
+    fig, axes = plt.subplots(1, k, figsize=(2.6 * k, 2.9), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        a, b = wins[i]
+        label = ", ".join(f"{arch} {v[i]:.2f}" for arch, v in p.items())
+        show_image(ax, x[i], f"{a / TARGET_SR:.1f}-{b / TARGET_SR:.1f} s\nP(bonafide): {label}")
+    fig.suptitle(f"{Path(path).name}: the {prof.features.name} image each detector sees", fontsize=10)
+    fig.tight_layout()
+    plt.show()
+    display(Audio(clip.wav, rate=TARGET_SR))
+    return fig
+
+
+class ScoreApp:
+    """ipywidgets: upload files or name a folder, then the same table as the command, the images and a player.
+
+    Uploaded files are written under ``outputs/<profile>/scores/uploads/`` (never next to anything of the user's);
+    the table is also written to ``outputs/<profile>/scores/notebook_scores.csv``.
+    """
+
+    def __init__(self, prof: Profile):
+        self.prof = prof
+        self.rows: list[dict] = []
+
+    def _uploaded(self, value) -> list[Path]:
+        """Files of a FileUpload value (ipywidgets 8: a tuple of dicts; 7: a dict by name), saved under outputs."""
+        from helpers.io import atomic_write
+
+        items = value.values() if isinstance(value, dict) else value
+        folder = profile_dir(self.prof.name) / "scores" / "uploads"
+        out = []
+        for it in items:
+            name = Path(it.get("name") or it.get("metadata", {}).get("name", "upload")).name
+            out.append(atomic_write(folder / name, bytes(it["content"])))
+        return out
+
+    def score(self, paths: Sequence[str | Path], out) -> None:
+        from IPython.display import display
+
+        with out:
+            out.clear_output()
+            self.rows, _ = score_files(paths, self.prof)
+            display(frame(self.rows))
+            write_csv(profile_dir(self.prof.name) / "scores" / "notebook_scores.csv", self.rows, CSV_FIELDS,
+                      header(self.prof))
+            for p in dict.fromkeys(r["file"] for r in self.rows if r["status"] == "scored"):
+                show_clip(p, self.prof)
+
+    def show(self) -> None:
+        import ipywidgets as w
+        from IPython.display import display
+
+        upload = w.FileUpload(accept=".wav,.flac,.ogg,.mp3,.m4a,audio/*", multiple=True, description="upload")
+        folder = w.Text(placeholder="/path/to/a/folder/or/file", description="folder")
+        button = w.Button(description="score", button_style="primary")
+        out = w.Output()
+
+        def on_click(_):
+            paths = self._uploaded(upload.value) + ([Path(folder.value).expanduser()] if folder.value.strip() else [])
+            if paths:
+                self.score(paths, out)
+            else:
+                with out:
+                    print("upload a file or type a folder first")
+
+        button.on_click(on_click)
+        display(w.VBox([w.HBox([upload, folder, button]), out]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m helpers.score", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -109,4 +109,16 @@ Explorer(PROFILE).show()
 
 # %%
 print("wrote", results.write())
+
+# %% [markdown]
+# ## Model card
+#
+# `MODEL_CARD.md` beside the report: the training corpus and its spoofing systems, clean EER per system (seen or
+# unseen in training) with 95% CIs, the codec conditions, what the detectors were not trained on, and the
+# checkpoints' licence. `python -m helpers.score` and notebook 08 point a user scoring their own audio to it.
+
+# %%
+from helpers.reporting.model_card import write_model_card
+
+print("wrote", write_model_card(PROFILE, n_boot=N_BOOT, seed=SEED))
 print(version_banner())
