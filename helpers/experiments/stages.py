@@ -31,6 +31,8 @@ import torch
 
 from helpers.defenses.smoothing import Defended, GaussianBlur
 from helpers.evaluation.attack_loop import AttackConfig, AttackJob, AttackRun, attack_cache_dir, load_attack, record
+from helpers.config.sections import (AdversarialSection, DataSection, PixleSection, SmoothingSection, TrainSection,
+                                      from_upper, upper_kwargs)
 from helpers.io import quarantine, save_json
 from helpers.models.detectors import MODEL_VERSION, predict
 from helpers.paths import cache_dir, metrics_dir, profile_dir
@@ -172,41 +174,37 @@ def read_stage(profile: str, cls: type[StageRecord], required: bool = True):
 
 # --------------------------------------------------------------------------- configs from notebook parameters
 
-def _pick(ns: dict, names: dict[str, str]) -> dict:
-    return {field_: ns[name] for name, field_ in names.items() if name in ns}
-
-
 def data_params(ns: dict) -> DataParams:
-    """The 00 notebook's parameters (``globals()``) as :class:`DataParams`."""
-    kw = _pick(ns, {"DATASET": "dataset", "SEED": "seed", "SPEECH_DIR": "speech_dir", "ASVSPOOF_ROOT": "asvspoof_root",
-                    "MAX_SOURCES": "max_sources", "SPEECH_SOURCES": "speech_sources",
-                    "MINUTES_PER_SPEAKER": "minutes_per_speaker", "CODECS": "codecs",
-                    "SEGMENT_S": "segment_s", "N_TRIALS": "n_trials",
-                    "BONAFIDE_SHARE": "bonafide_share", "SPLIT": "split", "SPLIT_BY": "split_by",
-                    "FEATURES": "features", "FEATURE_SIZE": "feature_size", "ON_ERROR": "on_error"})
-    kw["speech_dir"] = kw.get("speech_dir") or None
+    """The 00 notebook's parameters (``globals()``) as :class:`DataParams`, checked (:class:`DataSection`) first.
+
+    Each field reads its upper-cased parameter (``split_by`` <- ``SPLIT_BY``,
+    :func:`helpers.config.sections.upper_kwargs`), so a new field with a parameter of that name needs no line here.
+    """
+    DataSection.from_params(ns)
+    kw = upper_kwargs(DataParams, ns)
+    kw["speech_dir"] = kw.get("speech_dir") or None          # "" in a profile: the default speech
     kw["asvspoof_root"] = kw.get("asvspoof_root") or None
-    for name in ("split", "speech_sources", "codecs"):
-        if name in kw:
-            kw[name] = tuple(kw[name])
     return DataParams(**kw)
 
 
 def train_config(ns: dict, prefix: str = "") -> TrainConfig:
-    """``EPOCHS, BATCH_SIZE, LR, MOMENTUM, SEED, MAX_BATCHES`` (``AT_EPOCHS`` with ``prefix="AT_"``) as a TrainConfig."""
-    schedule = {} if prefix else {"schedule": ns.get("LR_SCHEDULE", "constant"),
-                                  "warmup_epochs": ns.get("WARMUP_EPOCHS", 0.0)}
-    return TrainConfig(epochs=ns[f"{prefix}EPOCHS"], batch_size=ns["BATCH_SIZE"], lr=ns[f"{prefix}LR"] if f"{prefix}LR" in ns else ns["LR"],
-                       momentum=ns["MOMENTUM"],
-                       seed=ns["SEED"], max_batches=ns.get("MAX_BATCHES"), **schedule)
+    """``EPOCHS, BATCH_SIZE, LR, LR_SCHEDULE, WARMUP_EPOCHS, MOMENTUM, SEED, MAX_BATCHES`` (and any TrainConfig
+    field's upper-cased name) as a TrainConfig, checked (:class:`TrainSection`) first. ``prefix="AT_"`` (04):
+    ``AT_EPOCHS`` and ``AT_LR`` (else ``LR``), the constant schedule."""
+    TrainSection.from_params(ns)
+    if not prefix:
+        return from_upper(TrainConfig, ns, rename={"schedule": "LR_SCHEDULE"})
+    AdversarialSection.from_params(ns)
+    return from_upper(TrainConfig, ns, rename={"epochs": f"{prefix}EPOCHS", "lr": f"{prefix}LR" if f"{prefix}LR" in ns else "LR"},
+                      exclude=("schedule", "warmup_epochs"))
 
 
 def attack_config(ns: dict) -> AttackConfig:
-    """The 02 notebook's ``PIXLE_*`` parameters as an :class:`AttackConfig`."""
-    return AttackConfig(restarts=ns["PIXLE_RESTARTS"], max_iterations=ns["PIXLE_ITERATIONS"],
-                        x_dimensions=tuple(ns["PIXLE_X_DIM"]), y_dimensions=tuple(ns["PIXLE_Y_DIM"]),
-                        pixel_mapping=ns["PIXLE_MAPPING"], seed=ns["SEED"], target_batch=ns.get("PIXLE_TARGET_BATCH"),
-                        amp=ns.get("PIXLE_AMP", False))
+    """The 02 notebook's ``PIXLE_*`` parameters (and ``SEED``) as an :class:`AttackConfig`, checked (:class:`PixleSection`) first."""
+    PixleSection.from_params(ns)
+    return from_upper(AttackConfig, ns, prefix="PIXLE_", rename={
+        "max_iterations": "PIXLE_ITERATIONS", "x_dimensions": "PIXLE_X_DIM", "y_dimensions": "PIXLE_Y_DIM",
+        "pixel_mapping": "PIXLE_MAPPING", "seed": "SEED"})
 
 
 @dataclass(frozen=True)
@@ -221,9 +219,10 @@ class BlurConfig:
 
     @classmethod
     def from_params(cls, ns: dict) -> "BlurConfig":
-        sigma = ns["BLUR_SIGMA"]
-        return cls(ns["BLUR_KERNEL"], list(sigma) if isinstance(sigma, (list, tuple)) else float(sigma), ns["BLUR_PER"],
-                   ns["EVAL_BATCH"], ns["EOT_SAMPLES"])
+        """``BLUR_*``, ``EVAL_BATCH`` and ``EOT_SAMPLES``, checked (:class:`SmoothingSection`) first."""
+        sec = SmoothingSection.from_params(ns)
+        sigma = list(sec.sigma) if isinstance(sec.sigma, tuple) else float(sec.sigma)   # as records store it
+        return cls(sec.kernel_size, sigma, sec.per, sec.eval_batch, sec.eot)
 
     def make(self, seed: int) -> GaussianBlur:
         """A blur with its own seeded draws (JSON lists become ranges)."""
