@@ -8,6 +8,7 @@ killed rank and the resume that follows.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -28,7 +29,7 @@ from helpers.distributed.ddp import (DistEnv, ddp_train, gather_in_order, init_f
 from helpers.evaluation.attack_loop import AttackConfig, AttackJob, attack_dataset, chunk_count, chunk_ranges
 from helpers.data.features import FeatureConfig, compute_features, load_features, save_features
 from helpers.paths import ROOT
-from helpers.models.training import TrainConfig, data_hash, read_checkpoint_meta, train
+from helpers.models.training import TrainConfig, data_hash, pixle_generator, read_checkpoint_meta, train
 from tests.conftest import speechlike
 from tests.toys import RegionModel, region_images, save_toy_features
 
@@ -36,6 +37,9 @@ WORLD = 2
 PIXLE_SEED, SHARD = 5, 5
 ATTACK = AttackConfig(restarts=3, max_iterations=6, y_dimensions=(2, 6), seed=PIXLE_SEED)
 TRAIN = TrainConfig(epochs=1, batch_size=8, lr=0.05, momentum=0.9, seed=7)
+# training.train's recipe through the shared step: class-weighted loss, augmentation, adversarial examples
+RECIPE = dataclasses.replace(TRAIN, balance="weighted", augment="shift+noise")
+AT_ATTACK = {"x_dimensions": (0.1, 0.2), "y_dimensions": (2, 4), "restarts": 1, "max_iterations": 3}
 # 2 processes vs 1 after one epoch (45 items, batch 8: splits 4/4 and a last batch of 5 split 3/2),
 # max |weight difference|. Without BatchNorm only float rounding separates them (measured 3e-8).
 TOL_NO_BN = 1e-6
@@ -109,11 +113,14 @@ def _worker(rank: int, port: int, out: str) -> None:
         plain = ddp_train("tiny", 3, tr, va, TRAIN, env, init=TinyNet(), progress=False,
                           checkpoint=out_dir / "ddp.safetensors")
         bn = ddp_train("tiny-bn", 3, tr, va, TRAIN, env, init=TinyNet(bn=True), progress=False)
+        recipe = ddp_train("tiny-recipe", 3, tr, va, RECIPE, env, init=TinyNet(), progress=False,
+                           adv=pixle_generator(AT_ATTACK, seed=7))
         if env.is_main:
             save_file({"g_float": g_float, "g_bool": g_bool, "computed": torch.tensor(computed[0]),
                        **{f"px.{k}": getattr(px, k) for k in ("adv", "success", "queries", "l0")},
                        **{f"plain.{k}": v.contiguous() for k, v in plain.model.state_dict().items()},
-                       **{f"bn.{k}": v.contiguous() for k, v in bn.model.state_dict().items()}},
+                       **{f"bn.{k}": v.contiguous() for k, v in bn.model.state_dict().items()},
+                       **{f"recipe.{k}": v.contiguous() for k, v in recipe.model.state_dict().items()}},
                       str(out_dir / "rank0.safetensors"),
                       metadata={"plain_history": json.dumps(plain.history), "bn_history": json.dumps(bn.history)})
     finally:
@@ -225,6 +232,25 @@ def test_ddp_matches_single_process_training(two_procs):
     diff_bn = _max_diff(res, "bn", one_bn.model)
     print(f"DDP vs 1 process, per-rank BatchNorm: max |dw| {diff_bn:.2e} (tolerance {TOL_BN})")
     assert 0 < diff_bn < TOL_BN              # half-batch statistics: different, but close
+
+
+def test_ddp_runs_the_training_recipe_of_one_process(two_procs):
+    """Class weights, augmentation and adversarial examples: the same step as training.train, so 2 processes
+    give one process's weights (no BatchNorm: up to float rounding)."""
+    res = load_file(str(two_procs / "rank0.safetensors"))
+    tr, va = _train_data()
+    one = train("tiny-recipe", 3, tr, va, RECIPE, init=TinyNet(), adv=pixle_generator(AT_ATTACK, seed=7), progress=False)
+    plain = train("tiny", 3, tr, va, TRAIN, init=TinyNet(), progress=False)
+    differs = max(float((a - b).abs().max()) for a, b in zip(one.model.state_dict().values(),
+                                                            plain.model.state_dict().values()))
+    assert differs > 1e-3                    # the recipe changed the result, so agreement means something
+    assert _max_diff(res, "recipe", one.model) < TOL_NO_BN
+
+
+def test_ddp_refuses_a_recipe_step_it_lacks():
+    with pytest.raises(NotImplementedError, match="TrainConfig.select='val_eer'"):
+        ddp_train("tiny", 3, *_train_data(), dataclasses.replace(TRAIN, select="val_eer"), DistEnv(), init=TinyNet(),
+                  progress=False)
 
 
 # --------------------------------------------------------------------------- torchrun: kill and resume

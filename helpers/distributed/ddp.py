@@ -55,7 +55,7 @@ import csv
 import json
 import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
@@ -63,7 +63,6 @@ from typing import Callable, Iterator, Literal, Sequence
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -76,8 +75,10 @@ from helpers.io import atomic_path, cache_key, save_json
 from helpers.evaluation.metrics import accuracy
 from helpers.models.detectors import ARCHS, build_model, predict
 from helpers.runtime import get_device
-from helpers.models.training import (AdvGenerator, EarlyStop, TrainConfig, TrainResult, data_hash, epoch_batches,
-                                     load_checkpoint, logits_metrics, run_metadata, save_checkpoint)
+from helpers.models.augment import make_augment
+from helpers.models.training import (AdvGenerator, EarlyStop, TrainConfig, TrainResult, TwoViews, adv_maker, batch_inputs,
+                                     class_weights, data_hash, epoch_batches, load_checkpoint, logits_metrics,
+                                     run_metadata, save_checkpoint, train_step)
 
 Backend = Literal["gloo", "nccl"]
 
@@ -311,18 +312,6 @@ def sharded_features(paths: Sequence[str], labels: Sequence[int], trials: Sequen
 
 # --------------------------------------------------------------------------- DDP training
 
-class _TwoViews(nn.Module):
-    """One DDP forward for the clean and the adversarial batch (two separate model calls, so
-    BatchNorm sees each batch on its own, as in ``training.train``, and gradients are reduced once)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, x_adv: torch.Tensor | None = None):
-        return self.model(x), None if x_adv is None else self.model(x_adv)
-
-
 @contextmanager
 def _frozen_bn_stats(model: nn.Module) -> Iterator[None]:
     """BatchNorm momentum 0 for a pass: running statistics stay as they are."""
@@ -340,7 +329,8 @@ def _frozen_bn_stats(model: nn.Module) -> Iterator[None]:
 # TrainConfig fields the DDP loop implements; any other field must keep its default (a recipe step the
 # single-process loop has and this one lacks would otherwise train a different model into the same checkpoint)
 DDP_FIELDS: frozenset[str] = frozenset({"epochs", "batch_size", "lr", "momentum", "seed", "early_stop_patience",
-                                        "max_batches", "schedule", "warmup_epochs"})
+                                        "max_batches", "schedule", "warmup_epochs", "balance", "augment",
+                                        "early_stop_metric"})
 
 
 def check_ddp_config(cfg: TrainConfig) -> None:
@@ -375,7 +365,10 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
     states the tolerance); with plain BatchNorm each rank normalises with its own part's
     statistics, and DDP broadcasts rank 0's running statistics at every forward. ``adv``: each
     rank makes the adversarial examples of its part (ids = global item indices) against a frozen
-    copy of the current weights. Rank 0 writes ``checkpoint`` (:func:`training.save_checkpoint`)
+    copy of the weights after the clean pass, as :func:`training.train` does. The batch preparation
+    (``cfg.augment``, drawn for the global batch as one process draws it), the step and its losses
+    (``cfg.balance``) are ``training``'s own (:func:`training.batch_inputs`, :func:`training.train_step`);
+    ``cfg.select`` is not implemented here and is refused. Rank 0 writes ``checkpoint`` (:func:`training.save_checkpoint`)
     every epoch; a finished checkpoint is reused, an unfinished one resumed on every rank.
     ``init`` starts from given weights (any module with a 2-way output, e.g. a tiny test model).
     """
@@ -392,7 +385,8 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
     if init is not None:
         model = copy.deepcopy(init)
     elif arch in ARCHS:
-        model = build_model(arch, in_channels, seed=cfg.seed)  # type: ignore[arg-type]
+        stem = {"stem": meta["stem"]} if "stem" in meta else {}   # the stem training.run_metadata recorded
+        model = build_model(arch, in_channels, seed=cfg.seed, **stem)  # type: ignore[arg-type]
     else:
         raise ValueError(f"unknown architecture {arch!r}; choose from {ARCHS} or pass init=")
     model = model.to(env.device).to(memory_format=torch.channels_last)
@@ -409,12 +403,14 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
         history, start = prev.get("history", []), int(prev.get("epoch", 0))
         if prev.get("complete"):
             return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint))
-    wrapped: nn.Module = _TwoViews(model)
+    wrapped: nn.Module = TwoViews(model)        # training.train's step module, here inside DDP
     if env.distributed:
         ids = [env.device.index] if env.device.type == "cuda" else None
         wrapped = nn.parallel.DistributedDataParallel(wrapped, device_ids=ids)
     frozen = copy.deepcopy(model).eval() if adv is not None else None
-    stopper = EarlyStop(cfg.early_stop_patience, history)
+    stopper = EarlyStop(cfg.early_stop_patience, history, cfg.early_stop_metric)
+    augment = make_augment(cfg.augment)
+    weight = class_weights(y_tr).to(env.device) if cfg.balance == "weighted" else None
     for epoch in range(start, cfg.epochs):
         wrapped.train()
         batches = epoch_batches(n, cfg, epoch)
@@ -424,32 +420,25 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
         for b, gidx in enumerate(bar):
             for group in opt.param_groups:      # the same learning-rate schedule as training.train
                 group["lr"] = cfg.lr_at(epoch * len(batches) + b, len(batches))
-            idx = gidx[rank::world]
-            empty = len(idx) == 0       # a last batch smaller than the world size
-            src = gidx[:1] if empty else idx
-            xb = x_tr[src].to(env.device).contiguous(memory_format=torch.channels_last)
-            yb = y_tr[src].to(env.device)
-            weight = 0.0 if empty else world * len(idx) / len(gidx)
-            x_adv = None
-            if adv is not None:
-                frozen.load_state_dict(model.state_dict())
-                x_adv = adv(frozen, xb, yb, src, epoch).contiguous(memory_format=torch.channels_last)
-            if empty:
-                with _frozen_bn_stats(model):
-                    logits, logits_adv = wrapped(xb, x_adv)
-            else:
-                logits, logits_adv = wrapped(xb, x_adv)
-            loss = F.cross_entropy(logits, yb)
-            total = loss
-            if logits_adv is not None:
-                adv_loss = F.cross_entropy(logits_adv, yb)
-                total = loss + adv_loss
-            opt.zero_grad(set_to_none=True)
-            (total * weight).backward()
-            opt.step()
+            # the global batch as one process makes it (same augmentation draws), then this rank's positions
+            xg = batch_inputs(x_tr, gidx, cfg, epoch, b, env.device, augment)
+            pos = torch.arange(rank, len(gidx), world)
+            empty = len(pos) == 0       # a last batch smaller than the world size
+            if empty:                   # a stand-in item: every rank joins the step (its loss counts 0)
+                pos = torch.zeros(1, dtype=torch.long)
+            idx = gidx[pos]
+            xb = xg[pos.to(xg.device)].contiguous(memory_format=torch.channels_last)
+            yb = y_tr[idx].to(env.device)
+            # this rank's share of the global batch's (weighted) mean loss: DDP's gradient average is then its gradient
+            share = float(weight[yb].sum() / weight[y_tr[gidx].to(env.device)].sum()) if weight is not None \
+                else len(idx) / len(gidx)
+            scale = 0.0 if empty else world * share
+            make_adv = None if adv is None else adv_maker(adv, frozen, model, xb, yb, idx, epoch)
+            with _frozen_bn_stats(model) if empty else nullcontext():
+                loss, adv_loss, logits, logits_adv = train_step(wrapped, opt, xb, yb, weight, make_adv, scale)
             if not empty:
                 sums += torch.tensor([loss.item() * len(idx), int((logits.argmax(1) == yb).sum()), len(idx),
-                                      adv_loss.item() * len(idx) if logits_adv is not None else 0.0,
+                                      adv_loss.item() * len(idx) if adv_loss is not None else 0.0,
                                       int((logits_adv.argmax(1) == yb).sum()) if logits_adv is not None else 0],
                                      dtype=torch.float64)
         loss_sum, correct, count, adv_sum, adv_correct = all_sum(sums.tolist(), env)
@@ -459,7 +448,7 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
         if adv is not None:
             row.update({"train_adv_loss": adv_sum / count, "train_adv_accuracy": adv_correct / count})
         history.append(row)
-        stop = stopper.update(val["loss"])
+        stop = stopper.update(row[cfg.early_stop_metric])
         done = stop or epoch + 1 == cfg.epochs
         if checkpoint is not None and env.is_main:
             save_checkpoint(checkpoint, model, opt, {**meta, "epoch": epoch + 1, "history": history,

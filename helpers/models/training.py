@@ -229,6 +229,63 @@ def run_metadata(arch: str, in_channels: int, cfg: TrainConfig, train_xy: tuple[
     return meta, {k: meta[k] for k in CHECKED_FIELDS if k in meta}
 
 
+class TwoViews(nn.Module):
+    """One forward for the clean batch and, when ``make_adv`` is given, the adversarial batch it makes after
+    the clean pass (two separate model calls, so BatchNorm sees each batch on its own). One call, so
+    DistributedDataParallel reduces the gradients of both losses once."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, make_adv: Callable[[], torch.Tensor] | None = None):
+        logits = self.model(x)
+        return logits, None if make_adv is None else self.model(make_adv())
+
+
+def batch_inputs(x: torch.Tensor, idx: torch.Tensor, cfg: TrainConfig, epoch: int, batch: int,
+                 device: torch.device | str, augment: Transform | None = None,
+                 transform: Transform | None = None) -> torch.Tensor:
+    """Batch ``batch`` of ``epoch`` (items ``idx``) on ``device``, augmented and transformed with the batch's
+    own generator (:func:`helpers.models.augment.batch_generator`), channels-last."""
+    xb = x[idx].to(device)
+    if augment is not None or transform is not None:
+        gen = batch_generator(cfg.seed, epoch, batch)
+        xb = augment(xb, gen) if augment is not None else xb
+        xb = transform(xb, gen) if transform is not None else xb
+    return xb.contiguous(memory_format=torch.channels_last)
+
+
+def adv_maker(adv: AdvGenerator, frozen: nn.Module, model: nn.Module, xb: torch.Tensor, yb: torch.Tensor,
+              ids: torch.Tensor, epoch: int) -> Callable[[], torch.Tensor]:
+    """The adversarial batch, made when called: ``frozen`` takes the model's weights (after the clean pass)
+    and ``adv`` attacks it (the thesis's recipe: examples against a frozen copy of the current model)."""
+
+    def make() -> torch.Tensor:
+        frozen.load_state_dict(model.state_dict())
+        return adv(frozen, xb, yb, ids, epoch).contiguous(memory_format=torch.channels_last)
+
+    return make
+
+
+def train_step(views: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
+               weight: torch.Tensor | None = None, make_adv: Callable[[], torch.Tensor] | None = None,
+               scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+    """One optimiser step on ``CE(clean)`` (+ ``CE(adversarial)`` with ``make_adv``), the loss times ``scale``
+    (DDP: the rank's share of the global batch); ``views`` is a :class:`TwoViews` (or DDP around one).
+    Returns the losses and logits (clean, adversarial) for the epoch's running sums."""
+    logits, logits_adv = views(xb, make_adv)
+    loss = F.cross_entropy(logits, yb, weight=weight)
+    total, adv_loss = loss, None
+    if logits_adv is not None:
+        adv_loss = F.cross_entropy(logits_adv, yb, weight=weight)
+        total = loss + adv_loss
+    opt.zero_grad(set_to_none=True)
+    (total if scale == 1.0 else total * scale).backward()
+    opt.step()
+    return loss, adv_loss, logits, logits_adv
+
+
 def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tensor],
           val_xy: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, checkpoint: Path | None = None,
           meta: dict | None = None, adv: AdvGenerator | None = None, init: Detector | None = None,
@@ -272,6 +329,7 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
                                prev.get("selected_epoch"))
         best_state = _read_prefixed(checkpoint, "best.")
     frozen = copy.deepcopy(model).eval() if adv is not None else None
+    views = TwoViews(model)     # the step DDP shares (helpers.distributed.ddp.ddp_train wraps the same module)
     stopper = EarlyStop(cfg.early_stop_patience, history, cfg.early_stop_metric)
     selector = EarlyStop(None, history, "val_eer")   # tracks the best val EER so far (select="val_eer")
     weight = class_weights(y_tr).to(device) if cfg.balance == "weighted" else None
@@ -285,27 +343,13 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
                                               enabled=progress, every_s=30.0)):
             for group in opt.param_groups:
                 group["lr"] = cfg.lr_at(epoch * len(batches) + b, len(batches))
-            xb = x_tr[idx].to(device)
-            if augment is not None or transform is not None:
-                gen = batch_generator(cfg.seed, epoch, b)
-                xb = augment(xb, gen) if augment is not None else xb
-                xb = transform(xb, gen) if transform is not None else xb
-            xb = xb.contiguous(memory_format=torch.channels_last)
+            xb = batch_inputs(x_tr, idx, cfg, epoch, b, device, augment, transform)
             yb = y_tr[idx].to(device)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, weight=weight)
-            total = loss
+            make_adv = None if adv is None else adv_maker(adv, frozen, model, xb, yb, idx, epoch)
+            loss, adv_loss, logits, logits_adv = train_step(views, opt, xb, yb, weight, make_adv)
             if adv is not None:
-                frozen.load_state_dict(model.state_dict())
-                x_adv = adv(frozen, xb, yb, idx, epoch).contiguous(memory_format=torch.channels_last)
-                logits_adv = model(x_adv)
-                adv_loss = F.cross_entropy(logits_adv, yb, weight=weight)
-                total = loss + adv_loss
                 sums["adv_loss"] += adv_loss.item() * len(idx)
                 sums["adv_correct"] += int((logits_adv.argmax(1) == yb).sum())
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
             sums["loss"] += loss.item() * len(idx)
             sums["correct"] += int((logits.argmax(1) == yb).sum())
             sums["n"] += len(idx)
@@ -357,5 +401,6 @@ def pixle_generator(attack_kwargs: dict, seed: int) -> AdvGenerator:
     return gen
 
 
-__all__ = ["TrainConfig", "TrainResult", "train", "logits_metrics", "run_metadata", "class_weights", "EarlyStop", "evaluate", "save_checkpoint", "load_checkpoint",
+__all__ = ["TrainConfig", "TrainResult", "train", "logits_metrics", "run_metadata", "TwoViews", "batch_inputs",
+           "adv_maker", "train_step", "class_weights", "EarlyStop", "evaluate", "save_checkpoint", "load_checkpoint",
            "read_checkpoint_meta", "CheckpointMismatchError", "pixle_generator", "data_hash"]
