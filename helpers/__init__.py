@@ -30,6 +30,7 @@ Leaves (imported by every layer)
 - :mod:`helpers.models.training`   one training loop (plain and adversarial), checkpoints, resume
 
 ``attacks/`` score-based attacks on the image or on the waveform
+- :mod:`helpers.attacks.base`       the attack contract (``Attack``, ``AttackResult``), the seeded random numbers
 - :mod:`helpers.attacks.pixle`      batched Pixle
 - :mod:`helpers.attacks.sparse_rs`  Sparse-RS, the score-based L0 attack (a stronger check of Pixle)
 - :mod:`helpers.attacks.audio`      waveform-domain attacks: StftPixle, SquareAudio; the batched audio pipeline
@@ -55,7 +56,8 @@ Leaves (imported by every layer)
 
 ``reporting/`` what a reader sees
 - :mod:`helpers.reporting.report`      the results tables, the verdict and the report
-- :mod:`helpers.reporting.figures`     seaborn styling and figure saving
+- :mod:`helpers.reporting.figures`     seaborn styling, every figure, figure saving
+- :mod:`helpers.reporting.format`      how a rate, its CI or a difference is written (a leaf: every layer may use it)
 - :mod:`helpers.reporting.data_views`  what 00_data shows about the prepared data
 - :mod:`helpers.reporting.widgets`     the ipywidgets explorer
 - :mod:`helpers.reporting.model_card`  ``outputs/<profile>/MODEL_CARD.md``: what a profile's detectors were trained on

@@ -80,7 +80,7 @@ display(Markdown(realizable.summary_markdown(table, stage.budgets)), Markdown(f"
 # what an L0 attacker can do. Right: the share fooled by a perturbation at least *x* dB below the clip.
 
 # %%
-plots.save(realizable.success_curves(stage.records), PROFILE, "06_success_vs_budget")
+plots.save(plots.success_curves(stage.records), PROFILE, "06_success_vs_budget")
 
 # %% [markdown]
 # ## Listen: original, attacked, difference

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from helpers.attacks.pixle import MAPPINGS, Pixle, counter_uniform
+from helpers.attacks.base import counter_uniform
+from helpers.attacks.pixle import MAPPINGS, Pixle
 from tests.conftest import ChangeDetector, RegionModel, region_images
 
 

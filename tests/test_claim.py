@@ -203,7 +203,9 @@ def test_accuracy_vs_share_figure():
     recs = _records(n_bona=10, n_spoof=90, combined_clean=(0.0, 1.0))
     recs = [r for r in recs if not (r["model"] == "resnet50" and r["condition"] == "smoothing_pixle")]
     df = claim.claim_table(recs, n_boot=0)
-    fig = claim.accuracy_vs_share_figure(df)
+    from helpers.reporting.figures import accuracy_vs_share
+
+    fig = accuracy_vs_share(df)
     assert isinstance(fig, matplotlib.figure.Figure)
     ax18, ax50 = fig.axes[:2]
     assert len(ax18.lines) == 8 + 2 + 1 and len(ax50.lines) == 6 + 2 + 1   # conditions, references, thesis share
@@ -217,3 +219,14 @@ def test_accuracy_vs_share_figure():
     assert len(ax18.collections) == 1 and ax18.collections[0].get_offsets().shape == (2, 2)  # two thesis points
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_claim_statistics_import_no_plotting_library():
+    """The claim's statistics and text live in helpers.evaluation.claim; its figure in helpers.reporting.figures."""
+    import subprocess
+    import sys
+
+    code = "import sys, helpers.evaluation.claim; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert not hasattr(claim, "accuracy_vs_share_figure")

@@ -110,3 +110,17 @@ def test_data_summary_names_the_wideband_speakers_and_keeps_the_8khz_note_for_th
     wide = data_summary_markdown(prep(("asterisk_g722", "tuxpaint")))
     assert "**3 speakers**" in wide and "`tuxpaint`" in wide and "8 kHz" not in wide
     assert "**8 kHz recordings**" in data_summary_markdown(prep(()))
+
+
+def test_one_formatter_writes_every_rate():
+    """helpers.reporting.format: the strings the report, the claim's verdict and notebook 06 print."""
+    from helpers.reporting.format import number, pct, pct_prose, points
+
+    assert pct(0.9189, 0.88, 0.941) == "91.9 [88.0, 94.1]"
+    assert pct(0.9189, np.nan, np.nan) == "91.9" and pct(0.5, 0.4, None) == "50.0"   # a CI needs both ends
+    assert pct(np.nan) == "—" and pct(None) == "—" and pct(np.nan, missing="") == ""
+    assert pct(0.9189, digits=2, unit="%") == "91.89%" and pct(0.25, digits=0, unit="%") == "25%"
+    assert pct(0.021, 0.01, 0.033, unit=" points", signed=True) == "+2.1 points [+1.0, +3.3]"
+    assert pct_prose(0.96, 0.937, 0.972) == "96.0% (95% CI 93.7–97.2)" and pct_prose(np.nan) == "—"
+    assert points(-0.021, -0.033, -0.01) == "-2.1 points (95% CI -3.3 to -1.0)"
+    assert number(412.46) == "412.5" and number(31.24, unit="dB") == "31.2 dB" and number(None) == "—"

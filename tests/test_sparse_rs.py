@@ -72,7 +72,7 @@ def test_early_exit_and_skip_misclassified():
 
 
 def test_invalid_arguments_are_rejected(region_model):
-    with pytest.raises(ValueError, match="k must be"):
+    with pytest.raises(ValueError, match=r"k=0 is out of range; allowed: an integer in \[1, inf\]"):
         SparseRS(region_model, k=0)
     with pytest.raises(ValueError, match="allowed_mask"):
         SparseRS(region_model, allowed_mask=torch.zeros(32, 32, dtype=torch.bool))

@@ -16,24 +16,27 @@ device), and the attacks only ever query waveforms:
   query count as Square Attack's ``p`` schedule, the budget is an absolute eps or an SNR in dB.
 
 Both attack a batch at once (one forward pass over all candidate waveforms), stop per clip at
-the first success, and draw their randomness from :func:`helpers.attacks.pixle.counter_uniform` keyed
+the first success, and draw their randomness from :func:`helpers.attacks.base.counter_uniform` keyed
 by (seed, clip id, step, slot): a clip's result does not depend on the batch it is in. The score
 each returns (``final_score``, ``final_prob``) was recorded from the query of the returned
-waveform itself, so re-scoring ``adv_wav`` reproduces it.
+waveform itself, so re-scoring ``adv`` reproduces it. Both follow the contract of
+:class:`helpers.attacks.base.Attack` and return its :class:`~helpers.attacks.base.AttackResult`;
+:func:`attack_clips` runs one over clips of several lengths.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers.attacks.pixle import PixelMapping, Pixle, counter_uniform, default_target_batch
-from helpers.data.features import FeatureConfig, _viridis_lut
+from helpers.attacks.base import (LOSSES, Attack, AttackResult, LossName, check_choice, check_int, check_real,
+                                  margin_and_loss, rescaled_schedule, step_uniform)
+from helpers.attacks.pixle import PixelMapping, Pixle, check_search, default_target_batch, first_success, patch_dims
+from helpers.data.features import FeatureConfig, viridis_lut
 from helpers.evaluation.metrics import bonafide_score
 from helpers.models.detectors import eval_mode
 
@@ -45,7 +48,7 @@ _LUTS: dict[str, torch.Tensor] = {}
 def _lut(device: torch.device) -> torch.Tensor:
     key = str(device)
     if key not in _LUTS:
-        _LUTS[key] = _viridis_lut().to(device)
+        _LUTS[key] = viridis_lut().to(device)
     return _LUTS[key]
 
 
@@ -144,66 +147,64 @@ def snr_db(clean: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
     return torch.where(noise > 0, out, torch.full_like(out, float("inf"))).float()
 
 
-@dataclass
-class AudioAttackResult:
-    """What an audio attack returns, per clip."""
-
-    adv_wav: torch.Tensor      # (B, T) adversarial waveforms in [-1, 1]
-    success: torch.Tensor      # (B,) bool: the returned waveform is misclassified (as the attack scored it)
-    queries: torch.Tensor      # (B,) waveforms the algorithm scored: clean + candidates until stop
-    snr_db: torch.Tensor       # (B,) SNR of adv_wav - clean relative to clean, dB (inf: unchanged)
-    linf: torch.Tensor         # (B,) max |adv_wav - clean|
-    final_score: torch.Tensor  # (B,) bonafide score (logit 0 - logit 1) recorded for adv_wav
-    final_prob: torch.Tensor   # (B,) true-class probability recorded for adv_wav
-
-    def cpu(self) -> "AudioAttackResult":
-        return type(self)(*(getattr(self, f).cpu() for f in self.__dataclass_fields__))
+def by_length(waves: Sequence[torch.Tensor]) -> list[list[int]]:
+    """Indices of ``waves`` grouped by clip length: a batch of waveforms must share one length (no padding: it
+    would change the spectrogram image)."""
+    groups: dict[int, list[int]] = {}
+    for i, w in enumerate(waves):
+        groups.setdefault(len(w), []).append(i)
+    return list(groups.values())
 
 
-@dataclass
-class StftPixleResult(AudioAttackResult):
-    """:class:`AudioAttackResult` plus the STFT magnitude the returned waveform was synthesised from."""
+def attack_clips(attack: Attack, waves: Sequence[torch.Tensor], labels: torch.Tensor,
+                 ids: torch.Tensor) -> AttackResult:
+    """``attack`` on clips of any lengths, one batch per length; one result over all clips, in their order
+    (``adv`` a list of waveforms). ``ids`` key the randomness, so results depend neither on the grouping nor on
+    which other clips are attacked."""
+    parts = []
+    for idx in by_length(waves):
+        sel = torch.tensor(idx)
+        parts.append((sel, attack(torch.stack([waves[i] for i in idx]), labels[sel], ids=ids[sel])))
+    return AttackResult.gather(parts, len(waves))
 
-    adv_mag: torch.Tensor      # (B, bins, frames): adv_wav = clip(istft(adv_mag * original phase), -1, 1)
+
+def audio_logits(pipeline: nn.Module, waves: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(n, classes) logits of clips of any lengths, one batch per length, in eval mode."""
+    out = torch.zeros(len(waves), 2)
+    with eval_mode(pipeline), torch.inference_mode():
+        for idx in by_length(waves):
+            out[torch.tensor(idx)] = pipeline(torch.stack([waves[i] for i in idx])).float()
+    return out
 
 
-class _AudioAttack:
-    """Scoring and bookkeeping shared by the audio attacks."""
+class AudioAttack(Attack):
+    """The contract for waveform attacks: clips (B, T) in [-1, 1] as float32, and the audio result fields."""
 
-    pipeline: nn.Module
-    skip_misclassified: bool
+    input_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    input_dims: ClassVar[int] = 2
+    input_name: ClassVar[str] = "waveforms (B, T) of float PCM"
 
-    def _logits(self, wav: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.pipeline(wav).float()
+    @property
+    def pipeline(self) -> nn.Module:
+        """What the attack queries: waveforms -> logits (an :class:`AudioPipeline`)."""
+        return self.model
 
-    @staticmethod
-    def _check(wav: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        if wav.dim() == 1:
-            wav = wav[None]
-        if wav.dim() != 2:
-            raise ValueError(f"expected a waveform batch (B, T), got shape {tuple(wav.shape)}")
-        if wav.abs().max() > 1:
-            raise ValueError("waveforms must be in [-1, 1] (float PCM); normalise them first")
-        dev = wav.device
-        ids = torch.arange(wav.shape[0], device=dev) if ids is None else ids.to(dev).long()
-        return wav.detach().float().clone(), labels.to(dev).long(), ids
+    def _inputs(self, x: torch.Tensor, labels: torch.Tensor,
+                ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y, ids = super()._inputs(x, labels, ids)
+        return x.float(), y, ids
 
     def _result(self, x0: torch.Tensor, adv: torch.Tensor, success: torch.Tensor, queries: torch.Tensor,
-                logits: torch.Tensor, y: torch.Tensor) -> AudioAttackResult:
+                logits: torch.Tensor, y: torch.Tensor, **extra: torch.Tensor) -> AttackResult:
         prob = torch.softmax(logits, 1).gather(1, y[:, None]).squeeze(1)
-        return AudioAttackResult(adv_wav=adv, success=success, queries=queries, snr_db=snr_db(x0, adv),
-                                 linf=(adv - x0).abs().amax(-1), final_score=bonafide_score(logits),
-                                 final_prob=prob)
-
-    def _with_eval(self, fn, *args) -> AudioAttackResult:
-        with eval_mode(self.pipeline):
-            return fn(*args)
+        return AttackResult(adv=adv, success=success, queries=queries, snr_db=snr_db(x0, adv),
+                            linf=(adv - x0).abs().amax(-1), final_score=bonafide_score(logits), final_prob=prob,
+                            **extra)
 
 
 # --------------------------------------------------------------------------- STFT-magnitude Pixle
 
-class StftPixle(_AudioAttack):
+class StftPixle(AudioAttack):
     """Pixle on the STFT magnitude, every candidate resynthesised with the original phase.
 
     Each candidate copies a random patch of the clip's *original* STFT magnitude to random
@@ -225,7 +226,7 @@ class StftPixle(_AudioAttack):
     - ``block`` / ``target_batch``: candidates per clip per forward pass, as in Pixle
       (default: about 64 waveforms per forward on a CPU, 512 on a GPU).
     - Queries: 1 (clean) + candidates until the stop, at most ``1 + restarts * max_iterations``.
-    - Returns a :class:`StftPixleResult`: the audio result plus ``adv_mag``, the edited magnitude.
+    - The :class:`~helpers.attacks.base.AttackResult` also holds ``adv_mag``, the edited magnitude.
     """
 
     def __init__(self, pipeline: nn.Module, freq_dimensions: Sequence[int | float] | int | float = (0.02, 0.1),
@@ -234,18 +235,25 @@ class StftPixle(_AudioAttack):
                  update_each_iteration: bool = False, block: int | None = None, target_batch: int | None = None,
                  n_fft: int | None = None, hop: int | None = None, seed: int = 0,
                  skip_misclassified: bool = False, progress: bool = False):
+        super().__init__(pipeline, seed, skip_misclassified, progress)
         cfg = getattr(pipeline, "cfg", FeatureConfig())
-        self.pipeline = pipeline
         self.n_fft = n_fft or cfg.n_fft
         self.hop = hop or cfg.hop
-        # Pixle's x is the image width (frames), y the height (frequency bins)
-        self._pixle = Pixle(model=pipeline, x_dimensions=time_dimensions, y_dimensions=freq_dimensions,
-                            pixel_mapping=pixel_mapping, restarts=restarts, max_iterations=max_iterations,
-                            update_each_iteration=update_each_iteration, seed=seed)
-        self.restarts, self.max_iterations = restarts, max_iterations
+        self.freq_dimensions, self.time_dimensions = patch_dims(freq_dimensions), patch_dims(time_dimensions)
+        self.restarts, self.max_iterations, self.pixel_mapping = restarts, max_iterations, pixel_mapping
         self.update_each_iteration = update_each_iteration
         self.block, self.target_batch = block, target_batch
-        self.seed, self.skip_misclassified, self.progress = seed, skip_misclassified, progress
+        self._check_params()
+        # the candidate generator: Pixle's x is the image width (frames), y the height (frequency bins)
+        self._pixle = Pixle(model=pipeline, x_dimensions=self.time_dimensions, y_dimensions=self.freq_dimensions,
+                            pixel_mapping=pixel_mapping, restarts=restarts, max_iterations=max_iterations,
+                            update_each_iteration=update_each_iteration, seed=seed)
+
+    def _check_params(self) -> None:
+        check_search(self.name, self.restarts, self.max_iterations, str(self.pixel_mapping).lower(), self.block,
+                     freq_dimensions=self.freq_dimensions, time_dimensions=self.time_dimensions)
+        check_int(self.name, "n_fft", self.n_fft, 2)
+        check_int(self.name, "hop", self.hop, 1, self.n_fft)
 
     def _window(self, device: torch.device) -> torch.Tensor:
         return torch.hann_window(self.n_fft, device=device)
@@ -266,14 +274,7 @@ class StftPixle(_AudioAttack):
         delta = self.istft((mag - mag0) * phase0, x0.shape[-1])
         return (x0 + delta).clamp(-1, 1)
 
-    def __call__(self, wav: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None) -> StftPixleResult:
-        return self.attack(wav, labels, ids)
-
-    def attack(self, wav: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None) -> StftPixleResult:
-        """Attack clips ``wav`` (B, T) in [-1, 1] with true labels (B,); ``ids`` identify clips across batches."""
-        return self._with_eval(self._attack, *self._check(wav, labels, ids))
-
-    def _attack(self, x0: torch.Tensor, y: torch.Tensor, ids: torch.Tensor) -> StftPixleResult:
+    def _generate(self, x0: torch.Tensor, y: torch.Tensor, ids: torch.Tensor) -> AttackResult:
         dev = x0.device
         b, t = x0.shape
         if t < self.n_fft:
@@ -285,10 +286,7 @@ class StftPixle(_AudioAttack):
         logits0 = self._logits(x0)
         best_logits = logits0.clone()
         best_p = torch.softmax(logits0, 1).gather(1, y[:, None]).squeeze(1)
-        success = logits0.argmax(1) != y
-        done = success.clone() if self.skip_misclassified else torch.zeros(b, dtype=torch.bool, device=dev)
-        if not self.skip_misclassified:
-            success[:] = False
+        success, done = self._start(logits0.argmax(1) != y)
         queries = torch.ones(b, dtype=torch.long, device=dev)
         best_wav, best_mag, base = x0.clone(), mag0.clone(), mag0.clone()
 
@@ -308,12 +306,8 @@ class StftPixle(_AudioAttack):
                 logits = self._logits(wavs)
                 p = torch.softmax(logits, 1).gather(1, y[rep, None]).squeeze(1).reshape(n, k)
                 succ = (logits.argmax(1) != y[rep]).reshape(n, k)
-                any_s = succ.any(1)
-                first = torch.where(any_s, succ.float().argmax(1), torch.full_like(any_s, k - 1, dtype=torch.long))
-                kk = torch.arange(k, device=dev)
+                any_s, first, minp, argk = first_success(p, succ)
                 queries[act] += first + 1
-                pm = torch.where(kk[None, :] <= first[:, None], p, torch.full_like(p, float("inf")))
-                minp, argk = pm.min(1)
                 pick = torch.where(any_s, first, argk)
                 take = any_s | (minp < best_p[act])
                 rows = torch.arange(n, device=dev)
@@ -332,8 +326,7 @@ class StftPixle(_AudioAttack):
             if not self.update_each_iteration:
                 base[~done] = best_mag[~done]
         bar.close()
-        res = self._result(x0, best_wav, success, queries, best_logits, y)
-        return StftPixleResult(**{f: getattr(res, f) for f in res.__dataclass_fields__}, adv_mag=best_mag)
+        return self._result(x0, best_wav, success, queries, best_logits, y, adv_mag=best_mag)
 
 
 # --------------------------------------------------------------------------- Square Attack in 1-D
@@ -343,15 +336,11 @@ def square_p_schedule(p_init: float, it: int, n_queries: int) -> float:
 
     ``p_init`` halves at iterations 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 (of 10 000).
     """
-    t = int(it / max(n_queries, 1) * 10000)
-    for upper, div in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
-                       (6000, 128), (8000, 256)):
-        if t <= upper:
-            return p_init / div
-    return p_init / 512
+    return rescaled_schedule(p_init, it, n_queries, ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32),
+                                                     (4000, 64), (6000, 128), (8000, 256)), 512)
 
 
-class SquareAudio(_AudioAttack):
+class SquareAudio(AudioAttack):
     """Square Attack (L-inf, untargeted, margin loss) on the waveform, adapted to 1-D.
 
     Start: every sample of the perturbation is +-eps with a random sign (the 1-D counterpart of
@@ -369,21 +358,24 @@ class SquareAudio(_AudioAttack):
     """
 
     def __init__(self, pipeline: nn.Module, eps: float | None = None, snr_db: float | None = None,
-                 n_queries: int = 1000, p_init: float = 0.05, loss: Literal["margin", "ce"] = "margin",
+                 n_queries: int = 1000, p_init: float = 0.05, loss: LossName = "margin",
                  seed: int = 0, skip_misclassified: bool = False, progress: bool = False):
-        if (eps is None) == (snr_db is None):
-            raise ValueError("give exactly one of eps (absolute L-inf budget) or snr_db (SNR target)")
-        if eps is not None and not 0 < eps <= 2:
-            raise ValueError(f"eps must be in (0, 2] for waveforms in [-1, 1] ({eps})")
-        if not isinstance(n_queries, int) or n_queries < 1:
-            raise ValueError(f"n_queries must be an integer >= 1 ({n_queries})")
-        if not 0 < p_init <= 1:
-            raise ValueError(f"p_init must be in (0, 1] ({p_init})")
-        if loss not in ("margin", "ce"):
-            raise ValueError(f"loss must be 'margin' or 'ce' ({loss!r})")
-        self.pipeline, self.eps, self.snr_db = pipeline, eps, snr_db
+        super().__init__(pipeline, seed, skip_misclassified, progress)
+        self.eps, self.snr_db = eps, snr_db
         self.n_queries, self.p_init, self.loss = n_queries, p_init, loss
-        self.seed, self.skip_misclassified, self.progress = seed, skip_misclassified, progress
+        self._check_params()
+
+    def _check_params(self) -> None:
+        if (self.eps is None) == (self.snr_db is None):
+            raise ValueError(f"{self.name}: give exactly one of eps (absolute L-inf budget, in (0, 2]) or snr_db "
+                             "(SNR target in dB, in [-100, 200])")
+        if self.eps is not None:
+            check_real(self.name, "eps", self.eps, 0, 2, lo_open=True)   # waveforms in [-1, 1]
+        else:
+            check_real(self.name, "snr_db", self.snr_db, -100, 200)
+        check_int(self.name, "n_queries", self.n_queries, 1)
+        check_real(self.name, "p_init", self.p_init, 0, 1, lo_open=True)
+        check_choice(self.name, "loss", self.loss, LOSSES)
 
     def budget(self, wav: torch.Tensor) -> torch.Tensor:
         """Per-clip L-inf budget eps (B,) for clips ``wav`` (B, T)."""
@@ -393,23 +385,13 @@ class SquareAudio(_AudioAttack):
         return (rms * 10 ** (-self.snr_db / 20)).float()
 
     def _uniform(self, ids: torch.Tensor, it: int, width: int, stride: int) -> torch.Tensor:
-        ctr = (ids[:, None] * (self.n_queries + 1) + it) * stride
-        return counter_uniform(self.seed, ctr + torch.arange(width, device=ids.device))
+        return step_uniform(self.seed, ids, it, self.n_queries + 1, stride, width)
 
     def _objective(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        true = logits.gather(1, y[:, None]).squeeze(1)
-        margin = true - logits.scatter(1, y[:, None], float("-inf")).amax(1)
-        loss = margin if self.loss == "margin" else -F.cross_entropy(logits, y, reduction="none")
-        return loss, logits.argmax(1) != y
+        _, loss, fooled = margin_and_loss(logits, y, self.loss)
+        return loss, fooled
 
-    def __call__(self, wav: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None) -> AudioAttackResult:
-        return self.attack(wav, labels, ids)
-
-    def attack(self, wav: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None) -> AudioAttackResult:
-        """Attack clips ``wav`` (B, T) in [-1, 1] with true labels (B,); ``ids`` identify clips across batches."""
-        return self._with_eval(self._attack, *self._check(wav, labels, ids))
-
-    def _attack(self, x0: torch.Tensor, y: torch.Tensor, ids: torch.Tensor) -> AudioAttackResult:
+    def _generate(self, x0: torch.Tensor, y: torch.Tensor, ids: torch.Tensor) -> AttackResult:
         dev = x0.device
         b, t = x0.shape
         eps = self.budget(x0)[:, None]                       # (B, 1)
@@ -417,10 +399,8 @@ class SquareAudio(_AudioAttack):
 
         logits0 = self._logits(x0)
         best_logits = logits0.clone()
-        best_loss, success = self._objective(logits0, y)
-        done = success.clone() if self.skip_misclassified else torch.zeros(b, dtype=torch.bool, device=dev)
-        if not self.skip_misclassified:
-            success[:] = False
+        best_loss, fooled = self._objective(logits0, y)
+        success, done = self._start(fooled)
         queries = torch.ones(b, dtype=torch.long, device=dev)
         adv = x0.clone()
         pos = torch.arange(t, device=dev)

@@ -27,43 +27,37 @@ image plus one per candidate up to and including the successful one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from itertools import chain
 from typing import Literal, Sequence
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from helpers.attacks.base import Attack, AttackResult, check_choice, check_int, check_patch_dims, counter_uniform
 from helpers.evaluation.metrics import l0_pixels
-from helpers.models.detectors import eval_mode
 
 PixelMapping = Literal["random", "similarity", "similarity_random", "distance", "distance_random"]
 MAPPINGS: tuple[str, ...] = ("random", "similarity", "similarity_random", "distance", "distance_random")
-_M32 = 0xFFFFFFFF
-
-
-def _hash32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit integer mixer on int64 tensors (constants < 2**31, so products never overflow)."""
-    x = x & _M32
-    x = x ^ (x >> 16)
-    x = (x * 0x45D9F3B) & _M32
-    x = x ^ (x >> 16)
-    x = (x * 0x45D9F3B) & _M32
-    return x ^ (x >> 16)
-
-
-def counter_uniform(seed: int, counters: torch.Tensor) -> torch.Tensor:
-    """Uniform floats in [0, 1) that depend only on (seed, counter): batch- and device-independent."""
-    key = _hash32(torch.tensor(((seed >> 32) & _M32) + 0x9E3779B9, device=counters.device))
-    key = _hash32(key ^ (seed & _M32))
-    h = _hash32((counters & _M32) ^ _hash32(((counters >> 32) & _M32) ^ key))
-    return (h >> 8).to(torch.float32) * (1.0 / (1 << 24))
-
-
 def _bounds(dims: Sequence[int | float], size: int) -> tuple[int, int]:
     lo, hi = (max(1, d if isinstance(d, int) else round(size * d)) for d in dims)
     return int(lo), int(hi)
+
+
+def patch_dims(dims: Sequence[int | float] | int | float) -> list[int | float]:
+    """A patch side as (min, max): one number means min = max."""
+    return [dims] * 2 if isinstance(dims, (int, float)) else list(dims)
+
+
+def check_search(owner: str, restarts: int, max_iterations: int, pixel_mapping: str, block: int | None,
+                 **dims: Sequence[int | float]) -> None:
+    """Pixle's search settings, checked for Pixle and for StftPixle (which names its patch sides ``dims``)."""
+    check_int(owner, "restarts", restarts, 0)
+    check_int(owner, "max_iterations", max_iterations, 0)
+    check_choice(owner, "pixel_mapping", pixel_mapping, MAPPINGS)
+    for name, d in dims.items():
+        check_patch_dims(owner, name, d)
+    if block is not None:
+        check_int(owner, "block", block, 1)
 
 
 def default_target_batch(device: torch.device | str) -> int:
@@ -71,22 +65,20 @@ def default_target_batch(device: torch.device | str) -> int:
     return 4096 if torch.device(device).type == "cuda" else 64
 
 
-@dataclass
-class PixleResult:
-    """What one attack run returns, per image."""
-
-    adv: torch.Tensor            # (B, C, H, W) adversarial images, in [0, 1]
-    success: torch.Tensor        # (B,) bool: the attack saw the returned image misclassified (or hit the target)
-    queries: torch.Tensor        # (B,) model evaluations the algorithm needed (1 + candidates until stop)
-    forwards: torch.Tensor       # (B,) evaluations actually computed (block scoring may compute a few extra)
-    l0: torch.Tensor             # (B,) pixels changed (any channel)
-    final_prob: torch.Tensor     # (B,) lowest true-class (targeted: 1 - target) probability the attack saw
-
-    def cpu(self) -> "PixleResult":
-        return PixleResult(*(getattr(self, f).cpu() for f in self.__dataclass_fields__))
+def first_success(p: torch.Tensor, succ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A block of ``k`` candidates per item scored in order, (n, k) losses ``p`` and successes ``succ``:
+    (any success, index of the first success (else ``k - 1``: all were queried), lowest loss among the
+    candidates queried up to it, its index). Early exit in candidate order, as one query at a time would stop.
+    """
+    k = p.shape[1]
+    any_s = succ.any(1)
+    first = torch.where(any_s, succ.float().argmax(1), torch.full_like(any_s, k - 1, dtype=torch.long))
+    evaluated = torch.arange(k, device=p.device)[None, :] <= first[:, None]
+    minp, argk = torch.where(evaluated, p, torch.full_like(p, float("inf"))).min(1)
+    return any_s, first, minp, argk
 
 
-class Pixle:
+class Pixle(Attack):
     """Batched Pixle. Call it like torchattacks: ``Pixle(model, ...)(images, labels)``.
 
     Arguments follow ``torchattacks.Pixle``; in addition:
@@ -107,25 +99,19 @@ class Pixle:
                  update_each_iteration: bool = False, block: int | None = None, target_batch: int | None = None,
                  seed: int = 0, skip_misclassified: bool = False, amp: bool = False,
                  channels_last: bool = True, progress: bool = False):
-        if not isinstance(restarts, int) or restarts < 0:
-            raise ValueError(f"restarts must be an integer >= 0 ({restarts})")
-        if pixel_mapping.lower() not in MAPPINGS:
-            raise ValueError(f"pixel_mapping must be one of {MAPPINGS} ({pixel_mapping})")
-        x_dimensions = [x_dimensions] * 2 if isinstance(x_dimensions, (int, float)) else list(x_dimensions)
-        y_dimensions = [y_dimensions] * 2 if isinstance(y_dimensions, (int, float)) else list(y_dimensions)
-        if not all((isinstance(d, int) and d > 0) or (isinstance(d, float) and 0 <= d <= 1)
-                   for d in chain(x_dimensions, y_dimensions)):
-            raise ValueError(f"patch dimensions must be integers > 0 or floats in [0, 1] "
-                             f"({x_dimensions}, {y_dimensions})")
-        self.model = model
-        self.x_dimensions, self.y_dimensions = x_dimensions, y_dimensions
-        self.pixel_mapping = pixel_mapping.lower()
+        super().__init__(model, seed, skip_misclassified, progress)
+        self.x_dimensions, self.y_dimensions = patch_dims(x_dimensions), patch_dims(y_dimensions)
+        self.pixel_mapping = pixel_mapping.lower() if isinstance(pixel_mapping, str) else pixel_mapping
         self.restarts, self.max_iterations = restarts, max_iterations
         self.update_each_iteration = update_each_iteration
         self.block, self.target_batch = block, None if target_batch is None else max(1, target_batch)
-        self.seed, self.skip_misclassified, self.amp = seed, skip_misclassified, amp
-        self.channels_last, self.progress = channels_last, progress
+        self.amp, self.channels_last = amp, channels_last
         self.stats = {"forward_s": 0.0, "total_s": 0.0, "evaluations": 0}   # where the time goes
+        self._check_params()
+
+    def _check_params(self) -> None:
+        check_search(self.name, self.restarts, self.max_iterations, self.pixel_mapping, self.block,
+                     x_dimensions=self.x_dimensions, y_dimensions=self.y_dimensions)
 
     # ------------------------------------------------------------------ scoring
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
@@ -225,45 +211,27 @@ class Pixle:
         return torch.stack(out, dim=1)
 
     # ------------------------------------------------------------------ attack
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None,
-                 target_labels: torch.Tensor | None = None) -> PixleResult:
-        return self.attack(images, labels, ids, target_labels)
-
-    def attack(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None,
-               target_labels: torch.Tensor | None = None) -> PixleResult:
+    def generate(self, x: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None,
+                 target_labels: torch.Tensor | None = None) -> AttackResult:
+        """Attack images ``x`` (B, C, H, W) in [0, 1]; with ``target_labels`` the attack is targeted."""
         t_start = time.perf_counter()
         try:
-            return self._attack(images, labels, ids, target_labels)
+            return super().generate(x, labels, ids, target_labels=target_labels)
         finally:
             self.stats["total_s"] += time.perf_counter() - t_start
 
-    def _attack(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None,
-                target_labels: torch.Tensor | None) -> PixleResult:
-        if images.dim() == 3:
-            images = images.unsqueeze(0)
-        if images.min() < 0 or images.max() > 1:
-            raise ValueError("Pixle expects images in [0, 1]")
-        with eval_mode(self.model):
-            return self._run(images, labels, ids, target_labels)
-
-    def _run(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None,
-             target_labels: torch.Tensor | None) -> PixleResult:
-        dev = images.device
-        x0 = images.detach().clone()
+    def _generate(self, x0: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor,
+                  target_labels: torch.Tensor | None = None) -> AttackResult:
+        dev = x0.device
         b = x0.shape[0]
         targeted = target_labels is not None
-        lab = (target_labels if targeted else labels).to(dev).long()
-        ids = torch.arange(b, device=dev) if ids is None else ids.to(dev).long()
+        lab = target_labels.to(dev).long() if targeted else labels
 
         p0, s0 = self._score(self._probs(x0), lab, targeted)
         best_p = p0.clone()
         queries = torch.ones(b, dtype=torch.long, device=dev)
         forwards = queries.clone()
-        success = torch.zeros(b, dtype=torch.bool, device=dev)
-        done = torch.zeros(b, dtype=torch.bool, device=dev)
-        if self.skip_misclassified:
-            done |= s0
-            success |= s0
+        success, done = self._start(s0)
         base = x0.clone()             # restart mode: the image candidates are built on
         best_sol = x0.clone()         # torchattacks' best_solution
         have_best = torch.zeros(b, dtype=torch.bool, device=dev)
@@ -282,13 +250,8 @@ class Pixle:
                 probs = self._probs(cand.reshape(n * k, *cand.shape[2:])).reshape(n, k, -1)
                 p, succ = self._score(probs, lab[act, None].expand(n, k), targeted)
                 forwards[act] += k
-                any_s = succ.any(1)
-                first = torch.where(any_s, succ.float().argmax(1), torch.full_like(any_s, k - 1, dtype=torch.long))
-                kk = torch.arange(k, device=dev)
-                evaluated = kk[None, :] <= first[:, None]
+                any_s, first, minp, argk = first_success(p, succ)
                 queries[act] += first + 1
-                pm = torch.where(evaluated, p, torch.full_like(p, float("inf")))
-                minp, argk = pm.min(1)
                 improve = minp < best_p[act]
                 rows = torch.arange(n, device=dev)
                 # successful images: the successful candidate is the answer
@@ -315,5 +278,5 @@ class Pixle:
                 base[cont] = torch.where(have_best[cont, None, None, None], best_sol[cont], last[cont])
         bar.close()
         adv = base.clamp(0, 1)
-        return PixleResult(adv=adv, success=success, queries=queries, forwards=forwards,
-                           l0=l0_pixels(x0, adv), final_prob=best_p)
+        return AttackResult(adv=adv, success=success, queries=queries, forwards=forwards,
+                            l0=l0_pixels(x0, adv), final_prob=best_p)

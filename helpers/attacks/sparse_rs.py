@@ -13,7 +13,7 @@ at iterations 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of 10 000), rescaled to
 
 As in :mod:`helpers.attacks.pixle` (batched Pixle), every image of a batch is attacked at once (one
 forward pass per iteration over the images still running), each image stops at its first
-success, and all randomness comes from :func:`helpers.attacks.pixle.counter_uniform` keyed by
+success, and all randomness comes from :func:`helpers.attacks.base.counter_uniform` keyed by
 (seed, image id, iteration, slot), so an image's result depends neither on the batch it is in
 nor on the device, and the global random state is never touched. The only departure from the
 authors' code is that one: they draw a single ``randperm`` for the whole batch per iteration
@@ -25,19 +25,13 @@ perturbation, and one per iteration, so at most ``n_queries + 1``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers.attacks.pixle import counter_uniform
+from helpers.attacks.base import (LOSSES, Attack, AttackResult, LossName, check_choice, check_int, check_real,
+                                  margin_and_loss, rescaled_schedule, step_uniform)
 from helpers.evaluation.metrics import l0_pixels
-from helpers.models.detectors import eval_mode
-
-LossName = Literal["margin", "ce"]
 
 # the paper's L0 schedule for alpha: (upper end of the rescaled iteration range, divisor)
 _L0_SCHEDULE: tuple[tuple[int, int], ...] = (
@@ -50,28 +44,10 @@ def alpha_schedule(alpha_init: float, it: int, n_queries: int) -> float:
     The authors' ``p_selection`` for ``norm='L0'`` with ``resc_schedule=True``: the iteration is
     mapped to a 10 000-query budget, then ``alpha_init`` is divided by a piecewise-constant factor.
     """
-    t = int(it / max(n_queries, 1) * 10000)
-    for upper, div in _L0_SCHEDULE:
-        if t <= upper:
-            return alpha_init / div
-    return alpha_init / 20
+    return rescaled_schedule(alpha_init, it, n_queries, _L0_SCHEDULE, 20)
 
 
-@dataclass
-class SparseRSResult:
-    """What one Sparse-RS run returns, per image."""
-
-    adv: torch.Tensor         # (B, C, H, W) adversarial images, in [0, 1]
-    success: torch.Tensor     # (B,) bool: the returned image is misclassified (as the attack saw it)
-    queries: torch.Tensor     # (B,) model evaluations: clean + initial + iterations until stop
-    l0: torch.Tensor          # (B,) pixels changed (any channel), <= k
-    margin: torch.Tensor      # (B,) true logit minus best other logit of the returned image (< 0: fooled)
-
-    def cpu(self) -> "SparseRSResult":
-        return SparseRSResult(*(getattr(self, f).cpu() for f in self.__dataclass_fields__))
-
-
-class SparseRS:
+class SparseRS(Attack):
     """Batched untargeted Sparse-RS for the L0 threat model: ``SparseRS(model, k=10)(images, labels)``.
 
     - ``k``: pixel budget (spatial positions); ``n_queries``: iterations including the initial
@@ -87,59 +63,34 @@ class SparseRS:
     def __init__(self, model: nn.Module, k: int = 10, n_queries: int = 1000, alpha_init: float = 0.3,
                  loss: LossName = "margin", allowed_mask: torch.Tensor | None = None, seed: int = 0,
                  skip_misclassified: bool = False, progress: bool = False):
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be an integer >= 1 ({k})")
-        if not isinstance(n_queries, int) or n_queries < 1:
-            raise ValueError(f"n_queries must be an integer >= 1 ({n_queries})")
-        if not 0 < alpha_init <= 1:
-            raise ValueError(f"alpha_init must be in (0, 1] ({alpha_init})")
-        if loss not in ("margin", "ce"):
-            raise ValueError(f"loss must be 'margin' or 'ce' ({loss!r})")
-        if allowed_mask is not None and (allowed_mask.dim() != 2 or not bool(allowed_mask.any())):
-            raise ValueError("allowed_mask must be an (H, W) boolean tensor with at least one True pixel")
-        self.model, self.k, self.n_queries, self.alpha_init = model, k, n_queries, alpha_init
-        self.loss = loss
+        super().__init__(model, seed, skip_misclassified, progress)
+        self.k, self.n_queries, self.alpha_init, self.loss = k, n_queries, alpha_init, loss
         self.allowed_mask = None if allowed_mask is None else allowed_mask.bool()
-        self.seed, self.skip_misclassified, self.progress = seed, skip_misclassified, progress
+        self._check_params()
+
+    def _check_params(self) -> None:
+        check_int(self.name, "k", self.k, 1)
+        check_int(self.name, "n_queries", self.n_queries, 1)
+        check_real(self.name, "alpha_init", self.alpha_init, 0, 1, lo_open=True)
+        check_choice(self.name, "loss", self.loss, LOSSES)
+        if self.allowed_mask is not None and (self.allowed_mask.dim() != 2 or not bool(self.allowed_mask.any())):
+            raise ValueError(f"{self.name}: allowed_mask must be an (H, W) boolean tensor with at least one True "
+                             f"pixel (got shape {tuple(self.allowed_mask.shape)}, {int(self.allowed_mask.sum())} True)")
 
     # ------------------------------------------------------------------ scoring
     def _margin_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(margin, loss to minimise, success) for images x and true labels y."""
-        with torch.inference_mode():
-            logits = self.model(x).float()
-        true = logits.gather(1, y[:, None]).squeeze(1)
-        other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
-        margin = true - other
-        loss = margin if self.loss == "margin" else -F.cross_entropy(logits, y, reduction="none")
-        return margin, loss, logits.argmax(1) != y
+        """One query: (margin, loss to minimise, success) for images x and true labels y."""
+        return margin_and_loss(self._logits(x), y, self.loss)
 
-    # ------------------------------------------------------------------ randomness
     def _uniform(self, ids: torch.Tensor, it: int, offset: int, width: int, stride: int) -> torch.Tensor:
         """(n, width) uniforms for slots offset..offset+width of iteration ``it`` of each image."""
-        ctr = (ids[:, None] * (self.n_queries + 1) + it) * stride + offset
-        return counter_uniform(self.seed, ctr + torch.arange(width, device=ids.device))
+        return step_uniform(self.seed, ids, it, self.n_queries + 1, stride, width, offset)
 
     # ------------------------------------------------------------------ attack
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor,
-                 ids: torch.Tensor | None = None) -> SparseRSResult:
-        return self.attack(images, labels, ids)
-
-    def attack(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None) -> SparseRSResult:
-        """Attack ``images`` (B, C, H, W) in [0, 1] with true ``labels`` (B,)."""
-        if images.dim() == 3:
-            images = images.unsqueeze(0)
-        if images.min() < 0 or images.max() > 1:
-            raise ValueError("SparseRS expects images in [0, 1]")
-        with eval_mode(self.model):
-            return self._attack(images, labels, ids)
-
-    def _attack(self, images: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None) -> SparseRSResult:
-        dev = images.device
-        x0 = images.detach().clone()
+    def _generate(self, x0: torch.Tensor, y: torch.Tensor, ids: torch.Tensor) -> AttackResult:
+        dev = x0.device
         b, c, h, w = x0.shape
         n_pix = h * w
-        y = labels.to(dev).long()
-        ids = torch.arange(b, device=dev) if ids is None else ids.to(dev).long()
         allowed = (torch.ones(n_pix, dtype=torch.bool, device=dev) if self.allowed_mask is None
                    else self.allowed_mask.to(dev).reshape(-1))
         if allowed.numel() != n_pix:
@@ -149,11 +100,9 @@ class SparseRS:
         n_free = n_allowed - k
         stride = n_pix * (2 + c)   # slots per (image, iteration): removal keys, addition keys, colours
 
-        margin, loss, success = self._margin_loss(x0, y)      # the clean query
+        margin, loss, fooled = self._margin_loss(x0, y)       # the clean query
         queries = torch.ones(b, dtype=torch.long, device=dev)
-        done = success.clone() if self.skip_misclassified else torch.zeros(b, dtype=torch.bool, device=dev)
-        if not self.skip_misclassified:
-            success[:] = False
+        success, done = self._start(fooled)
         adv = x0.clone()
         mask = torch.zeros(b, n_pix, dtype=torch.bool, device=dev)    # perturbed pixels
         colour = torch.zeros(b, c, n_pix, dtype=x0.dtype, device=dev)  # their vertex colours
@@ -204,4 +153,4 @@ class SparseRS:
             bar.update(1)
         bar.close()
         adv = adv.clamp(0, 1)
-        return SparseRSResult(adv=adv, success=success, queries=queries, l0=l0_pixels(x0, adv), margin=margin)
+        return AttackResult(adv=adv, success=success, queries=queries, l0=l0_pixels(x0, adv), margin=margin)

@@ -63,6 +63,7 @@ def _viridis_lut() -> torch.Tensor:
     return torch.tensor(colormaps["viridis"](np.linspace(0, 1, 256))[:, :3], dtype=torch.float32)
 
 
+viridis_lut = _viridis_lut   # public: (256, 3) viridis colours, shared with helpers.attacks.audio's batched features
 _LUT: torch.Tensor | None = None
 
 

@@ -7,7 +7,8 @@ This module puts each condition next to that reference:
 
 * accuracy is a prior-weighted mix of the two per-class recalls,
   ``acc(share) = share * bonafide_recall + (1 - share) * spoof_recall``, so it can be recomputed
-  exactly for any test bonafide share (:func:`accuracy_at_share`, :func:`accuracy_vs_share_figure`);
+  exactly for any test bonafide share (:func:`accuracy_at_share`; the figure is
+  :func:`helpers.reporting.figures.accuracy_vs_share`);
 * the constant classifiers are evaluated on the same clips, in the same record format
   (:func:`constant_classifier_records`);
 * the headline comparisons get paired tests on the same clips: the exact McNemar test on
@@ -18,7 +19,7 @@ This module puts each condition next to that reference:
   reflects robustness or the class mix.
 
 Convention (see :mod:`helpers.evaluation.metrics`): class 0 = bonafide, 1 = spoof; rates are fractions 0..1
-except where a figure axis or ``THESIS_ACCURACY`` says percent.
+except where ``THESIS_ACCURACY`` says percent. Text is written by :mod:`helpers.reporting.format`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 
 from helpers.evaluation.attack_loop import record
 from helpers.evaluation.metrics import BONAFIDE, SPOOF, accuracy, balanced_accuracy, bootstrap_ci, eer
+from helpers.reporting.format import pct, pct_prose, points
 from helpers.thesis import (CONDITIONS, EVALUATIONS, THESIS_ACCURACY, THESIS_BATCH_SIZE, THESIS_N_BONAFIDE,  # noqa: F401
                             THESIS_N_SPOOF, THESIS_SHARE)
 
@@ -44,9 +46,9 @@ def _np(a) -> np.ndarray:
 
 
 _LABELS = dict(CONDITIONS) | dict(REFERENCES)
-_SHORT = {"baseline_clean": "baseline, clean", "baseline_pixle": "baseline, Pixle", "smoothing_pixle": "smoothing, Pixle",
-          "adv_training_clean": "adv. training, clean", "adv_training_pixle": "adv. training, Pixle",
-          "combined_pixle": "combined, Pixle"}
+SHORT_LABELS = {"baseline_clean": "baseline, clean", "baseline_pixle": "baseline, Pixle",
+                "smoothing_pixle": "smoothing, Pixle", "adv_training_clean": "adv. training, clean",
+                "adv_training_pixle": "adv. training, Pixle", "combined_pixle": "combined, Pixle"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -307,19 +309,10 @@ def claim_table(records: list[dict], n_boot: int = 1000, seed: int = 0,
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
-def _pct(v, lo=np.nan, hi=np.nan, digits: int = 1) -> str:
-    if v is None or not np.isfinite(v):
-        return "—"
-    s = f"{100 * v:.{digits}f}"
-    if lo is not None and np.isfinite(lo) and hi is not None and np.isfinite(hi):
-        s += f" [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
-    return s
-
-
 def format_claim_table(df: pd.DataFrame) -> pd.DataFrame:
     """Human-readable strings: percent with 95% CIs, an em dash for anything missing."""
     def ci(r, m):
-        return _pct(r[m], r[f"{m}_lo"], r[f"{m}_hi"])
+        return pct(r[m], r[f"{m}_lo"], r[f"{m}_hi"])
 
     rows = []
     for _, r in df.iterrows():
@@ -327,8 +320,8 @@ def format_claim_table(df: pd.DataFrame) -> pd.DataFrame:
                                                 if np.isfinite(r["n_bonafide"]) else f"{int(r['n'])}")
         rows.append({
             "model": r["model"], "condition": r["label"], "evaluation": r["evaluation"],
-            "thesis acc. %": _pct(r["thesis_accuracy"], digits=2),
-            "acc. % (thesis: per-batch mean)": _pct(r["accuracy_thesis_style"], digits=2),
+            "thesis acc. %": pct(r["thesis_accuracy"], digits=2),
+            "acc. % (thesis: per-batch mean)": pct(r["accuracy_thesis_style"], digits=2),
             "accuracy %": ci(r, "accuracy"), "balanced acc. %": ci(r, "balanced_accuracy"),
             "bonafide recall %": ci(r, "bonafide_recall"), "spoof recall %": ci(r, "spoof_recall"),
             "EER %": ci(r, "eer"), "acc. at thesis mix %": ci(r, "accuracy_at_thesis_share"),
@@ -339,24 +332,6 @@ def format_claim_table(df: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------------
 # 6. the verdict, computed from the numbers
-
-def _pci(v, lo=np.nan, hi=np.nan) -> str:
-    """'96.0% (95% CI 93.7–97.2)' for prose."""
-    if v is None or not np.isfinite(v):
-        return "—"
-    s = f"{100 * v:.1f}%"
-    if np.isfinite(lo) and np.isfinite(hi):
-        s += f" (95% CI {100 * lo:.1f}–{100 * hi:.1f})"
-    return s
-
-
-def _pts(v, lo=np.nan, hi=np.nan) -> str:
-    """'+2.1 points (95% CI +1.0 to +3.3)' for a difference of rates, in percentage points."""
-    s = f"{100 * v:+.1f} points"
-    if np.isfinite(lo) and np.isfinite(hi):
-        s += f" (95% CI {100 * lo:+.1f} to {100 * hi:+.1f})"
-    return s
-
 
 def _get(df: pd.DataFrame, m: str, cond: str, ev: str) -> pd.Series | None:
     sub = df[(df.model == m) & (df.condition == cond) & (df.evaluation == ev)]
@@ -390,23 +365,23 @@ def verdict(df: pd.DataFrame, tests: pd.DataFrame | None, tolerance: float = 0.0
                        "cannot be checked for this model.")
             continue
         acc, lo, hi = r["accuracy"], r["accuracy_lo"], r["accuracy_hi"]
-        s = f"{m}: with the combined defense under Pixle our accuracy is {_pci(acc, lo, hi)}"
+        s = f"{m}: with the combined defense under Pixle our accuracy is {pct_prose(acc, lo, hi)}"
         th = r["thesis_accuracy"]
         if np.isfinite(th):
             near = (np.isfinite(lo) and lo <= th <= hi) or abs(acc - th) <= tolerance or (
                 np.isfinite(r["accuracy_thesis_style"]) and abs(r["accuracy_thesis_style"] - th) <= tolerance)
-            s += (f", which {'reproduces' if near else 'does not reproduce'} the thesis's {100 * th:.2f}%"
-                  f" (per-batch mean as the thesis computes it: {_pct(r['accuracy_thesis_style'], digits=2)}%)")
+            s += (f", which {'reproduces' if near else 'does not reproduce'} the thesis's {pct(th, digits=2, unit='%')}"
+                  f" (per-batch mean as the thesis computes it: {pct(r['accuracy_thesis_style'], digits=2)}%)")
         ref = _get(df, m, "always_spoof", "reference")
         t = _test(tests, m, "combined vs always spoof")
         sig = None
         if ref is not None:
-            s += f"; always answering 'spoof' scores {_pct(ref['accuracy'])}% on the same {int(ref['n'])} clips"
+            s += f"; always answering 'spoof' scores {pct(ref['accuracy'])}% on the same {int(ref['n'])} clips"
         if t is not None:
             sig = bool(t["mcnemar_p"] < alpha and t["accuracy_diff"] > 0)
             worse = t["accuracy_diff"] < 0 and t["mcnemar_p"] < alpha
             how = "significantly more" if sig else "significantly less" if worse else "not significantly more"
-            diff = _pts(t["accuracy_diff"], t["accuracy_diff_lo"], t["accuracy_diff_hi"])
+            diff = points(t["accuracy_diff"], t["accuracy_diff_lo"], t["accuracy_diff_hi"])
             s += (f", and the combined detector is {how} accurate than that (difference {diff},"
                   f" exact McNemar p = {t['mcnemar_p']:.2g})")
         s += "."
@@ -414,8 +389,8 @@ def verdict(df: pd.DataFrame, tests: pd.DataFrame | None, tolerance: float = 0.0
         one = bool(r["one_class"] == True)  # noqa: E712 (numpy bool or None)
         mix = one or (np.isfinite(br) and br < low_recall) or sig is False
         robust = sig is True and np.isfinite(r["balanced_accuracy_lo"]) and r["balanced_accuracy_lo"] > 0.5 and not mix
-        stats = (f"balanced accuracy {_pci(bal, r['balanced_accuracy_lo'], r['balanced_accuracy_hi'])}, bonafide recall "
-                 f"{_pci(br, r['bonafide_recall_lo'], r['bonafide_recall_hi'])}")
+        stats = (f"balanced accuracy {pct_prose(bal, r['balanced_accuracy_lo'], r['balanced_accuracy_hi'])}, "
+                 f"bonafide recall {pct_prose(br, r['bonafide_recall_lo'], r['bonafide_recall_hi'])}")
         balanced_clips = np.isfinite(r["bonafide_share"]) and 0.3 <= r["bonafide_share"] <= 0.7
         sr = r["spoof_recall"]
         side = "bonafide" if np.isfinite(sr) and sr < low_recall else "spoof"
@@ -437,70 +412,7 @@ def verdict(df: pd.DataFrame, tests: pd.DataFrame | None, tolerance: float = 0.0
     return "\n".join(out)
 
 
-# --------------------------------------------------------------------------------------------------
-# 7. the figure
-
-def accuracy_vs_share_figure(df: pd.DataFrame, shares=np.linspace(0.02, 0.5, 49), thesis_share: float = THESIS_SHARE,
-                             thesis_points: dict[tuple[str, str], float] = THESIS_ACCURACY):
-    """Accuracy against the test set's bonafide share, one panel per model.
-
-    Each condition present in ``df`` (a :func:`claim_table`) is a line computed exactly from its
-    per-class recalls; the constant classifiers are dashed grey lines; a vertical dotted line marks
-    the thesis's share and the thesis's reported accuracies are drawn as points (``x``) on it.
-    Conditions whose clean predictions are all one class are labelled "(one class)". Lines per
-    panel: one per condition with recalls, two references, one vertical marker (thesis points are
-    a scatter collection, not lines).
-    """
-    import matplotlib.pyplot as plt  # noqa: F401 (backend chosen by helpers.reporting.figures)
-    import seaborn as sns
-
-    import helpers.reporting.figures as hp
-
-    shares = np.asarray(shares, dtype=float)
-    models = list(dict.fromkeys(df["model"]))
-    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(6.2 * max(1, len(models)), 6.4), squeeze=False,
-                             sharey=True)
-    conds = [c for c, _ in CONDITIONS]
-    colors = dict(zip(conds, sns.color_palette(hp.PALETTE, len(conds))))
-    for ax, m in zip(axes[0], models):
-        sub = df[df.model == m]
-        for _, r in sub[sub.kind == "condition"].iterrows():
-            if not (np.isfinite(r["bonafide_recall"]) and np.isfinite(r["spoof_recall"])):
-                continue
-            lab = _SHORT.get(r["condition"], r["label"])
-            lab += (f" ({r['evaluation']})" if r["evaluation"] != "clean" else "")
-            lab += " (one class)" if bool(r["one_class"] == True) else ""  # noqa: E712 (numpy bool or None)
-            ax.plot(100 * shares, 100 * accuracy_at_share(r["bonafide_recall"], r["spoof_recall"], shares),
-                    color=colors.get(r["condition"]), ls=":" if r["evaluation"] == "adaptive" else "-", lw=1.8,
-                    label=lab)
-        for cond, lab in REFERENCES:
-            rec_rows = sub[sub.condition == cond]
-            r = rec_rows.iloc[0] if len(rec_rows) else None
-            known = r is not None and np.isfinite(r["bonafide_recall"])
-            br = r["bonafide_recall"] if known else float(cond == "always_bonafide")
-            sr = r["spoof_recall"] if known else float(cond == "always_spoof")
-            ax.plot(100 * shares, 100 * accuracy_at_share(br, sr, shares), ls="--", lw=1.2,
-                    color="0.35" if cond == "always_spoof" else "0.65", label=lab)
-        ax.axvline(100 * thesis_share, ls=":", color="k", lw=1,
-                   label=f"thesis test set ({100 * thesis_share:.1f}% bonafide)")
-        pts = [(c, v) for (mm, c), v in thesis_points.items() if mm == m]
-        if pts:
-            ax.scatter([100 * thesis_share] * len(pts), [v for _, v in pts], marker="X", s=80, zorder=5,
-                       c=[colors.get(c, "k") for c, _ in pts], edgecolors="k", linewidths=0.6,
-                       label="thesis's reported accuracy")
-        ax.set_title(m)
-        ax.set_xlabel("bonafide share of the test set (%)")
-        ax.set_xlim(100 * min(shares.min(), thesis_share) - 1, 100 * shares.max() + 1)
-        ax.set_ylim(-2, 102)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    axes[0, 0].set_ylabel("accuracy (%)")
-    fig.suptitle("Accuracy is a mix of per-class recalls: acc = share x bonafide recall + (1 - share) x spoof recall",
-                 fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 __all__ = ["THESIS_SHARE", "REFERENCES", "CLAIM_COLUMNS", "McNemar", "accuracy_at_share", "per_class_recalls",
            "thesis_accuracy", "constant_classifier_records", "mcnemar_exact", "paired_bootstrap_diff",
            "check_same_clips", "compare", "headline_tests", "claim_table", "format_claim_table", "verdict",
-           "accuracy_vs_share_figure"]
+           "SHORT_LABELS"]

@@ -12,7 +12,9 @@ stage attacks the detectors of 01 and 04, bare and behind the blur of 03, with
 
 each through the whole pipeline (features, blur, detector): every defense sits inside what the
 attacker queries, so these attacks are adaptive by construction. Pixle's own per-clip results on the
-same clips (from 02-04) are put beside them. Records follow :func:`helpers.evaluation.attack_loop.record`.
+same clips (from 02-04) are put beside them. Every attack is called through the one contract
+(:class:`helpers.attacks.base.Attack`), and its :class:`~helpers.attacks.base.AttackResult` goes straight into
+:func:`helpers.evaluation.attack_loop.record`. The figure is :func:`helpers.reporting.figures.success_curves`.
 """
 
 from __future__ import annotations
@@ -24,18 +26,20 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from helpers.attacks.audio import AudioPipeline, SquareAudio, StftPixle, attack_clips, audio_logits
+from helpers.attacks.sparse_rs import SparseRS
 from helpers.data.audio import load_audio, write_flac
-from helpers.attacks.audio import AudioPipeline, SquareAudio, StftPixle
 from helpers.defenses.smoothing import Defended
 from helpers.evaluation.attack_loop import record
-from helpers.models.detectors import eval_mode, predict
-from helpers.paths import cache_dir, profile_dir
 from helpers.experiments.pipeline import Prepared
-from helpers.progress import report
-from helpers.attacks.sparse_rs import SparseRS
+from helpers.experiments.stages import (STAGES, AdversarialStage, Attacked, BaselinesStage, BlurConfig, PixleStage,
+                                        SmoothingStage, StageRecord, attack_subset, attacked_clips, load_detector,
+                                        read_stage, rel)
 from helpers.io import cache_key, load_json, read_or_quarantine, save_json
-from helpers.experiments.stages import (AdversarialStage, Attacked, BaselinesStage, BlurConfig, PixleStage, SmoothingStage,
-                            StageRecord, attack_subset, attacked_clips, load_detector, read_stage, rel)
+from helpers.models.detectors import predict
+from helpers.paths import cache_dir, profile_dir
+from helpers.progress import report
+from helpers.reporting.format import number, pct
 
 # Bumped when a fix changes results for the same inputs, so cached attack runs are recomputed.
 # 2: detectors stay in eval mode (before, BatchNorm ran in training mode after the first audio attack).
@@ -87,6 +91,9 @@ class RealizableStage(StageRecord):
     inputs: dict = field(default_factory=dict)            # the 01-04 outputs it attacked (see :func:`upstream`)
 
 
+STAGES[RealizableStage.NAME] = RealizableStage   # the registry of stage records (stages.py) gains notebook 06's
+
+
 def upstream(profile: str) -> dict:
     """What 06's results depend on, read from the current 01-04 records: the detectors' checkpoints, Pixle's
     settings and clips, the blur. 05 compares it with what 06 recorded to tell whether 06 is out of date."""
@@ -111,46 +118,6 @@ def _load_waves(prep: Prepared, clips: Attacked, pos: torch.Tensor) -> list[torc
     trials = [prep.sets["test"].trials[int(i)] for i in clips.subset[pos]]
     paths = prep.table.set_index("trial").loc[trials, "path"]
     return [torch.from_numpy(load_audio(p)[0]) for p in paths]
-
-
-def _by_length(waves: list[torch.Tensor]) -> list[list[int]]:
-    """Indices grouped by clip length: a batch of waveforms must share one length (no padding: it would
-    change the spectrogram image)."""
-    groups: dict[int, list[int]] = {}
-    for i, w in enumerate(waves):
-        groups.setdefault(len(w), []).append(i)
-    return list(groups.values())
-
-
-def _audio_attack(attack, waves: list[torch.Tensor], y: torch.Tensor, clip_ids: torch.Tensor) -> dict[str, torch.Tensor | list]:
-    """Run an audio attack group by group; ``clip_ids`` (positions among 02's clips) key the randomness, so
-    results depend neither on the grouping nor on how many clips 06 takes."""
-    n = len(waves)
-    out = {"adv": [None] * n, "success": torch.zeros(n, dtype=torch.bool), "queries": torch.zeros(n, dtype=torch.long),
-           "snr_db": torch.zeros(n), "final_score": torch.zeros(n)}
-    for idx in _by_length(waves):
-        ids = torch.tensor(idx)
-        res = attack(torch.stack([waves[i] for i in idx]), y[ids], ids=clip_ids[ids])
-        for j, i in enumerate(idx):
-            out["adv"][i] = res.adv_wav[j]
-        out["success"][ids], out["queries"][ids] = res.success, res.queries
-        out["snr_db"][ids], out["final_score"][ids] = res.snr_db, res.final_score
-    return out
-
-
-def _audio_logits(pipeline: AudioPipeline, waves: list[torch.Tensor]) -> torch.Tensor:
-    out = torch.zeros(len(waves), 2)
-    with eval_mode(pipeline), torch.inference_mode():
-        for idx in _by_length(waves):
-            out[torch.tensor(idx)] = pipeline(torch.stack([waves[i] for i in idx])).float()
-    return out
-
-
-class _Run:
-    """The minimal attack-run interface :func:`helpers.evaluation.attack_loop.record` reads."""
-
-    def __init__(self, queries: torch.Tensor, l0: torch.Tensor, seconds: float):
-        self.queries, self.l0, self.seconds = queries, l0, seconds
 
 
 def _pixle_reference(profile: str, arch: str, defense: str, pos: torch.Tensor) -> dict | None:
@@ -218,8 +185,7 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
                     target = Defended(model, blur(3), eot=blur_cfg.eot) if blurred else model
                     res = SparseRS(target, k=k, n_queries=q_sparse, seed=s, skip_misclassified=True)(x, y, ids=pos).cpu()
                     logits = predict(model, res.adv, blur_cfg.eval_batch, preprocess=blur(4))
-                    run, extra = _Run(res.queries, res.l0, 0.0), {"domain": "image (L0)", "k": k}
-                    per_clip_extra = {}
+                    extra, per_clip_extra = {"domain": "image (L0)", "k": k}, {}
                 else:
                     pipe = AudioPipeline(model, feat, preprocess=blur(3))
                     if attack_name == "stft_pixle":
@@ -229,15 +195,14 @@ def run_realizable(profile: str, prep: Prepared, cfg: RealizableConfig, device: 
                     else:
                         attack = SquareAudio(pipe, snr_db=cfg.square_snr_db, n_queries=cfg.square_queries, seed=s,
                                              skip_misclassified=True)
-                    res = _audio_attack(attack, waves, y, pos)
-                    logits = _audio_logits(AudioPipeline(model, feat, preprocess=blur(4)), res["adv"])
-                    snr = res["snr_db"].clone()
-                    run = _Run(res["queries"], torch.full((len(y),), float("nan")), 0.0)
+                    res = attack_clips(attack, waves, y, pos)     # l0 NaN: a waveform attack's budget is its SNR
+                    logits = audio_logits(AudioPipeline(model, feat, preprocess=blur(4)), res.adv)
+                    snr = res.snr_db
                     extra, per_clip_extra = {"domain": "audio (SNR)"}, {"snr_db": [float(v) for v in snr]}
                     if arch == archs[0] and defense == "baseline":
-                        new_examples = _save_examples(profile, key, attack_name, waves, res["adv"], y, res["success"])
+                        new_examples = _save_examples(profile, key, attack_name, waves, res.adv, y, res.success)
                 dt = time.perf_counter() - t0
-                rec = record(arch, defense, attack_name, y, logits, clean_logits=clean, run=run, **extra)
+                rec = record(arch, defense, attack_name, y, logits, clean_logits=clean, run=res, **extra)
                 rec["attack_seconds"] = dt
                 rec["per_clip"].update(per_clip_extra)
                 if per_clip_extra:
@@ -319,19 +284,16 @@ def format_realizable(df):
     """Percentages with CIs; L0 in pixels, SNR in dB (median over fooled clips)."""
     import pandas as pd
 
-    def pct(r, k):
-        v = r[k]
-        return "—" if v is None or not np.isfinite(v) else f"{100 * v:.1f} [{100 * r[k + '_lo']:.1f}, {100 * r[k + '_hi']:.1f}]"
-
-    def num(v, unit):
-        return "—" if v is None or not np.isfinite(v) else f"{v:.1f} {unit}"
+    def ci(r, k):
+        return pct(r[k], r[k + "_lo"], r[k + "_hi"])
 
     return pd.DataFrame([{"model": r["model"], "defense": r["defense"], "attack": r["attack"],
-                          "accuracy %": pct(r, "accuracy"), "balanced acc. %": pct(r, "balanced_accuracy"),
-                          "bonafide recall %": pct(r, "bonafide_recall"), "spoof recall %": pct(r, "spoof_recall"),
-                          "EER %": pct(r, "eer"), "attack success %": pct(r, "attack_success_rate"),
-                          "mean queries": num(r["queries"], ""), "L0 / SNR": num(r["l0"], "px") if r["l0"] is not None
-                          and np.isfinite(r["l0"]) else num(r["snr_db"], "dB")} for _, r in df.iterrows()])
+                          "accuracy %": ci(r, "accuracy"), "balanced acc. %": ci(r, "balanced_accuracy"),
+                          "bonafide recall %": ci(r, "bonafide_recall"), "spoof recall %": ci(r, "spoof_recall"),
+                          "EER %": ci(r, "eer"), "attack success %": ci(r, "attack_success_rate"),
+                          "mean queries": number(r["queries"]), "L0 / SNR": number(r["l0"], unit="px")
+                          if r["l0"] is not None and np.isfinite(r["l0"]) else number(r["snr_db"], unit="dB")}
+                         for _, r in df.iterrows()])
 
 
 ATTACK_LABELS = {"pixle": "Pixle", "sparse_rs": "Sparse-RS", "stft_pixle": "StftPixle (audio)",
@@ -346,8 +308,7 @@ def accuracy_matrix(df):
     for (model, defense), g in df.groupby(["model", "defense"], sort=False):
         row = {"model": model, "defense": defense}
         for r in g.itertuples():
-            row[ATTACK_LABELS.get(r.attack, r.attack)] = (
-                f"{100 * r.accuracy:.1f} [{100 * r.accuracy_lo:.1f}, {100 * r.accuracy_hi:.1f}]")
+            row[ATTACK_LABELS.get(r.attack, r.attack)] = pct(r.accuracy, r.accuracy_lo, r.accuracy_hi)
         rows.append(row)
     return pd.DataFrame(rows).fillna("—")
 
@@ -368,67 +329,24 @@ def summary_markdown(df, budgets: dict, config: dict | None = None) -> str:
         comb = [r for (d, _), r in acc.items() if d == "combined"]
         if comb:
             worst = min(comb, key=lambda r: r.accuracy)
-            each = ", ".join(f"{100 * r.accuracy:.1f}% under {ATTACK_LABELS.get(r.attack, r.attack)}" for r in comb)
+            each = ", ".join(f"{pct(r.accuracy, unit='%')} under {ATTACK_LABELS.get(r.attack, r.attack)}" for r in comb)
             parts.append(f"with the combined defense, accuracy is {each}; its worst case, "
-                         f"{100 * worst.accuracy:.1f}% [{100 * worst.accuracy_lo:.1f}, {100 * worst.accuracy_hi:.1f}] "
+                         f"{pct(worst.accuracy, worst.accuracy_lo, worst.accuracy_hi, unit='%')} "
                          f"({ATTACK_LABELS.get(worst.attack, worst.attack)}, balanced accuracy "
-                         f"{100 * worst.balanced_accuracy:.1f}%), is to be read against {100 * constant:.1f}% for a "
-                         f"constant classifier on these clips (balanced accuracy 50%)")
+                         f"{pct(worst.balanced_accuracy, unit='%')}), is to be read against {pct(constant, unit='%')} "
+                         f"for a constant classifier on these clips (balanced accuracy 50%)")
         pairs = [(d, acc[(d, "sparse_rs")], acc[(d, "pixle")]) for d, _, _ in DEFENSES
                  if (d, "sparse_rs") in acc and (d, "pixle") in acc]
         if pairs:
             k = budgets.get("sparse_rs_k")
             k = k.get(model, "?") if isinstance(k, dict) else k
             budget = f"{k} pixels, set by SPARSE_RS_K" if by_hand else f"Pixle's budget on this model: {k} pixels"
-            sr = "; ".join(f"{d} {_pct0(a.attack_success_rate)} vs {_pct0(b.attack_success_rate)}" for d, a, b in pairs)
+            sr = "; ".join(f"{d} {pct(a.attack_success_rate, digits=0, unit='%')} vs "
+                           f"{pct(b.attack_success_rate, digits=0, unit='%')}" for d, a, b in pairs)
             parts.append(f"attack success of Sparse-RS ({budget}) vs Pixle: {sr}")
         out.append(f"- **{model}**: " + "; ".join(parts) + ".")
     return f"On {n} test clips ({n_bona} bonafide), the same for every attack:\n\n" + "\n".join(out)
 
 
-def _pct0(v) -> str:
-    return "—" if v is None or not np.isfinite(v) else f"{100 * v:.0f}%"
-
-def success_curves(records: list[dict]):
-    """Success against budget, one row of panels per model: L0 (pixels) for the image attacks, SNR (dB) for
-    the audio ones; colour = defense, solid = Sparse-RS / StftPixle, dashed = Pixle / SquareAudio.
-
-    For each attacked clip the attack fooled, its L0 or SNR is the budget it needed; a curve gives the share
-    of attacked clips fooled within each budget (L0 <= b, or SNR >= b).
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    models = sorted({r["model"] for r in records})
-    colours = dict(zip([d for d, _, _ in DEFENSES], sns.color_palette("colorblind", len(DEFENSES))))
-    style = {"sparse_rs": "-", "pixle": "--", "stft_pixle": "-", "square_audio": "--"}
-    fig, axes = plt.subplots(len(models), 2, figsize=(12, 3.6 * len(models)), squeeze=False)
-    for r in records:
-        pc = r["per_clip"]
-        y, pred = np.asarray(pc["y"]), np.asarray(pc["pred"])
-        att = np.asarray(pc.get("attacked", [1] * len(y)), dtype=bool)
-        fooled, denom = att & (pred != y), max(int(att.sum()), 1)
-        row = models.index(r["model"])
-        kw = dict(color=colours.get(r["condition"]), ls=style.get(r["evaluation"], ":"), lw=1.4,
-                  label=f"{r['condition']} · {r['evaluation']}")
-        if "snr_db" in pc:
-            snr, grid = np.asarray(pc["snr_db"], dtype=float), np.linspace(0, 60, 121)
-            axes[row, 1].plot(grid, [(fooled & (snr >= b)).sum() / denom for b in grid], **kw)
-        elif "l0" in pc:
-            l0 = np.asarray(pc["l0"], dtype=float)
-            grid = np.arange(0, int(np.nanmax(np.r_[l0, 1])) + 2)
-            axes[row, 0].step(grid, [(fooled & (l0 <= b)).sum() / denom for b in grid], where="post", **kw)
-    for row, m in enumerate(models):
-        axes[row, 0].set(xlabel="pixels changed (L0)", ylabel="attack success",
-                         title=f"{m}: image attacks (solid Sparse-RS, dashed Pixle)")
-        axes[row, 1].set(xlabel="SNR of the perturbation (dB; higher = quieter)", ylabel="attack success",
-                         title=f"{m}: audio attacks (solid StftPixle, dashed SquareAudio)")
-        for ax in axes[row]:
-            ax.set_ylim(0, 1.02)
-            ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
-
-
 __all__ = ["ATTACKS", "DEFENSES", "RealizableConfig", "RealizableStage", "run_realizable", "realizable_table",
-           "format_realizable", "accuracy_matrix", "summary_markdown", "success_curves", "upstream"]
+           "format_realizable", "accuracy_matrix", "summary_markdown", "upstream"]

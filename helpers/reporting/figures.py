@@ -16,6 +16,7 @@ import seaborn as sns
 import torch
 
 from helpers.paths import figures_dir
+from helpers.thesis import CONDITIONS, THESIS_ACCURACY, THESIS_SHARE
 
 PALETTE = "colorblind"
 
@@ -289,4 +290,101 @@ def minutes_per_speaker(summary: pd.DataFrame) -> plt.Figure:
         plt.setp(ax.get_xticklabels(), rotation=40, ha="right", fontsize=8)
         ax.set(title="bonafide minutes per speaker (whole corpus)", xlabel="")
         ax.legend(fontsize=7, ncol=2, title="language")
+    return fig
+
+
+def accuracy_vs_share(df: pd.DataFrame, shares=np.linspace(0.02, 0.5, 49), thesis_share: float = THESIS_SHARE,
+                      thesis_points: dict[tuple[str, str], float] = THESIS_ACCURACY) -> plt.Figure:
+    """Accuracy against the test set's bonafide share, one panel per model.
+
+    Each condition present in ``df`` (a :func:`helpers.evaluation.claim.claim_table`) is a line computed
+    exactly from its per-class recalls; the constant classifiers are dashed grey lines; a vertical dotted line marks
+    the thesis's share and the thesis's reported accuracies are drawn as points (``x``) on it.
+    Conditions whose clean predictions are all one class are labelled "(one class)". Lines per
+    panel: one per condition with recalls, two references, one vertical marker (thesis points are
+    a scatter collection, not lines).
+    """
+    from helpers.evaluation.claim import REFERENCES, SHORT_LABELS, accuracy_at_share
+
+    shares = np.asarray(shares, dtype=float)
+    models = list(dict.fromkeys(df["model"]))
+    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(6.2 * max(1, len(models)), 6.4), squeeze=False,
+                             sharey=True)
+    conds = [c for c, _ in CONDITIONS]
+    colors = dict(zip(conds, sns.color_palette(PALETTE, len(conds))))
+    for ax, m in zip(axes[0], models):
+        sub = df[df.model == m]
+        for _, r in sub[sub.kind == "condition"].iterrows():
+            if not (np.isfinite(r["bonafide_recall"]) and np.isfinite(r["spoof_recall"])):
+                continue
+            lab = SHORT_LABELS.get(r["condition"], r["label"])
+            lab += (f" ({r['evaluation']})" if r["evaluation"] != "clean" else "")
+            lab += " (one class)" if bool(r["one_class"] == True) else ""  # noqa: E712 (numpy bool or None)
+            ax.plot(100 * shares, 100 * accuracy_at_share(r["bonafide_recall"], r["spoof_recall"], shares),
+                    color=colors.get(r["condition"]), ls=":" if r["evaluation"] == "adaptive" else "-", lw=1.8,
+                    label=lab)
+        for cond, lab in REFERENCES:
+            rec_rows = sub[sub.condition == cond]
+            r = rec_rows.iloc[0] if len(rec_rows) else None
+            known = r is not None and np.isfinite(r["bonafide_recall"])
+            br = r["bonafide_recall"] if known else float(cond == "always_bonafide")
+            sr = r["spoof_recall"] if known else float(cond == "always_spoof")
+            ax.plot(100 * shares, 100 * accuracy_at_share(br, sr, shares), ls="--", lw=1.2,
+                    color="0.35" if cond == "always_spoof" else "0.65", label=lab)
+        ax.axvline(100 * thesis_share, ls=":", color="k", lw=1,
+                   label=f"thesis test set ({100 * thesis_share:.1f}% bonafide)")
+        pts = [(c, v) for (mm, c), v in thesis_points.items() if mm == m]
+        if pts:
+            ax.scatter([100 * thesis_share] * len(pts), [v for _, v in pts], marker="X", s=80, zorder=5,
+                       c=[colors.get(c, "k") for c, _ in pts], edgecolors="k", linewidths=0.6,
+                       label="thesis's reported accuracy")
+        ax.set_title(m)
+        ax.set_xlabel("bonafide share of the test set (%)")
+        ax.set_xlim(100 * min(shares.min(), thesis_share) - 1, 100 * shares.max() + 1)
+        ax.set_ylim(-2, 102)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    axes[0, 0].set_ylabel("accuracy (%)")
+    fig.suptitle("Accuracy is a mix of per-class recalls: acc = share x bonafide recall + (1 - share) x spoof recall",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def success_curves(records: list[dict]) -> plt.Figure:
+    """Notebook 06: success against budget, one row of panels per model: L0 (pixels) for the image attacks, SNR
+    (dB) for the audio ones; colour = defense, solid = Sparse-RS / StftPixle, dashed = Pixle / SquareAudio.
+
+    For each attacked clip the attack fooled, its L0 or SNR is the budget it needed; a curve gives the share
+    of attacked clips fooled within each budget (L0 <= b, or SNR >= b).
+    """
+    from helpers.experiments.realizable import DEFENSES
+
+    models = sorted({r["model"] for r in records})
+    colours = dict(zip([d for d, _, _ in DEFENSES], sns.color_palette("colorblind", len(DEFENSES))))
+    style = {"sparse_rs": "-", "pixle": "--", "stft_pixle": "-", "square_audio": "--"}
+    fig, axes = plt.subplots(len(models), 2, figsize=(12, 3.6 * len(models)), squeeze=False)
+    for r in records:
+        pc = r["per_clip"]
+        y, pred = np.asarray(pc["y"]), np.asarray(pc["pred"])
+        att = np.asarray(pc.get("attacked", [1] * len(y)), dtype=bool)
+        fooled, denom = att & (pred != y), max(int(att.sum()), 1)
+        row = models.index(r["model"])
+        kw = dict(color=colours.get(r["condition"]), ls=style.get(r["evaluation"], ":"), lw=1.4,
+                  label=f"{r['condition']} · {r['evaluation']}")
+        if "snr_db" in pc:
+            snr, grid = np.asarray(pc["snr_db"], dtype=float), np.linspace(0, 60, 121)
+            axes[row, 1].plot(grid, [(fooled & (snr >= b)).sum() / denom for b in grid], **kw)
+        elif "l0" in pc:
+            l0 = np.asarray(pc["l0"], dtype=float)
+            grid = np.arange(0, int(np.nanmax(np.r_[l0, 1])) + 2)
+            axes[row, 0].step(grid, [(fooled & (l0 <= b)).sum() / denom for b in grid], where="post", **kw)
+    for row, m in enumerate(models):
+        axes[row, 0].set(xlabel="pixels changed (L0)", ylabel="attack success",
+                         title=f"{m}: image attacks (solid Sparse-RS, dashed Pixle)")
+        axes[row, 1].set(xlabel="SNR of the perturbation (dB; higher = quieter)", ylabel="attack success",
+                         title=f"{m}: audio attacks (solid StftPixle, dashed SquareAudio)")
+        for ax in axes[row]:
+            ax.set_ylim(0, 1.02)
+            ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
     return fig

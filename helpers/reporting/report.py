@@ -16,8 +16,8 @@ import pandas as pd
 
 from helpers.io import load_json
 from helpers.evaluation.metrics import accuracy, balanced_accuracy, bootstrap_ci, eer
-from helpers.evaluation.claim import (accuracy_vs_share_figure, claim_table, format_claim_table, headline_tests,
-                                     verdict as claim_verdict)
+from helpers.evaluation.claim import claim_table, format_claim_table, headline_tests, verdict as claim_verdict
+from helpers.reporting.format import number, pct
 from helpers.thesis import CONDITIONS, DEFENDED, EVALUATIONS, THESIS_ACCURACY
 
 METRIC_COLUMNS = ["clean_accuracy", "accuracy", "balanced_accuracy", "eer", "attack_success_rate", "queries", "l0"]
@@ -110,29 +110,18 @@ def build_table(records: list[dict], models: list[str] | None = None, n_boot: in
     return pd.DataFrame(rows)
 
 
-def _fmt(v: float, lo: float, hi: float, pct: bool = True) -> str:
-    if not np.isfinite(v):
-        return "—"
-    if pct:
-        s = f"{100 * v:.1f}"
-        if np.isfinite(lo):
-            s += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
-        return s
-    return f"{v:.1f}"
-
-
 def format_table(df: pd.DataFrame) -> pd.DataFrame:
     """Human-readable: percentages with 95% CIs, missing values as an em dash."""
     out = pd.DataFrame({
         "model": df["model"], "condition": df["label"], "evaluation": df["evaluation"],
-        "clean acc. (defense on) %": [_fmt(r.clean_accuracy, r.clean_accuracy_lo, r.clean_accuracy_hi) for r in df.itertuples()],
-        "accuracy %": [_fmt(r.accuracy, r.accuracy_lo, r.accuracy_hi) for r in df.itertuples()],
-        "balanced acc. %": [_fmt(r.balanced_accuracy, r.balanced_accuracy_lo, r.balanced_accuracy_hi) for r in df.itertuples()],
-        "EER %": [_fmt(r.eer, r.eer_lo, r.eer_hi) for r in df.itertuples()],
-        "attack success %": [_fmt(r.attack_success_rate, r.attack_success_rate_lo, r.attack_success_rate_hi) for r in df.itertuples()],
-        "mean queries": [_fmt(r.queries, np.nan, np.nan, pct=False) for r in df.itertuples()],
-        "mean L0 (pixels)": [_fmt(r.l0, np.nan, np.nan, pct=False) for r in df.itertuples()],
-        "thesis accuracy %": [f"{100 * v:.2f}" if np.isfinite(v) else "" for v in df["thesis_accuracy"]],
+        "clean acc. (defense on) %": [pct(r.clean_accuracy, r.clean_accuracy_lo, r.clean_accuracy_hi) for r in df.itertuples()],
+        "accuracy %": [pct(r.accuracy, r.accuracy_lo, r.accuracy_hi) for r in df.itertuples()],
+        "balanced acc. %": [pct(r.balanced_accuracy, r.balanced_accuracy_lo, r.balanced_accuracy_hi) for r in df.itertuples()],
+        "EER %": [pct(r.eer, r.eer_lo, r.eer_hi) for r in df.itertuples()],
+        "attack success %": [pct(r.attack_success_rate, r.attack_success_rate_lo, r.attack_success_rate_hi) for r in df.itertuples()],
+        "mean queries": [number(r.queries) for r in df.itertuples()],
+        "mean L0 (pixels)": [number(r.l0) for r in df.itertuples()],
+        "thesis accuracy %": [pct(v, digits=2, missing="") for v in df["thesis_accuracy"]],
     })
     return out
 
@@ -246,7 +235,9 @@ class Results:
         return format_claim_table(self.claim)
 
     def share_figure(self):
-        return accuracy_vs_share_figure(self.claim)
+        from helpers.reporting import figures as plots
+
+        return plots.accuracy_vs_share(self.claim)
 
     def full_display(self) -> pd.DataFrame:
         return format_table(self.table)
@@ -293,11 +284,12 @@ def tests_markdown(tests: pd.DataFrame) -> str:
         return "- (no comparison could be made: the combined defense was not evaluated)"
     out = []
     for t in tests.itertuples():
-        out.append(f"- {t.model}, {t.comparison} (n={t.n}): accuracy {100 * t.accuracy_a:.1f}% vs {100 * t.accuracy_b:.1f}%, "
-                   f"difference {100 * t.accuracy_diff:+.1f} points [{100 * t.accuracy_diff_lo:+.1f}, "
-                   f"{100 * t.accuracy_diff_hi:+.1f}]; balanced accuracy difference {100 * t.balanced_accuracy_diff:+.1f} "
-                   f"[{100 * t.balanced_accuracy_diff_lo:+.1f}, {100 * t.balanced_accuracy_diff_hi:+.1f}]; McNemar "
-                   f"b={t.mcnemar_b}, c={t.mcnemar_c}, p={t.mcnemar_p:.3g}")
+        out.append(f"- {t.model}, {t.comparison} (n={t.n}): accuracy {pct(t.accuracy_a, unit='%')} vs "
+                   f"{pct(t.accuracy_b, unit='%')}, difference "
+                   f"{pct(t.accuracy_diff, t.accuracy_diff_lo, t.accuracy_diff_hi, unit=' points', signed=True)}; "
+                   "balanced accuracy difference "
+                   f"{pct(t.balanced_accuracy_diff, t.balanced_accuracy_diff_lo, t.balanced_accuracy_diff_hi, signed=True)}; "
+                   f"McNemar b={t.mcnemar_b}, c={t.mcnemar_c}, p={t.mcnemar_p:.3g}")
     return "\n".join(out)
 
 
