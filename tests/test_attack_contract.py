@@ -116,6 +116,11 @@ def test_an_out_of_range_parameter_fails_at_construction_naming_the_range(name, 
     assert message in str(err.value) and name in str(err.value)
 
 
+def test_numpy_integers_and_floats_are_accepted_where_python_ones_are():
+    attack = SparseRS(Wrapper(BNDetector()), k=np.int64(4), n_queries=np.int32(3), alpha_init=np.float32(0.5))
+    assert attack.k == 4
+
+
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_an_input_out_of_range_is_rejected_naming_the_range(name):
     make, data, audio = ATTACKS[name]

@@ -19,6 +19,7 @@ eval mode once, for every attack), written for score-based black-box attacks on 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
@@ -98,14 +99,15 @@ def margin_and_loss(logits: torch.Tensor, y: torch.Tensor,
 
 def check_int(owner: str, name: str, value: Any, lo: int, hi: int | None = None) -> None:
     """ValueError naming the allowed range unless ``value`` is an integer in [lo, hi] (hi None: no upper end)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not integer or value < lo or (hi is not None and value > hi):
         raise ValueError(f"{owner}: {name}={value!r} is out of range; allowed: an integer in "
                          f"[{lo}, {'inf' if hi is None else hi}]")
 
 
 def check_real(owner: str, name: str, value: Any, lo: float, hi: float, lo_open: bool = False) -> None:
     """ValueError naming the allowed range unless ``value`` is a real number in [lo, hi] (``(lo, hi]`` if lo_open)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and (
         lo < value <= hi if lo_open else lo <= value <= hi)
     if not ok:
         raise ValueError(f"{owner}: {name}={value!r} is out of range; allowed: a number in "

@@ -79,7 +79,8 @@ def first_success(p: torch.Tensor, succ: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 class Pixle(Attack):
-    """Batched Pixle. Call it like torchattacks: ``Pixle(model, ...)(images, labels)``.
+    """Batched Pixle. Call it like torchattacks: ``Pixle(model, ...)(images, labels)`` -> :class:`AttackResult`
+    (the contract of :class:`helpers.attacks.base.Attack`: eval mode, parameter and input checks).
 
     Arguments follow ``torchattacks.Pixle``; in addition:
 
