@@ -96,3 +96,59 @@ def test_conversions_are_recorded_with_the_features(tmp_path):
     fs = cached_features(target, [str(f)], [0], ["s48"], FeatureConfig())
     assert fs.conversions and "resampled 48000 Hz -> 16000 Hz" in fs.conversions[0]["conversions"]
     assert load_features(target).conversions == fs.conversions
+
+
+# --------------------------------------------------------------------------- high-resolution front ends
+
+@pytest.mark.parametrize("name,rows", [("lfcc", 60), ("loglin", 257)])
+def test_hires_front_end_shape_range_and_fixed_length(name, rows):
+    from helpers.data.features import FeatureConfig, extract
+
+    cfg = FeatureConfig(name=name)
+    g = torch.Generator().manual_seed(0)
+    for n in (48000, 20000, 70000, 100):           # exact, short (repeated), long (cropped), tiny
+        wav = (0.1 * torch.randn(n, generator=g)).numpy()
+        x = extract(wav, cfg)
+        assert x.shape == cfg.shape == (1, rows, 301)
+        assert torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1 and x.std() > 0
+    assert extract(np.zeros(48000, dtype=np.float32), cfg).isfinite().all()   # silence: finite
+    assert cfg.stem == "imagenet" and FeatureConfig().stem == "cifar"
+
+
+def test_lfcc_is_torchaudios_lfcc_with_deltas_squashed():
+    import torchaudio
+    import torchaudio.functional as AF
+
+    from helpers.data.features import LFCC_SCALES, FeatureConfig, lfcc
+
+    wav = 0.1 * torch.randn(48000, generator=torch.Generator().manual_seed(1))
+    ref = torchaudio.transforms.LFCC(sample_rate=16000, n_filter=20, n_lfcc=20,
+                                     speckwargs={"n_fft": 512, "win_length": 320, "hop_length": 160, "center": True})(wav)
+    d = AF.compute_deltas(ref)
+    full = torch.cat([ref, d, AF.compute_deltas(d)])
+    img = lfcc(wav, FeatureConfig(name="lfcc"))[0]
+    back = torch.logit(img[:20].double().clamp(1e-12, 1 - 1e-12)).float()
+    assert torch.allclose(back[0] * LFCC_SCALES[0], full[0], atol=1e-2, rtol=1e-3)
+    assert torch.allclose(back[1:20] * LFCC_SCALES[1], full[1:20], atol=1e-2, rtol=1e-3)
+    assert torch.allclose(img, torch.sigmoid(full / torch.tensor([LFCC_SCALES[0]] + [LFCC_SCALES[1]] * 19
+                                                                  + [LFCC_SCALES[2]] * 20 + [LFCC_SCALES[3]] * 20)[:, None]),
+                          atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lfcc", "loglin"])
+def test_hires_batch_equals_each_clip_alone(name):
+    from helpers.data.features import FeatureConfig, extract, hires_batch
+
+    cfg = FeatureConfig(name=name)
+    wav = 0.1 * torch.randn(3, 48000, generator=torch.Generator().manual_seed(2))
+    wav[1] *= 0.01                                     # a quiet clip: its own 80 dB floor, not the batch's
+    batch = hires_batch(wav, cfg)
+    for i in range(3):
+        assert torch.allclose(batch[i], extract(wav[i].numpy(), cfg), atol=1e-5)
+
+
+def test_thesis_feature_cache_key_unchanged_by_the_crop_field():
+    from helpers.data.features import FeatureConfig
+
+    assert FeatureConfig().key() == "2561935a7ee9"     # the key of every existing thesis_rgb32 cache
+    assert FeatureConfig(name="lfcc").key() != FeatureConfig(name="lfcc", crop_s=4.0).key()

@@ -209,3 +209,31 @@ def test_transform_hook_sees_every_training_batch_with_a_seeded_generator():
     train("resnet18", 3, (x, y), (x, y), cfg, None, progress=False, transform=hook)
     assert [c[1] for c in calls] == first and len(set(first)) == len(first)   # seeded, a fresh draw per batch
     assert res.history[-1]["train_accuracy"] <= 0.75   # blank images: no better than the class prior allows
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_imagenet_stem_sizes_a_high_resolution_image_like_the_cifar_stem_a_32x32_one(arch):
+    from helpers.data.features import FeatureConfig
+
+    fc = FeatureConfig(name="lfcc")
+    m = build_model(arch, fc.channels, seed=0, stem=fc.stem).eval()
+    assert m.net.conv1.kernel_size == (7, 7) and m.net.conv1.stride == (2, 2) and not isinstance(m.net.maxpool, torch.nn.Identity)
+    x = torch.rand(2, *fc.shape)
+    assert m(x).shape == (2, 2) and torch.isfinite(m(x)).all()
+    stem_out = m.net.maxpool(m.net.relu(m.net.bn1(m.net.conv1(m.normalize(x)))))
+    assert stem_out.shape == (2, 64, 15, 76)            # 60 x 301 -> 15 x 76: about the 32 x 32 of the CIFAR stem
+    with pytest.raises(ValueError, match="unknown stem"):
+        build_model(arch, 1, stem="vgg")
+
+
+def test_training_builds_the_stem_the_feature_asks_for(tmp_path):
+    from helpers.data.features import FeatureConfig
+
+    fc = FeatureConfig(name="lfcc")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(8, *fc.shape, generator=g), torch.arange(8) % 2
+    res = train("resnet18", 1, (x, y), (x, y), TrainConfig(epochs=1, batch_size=8), tmp_path / "l.safetensors",
+                {"features": "lfcc"}, progress=False)
+    assert res.model.stem == "imagenet"
+    with pytest.raises(CheckpointMismatchError, match="stem"):
+        load_checkpoint(tmp_path / "l.safetensors", build_model("resnet18", 1), expect={"stem": "cifar"})

@@ -7,6 +7,15 @@
   figure-rendered image closely (:func:`render_via_figure` is kept to show that). Images are in
   [0, 1]; ImageNet normalisation lives inside the model (:mod:`helpers.models.detectors`).
 - ``logspec``: a single-channel log-mel spectrogram at a configurable size, mapped to [0, 1].
+- ``lfcc`` (high resolution): the ASVspoof 2021 LFCC baselines' front end (Todisco et al. 2019; Wang & Yamagishi
+  2021): 20 linear-filterbank cepstral coefficients from a 512-point STFT with 20 ms Hann windows every 10 ms,
+  plus deltas and delta-deltas, on a fixed-length crop: (1, 60, frames), squashed into [0, 1] by a fixed sigmoid
+  per coefficient block (no per-clip normalisation, so level and spectral tilt stay visible).
+- ``loglin`` (high resolution): the full-resolution log-power linear-frequency spectrogram of Alzantot et al.
+  (Interspeech 2019, "Spec" ResNet), same STFT and crop: (1, 257, frames), mapped to [0, 1] as ``logspec``.
+
+The high-resolution images are not resized: the detector gets a stem that downsamples them
+(:func:`FeatureConfig.stem`, :mod:`helpers.models.detectors`).
 
 Silence never produces ``-inf``: power is floored (``amin``) and the dynamic range is limited to
 ``top_db`` below the clip's peak, as librosa's ``power_to_db`` does.
@@ -30,8 +39,16 @@ from helpers.data.audio import TARGET_SR, AudioError, load_audio
 from helpers.io import atomic_path, cache_key, read_or_quarantine
 from helpers.progress import progress_iter
 
-FeatureName = Literal["thesis_rgb32", "logspec"]
-FEATURES: tuple[str, ...] = ("thesis_rgb32", "logspec")
+FeatureName = Literal["thesis_rgb32", "logspec", "lfcc", "loglin"]
+FEATURES: tuple[str, ...] = ("thesis_rgb32", "logspec", "lfcc", "loglin")
+HIRES: tuple[str, ...] = ("lfcc", "loglin")
+# The ASVspoof 2021 LFCC baselines' analysis: 512-point FFT, 20 ms (320-sample) Hann window, 10 ms hop, 20 linear
+# filters, 20 cepstral coefficients (with deltas and delta-deltas: 60 rows).
+HIRES_STFT = {"n_fft": 512, "win": 320, "hop": 160}
+LFCC_FILTERS, LFCC_COEFFS = 20, 20
+# sigmoid(x / scale) per row block: c0 (log energy, tens of dB * sqrt(20)), c1-c19, deltas, delta-deltas;
+# measured spreads on the demo corpus: c0 std ~50, c1.. std ~11, deltas ~3.5, delta-deltas ~1.4
+LFCC_SCALES = (50.0, 15.0, 5.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -44,17 +61,40 @@ class FeatureConfig:
     top_db: float = 80.0
     amin: float = 1e-10
     sample_rate: int = TARGET_SR
+    crop_s: float = 3.0        # lfcc / loglin: fixed-length crop (the first crop_s seconds, shorter clips repeated)
 
     @property
     def channels(self) -> int:
         return 3 if self.name == "thesis_rgb32" else 1
 
     @property
+    def hires(self) -> bool:
+        return self.name in HIRES
+
+    @property
+    def crop_samples(self) -> int:
+        return int(round(self.crop_s * self.sample_rate))
+
+    @property
     def shape(self) -> tuple[int, int, int]:
-        return (self.channels, self.size, self.size)
+        """(channels, height, width); ``size`` x ``size`` for the resized images, the analysis's own for lfcc/loglin."""
+        if not self.hires:
+            return (self.channels, self.size, self.size)
+        frames = self.crop_samples // HIRES_STFT["hop"] + 1
+        rows = 3 * LFCC_COEFFS if self.name == "lfcc" else HIRES_STFT["n_fft"] // 2 + 1
+        return (1, rows, frames)
+
+    @property
+    def stem(self) -> str:
+        """The detector stem sized for the image (:mod:`helpers.models.detectors`): the thesis's CIFAR stem for
+        the 32x32 images, the ImageNet stem (4x downsampling) for the high-resolution ones."""
+        return "imagenet" if self.hires else "cifar"
 
     def key(self) -> str:
-        return cache_key(asdict(self))
+        d = asdict(self)
+        if not self.hires:
+            d.pop("crop_s")   # not used by the resized images: their cache keys stay as they were
+        return cache_key(d)
 
 
 def _viridis_lut() -> torch.Tensor:
@@ -116,9 +156,97 @@ def logspec(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     return img.clamp(0, 1)
 
 
+def fixed_crop(wav: torch.Tensor, n: int) -> torch.Tensor:
+    """(..., T) -> (..., n): the first ``n`` samples; a shorter clip is repeated until it fills them (as the
+    ASVspoof 2021 baselines pad), an empty one is zeros."""
+    t = wav.shape[-1]
+    if t == 0:
+        return wav.new_zeros((*wav.shape[:-1], n))
+    if t < n:
+        wav = wav.repeat(*([1] * (wav.dim() - 1)), -(-n // t))
+    return wav[..., :n]
+
+
+def _hires_power(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
+    """|STFT|^2 of the fixed-length crop, (B, 257, frames)."""
+    wav = fixed_crop(wav, cfg.crop_samples)
+    st = HIRES_STFT
+    window = torch.hann_window(st["win"], device=wav.device)
+    spec = torch.stft(wav, st["n_fft"], st["hop"], st["win"], window=window, return_complex=True, center=True)
+    return spec.abs().pow(2)
+
+
+def _db_per_clip(power: torch.Tensor, amin: float, top_db: float) -> torch.Tensor:
+    db = 10.0 * torch.log10(power.clamp_min(amin))
+    return torch.maximum(db, db.amax((-2, -1), keepdim=True) - top_db)
+
+
+_LFCC_MATS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _lfcc_matrices(sample_rate: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchaudio's linear filterbank (257 x 20) and orthonormal DCT-II (20 x 20), as ``torchaudio.transforms.LFCC``."""
+    key = (sample_rate, str(device))
+    if key not in _LFCC_MATS:
+        import torchaudio.functional as AF
+
+        fb = AF.linear_fbanks(HIRES_STFT["n_fft"] // 2 + 1, 0.0, sample_rate / 2, LFCC_FILTERS, sample_rate)
+        dct = AF.create_dct(LFCC_COEFFS, LFCC_FILTERS, "ortho")
+        _LFCC_MATS[key] = (fb.to(device), dct.to(device))
+    return _LFCC_MATS[key]
+
+
+def lfcc(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
+    """LFCC + deltas + delta-deltas of each clip's fixed-length crop, squashed into [0, 1]: (B, 1, 60, frames).
+
+    Per clip the same numbers as ``torchaudio.transforms.LFCC(n_filter=20, n_lfcc=20)`` with the 512/320/160
+    STFT (tested), but with the 80 dB floor below each clip's own peak in a batch too."""
+    import torchaudio.functional as AF
+
+    batched = wav.dim() == 2
+    wav = wav if batched else wav[None]
+    fb, dct = _lfcc_matrices(cfg.sample_rate, wav.device)
+    power = _hires_power(wav, cfg)                                           # (B, 257, frames)
+    db = _db_per_clip(torch.matmul(power.transpose(1, 2), fb).transpose(1, 2), cfg.amin, cfg.top_db)
+    c = torch.matmul(db.transpose(1, 2), dct).transpose(1, 2)               # (B, 20, frames)
+    d = AF.compute_deltas(c)
+    dd = AF.compute_deltas(d)
+    feats = torch.cat([c, d, dd], 1)
+    s0, s1, s2, s3 = LFCC_SCALES
+    scale = torch.tensor([s0] + [s1] * (LFCC_COEFFS - 1) + [s2] * LFCC_COEFFS + [s3] * LFCC_COEFFS,
+                         device=wav.device).view(1, -1, 1)
+    img = torch.sigmoid(feats / scale)[:, None]
+    return img if batched else img[0]
+
+
+def loglin(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
+    """Full-resolution log-power linear-frequency spectrogram of the fixed-length crop, mapped to [0, 1]
+    (0 = ``top_db`` below the clip's peak), low frequencies at the bottom: (B, 1, 257, frames)."""
+    batched = wav.dim() == 2
+    wav = wav if batched else wav[None]
+    db = _db_per_clip(_hires_power(wav, cfg), cfg.amin, cfg.top_db)
+    img = ((db - db.amax((-2, -1), keepdim=True) + cfg.top_db) / cfg.top_db).flip(-2)[:, None].clamp(0, 1)
+    return img if batched else img[0]
+
+
+def hires_batch(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
+    """The high-resolution image of a batch of clips (B, T) -> (B, 1, H, W): what an audio-domain attack
+    (``helpers.attacks.audio.features_batch``) needs for ``lfcc`` / ``loglin``; differentiable."""
+    if cfg.name == "lfcc":
+        return lfcc(wav.float(), cfg)
+    if cfg.name == "loglin":
+        return loglin(wav.float(), cfg)
+    raise ValueError(f"{cfg.name!r} is not a high-resolution feature; choose from {HIRES}")
+
+
 def extract(wav: np.ndarray | torch.Tensor, cfg: FeatureConfig, device: str | torch.device = "cpu") -> torch.Tensor:
     wav_t = torch.as_tensor(np.asarray(wav, dtype=np.float32)).to(device)
-    out = thesis_rgb32(wav_t, cfg) if cfg.name == "thesis_rgb32" else logspec(wav_t, cfg)
+    if cfg.name not in FEATURES:
+        raise ValueError(f"FEATURES={cfg.name!r}; choose from {FEATURES}")
+    if cfg.hires:
+        out = hires_batch(wav_t, cfg)
+    else:
+        out = thesis_rgb32(wav_t, cfg) if cfg.name == "thesis_rgb32" else logspec(wav_t, cfg)
     if not torch.isfinite(out).all():  # defensive: the floors above make this unreachable
         raise FloatingPointError("non-finite feature values")
     return out.cpu()

@@ -284,7 +284,7 @@ def load_detector(profile: str, arch: str, kind: Literal["baseline", "adversaria
         raise MissingStepError(f"{rec.NAME}.json has no {arch} checkpoint; add it to MODELS and run "
                                f"notebooks/{rec.NOTEBOOK}.ipynb")
     path = rec.path(rec.checkpoints[arch])
-    model = build_model(arch, prep.feature_config.channels)  # type: ignore[arg-type]
+    model = build_model(arch, prep.feature_config.channels, stem=prep.feature_config.stem)  # type: ignore[arg-type]
     load_checkpoint(path, model, expect={"arch": arch, "features": prep.params.features,
                                          "in_channels": prep.feature_config.channels, "model_version": MODEL_VERSION})
     model.checkpoint_id = detector_id(path)

@@ -215,7 +215,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 CHECKED_FIELDS: tuple[str, ...] = ("arch", "in_channels", "features", "data_hash", "train", "adversarial", "init",
-                                   "model_version")
+                                   "model_version", "stem")
 
 
 def run_metadata(arch: str, in_channels: int, cfg: TrainConfig, train_xy: tuple[torch.Tensor, torch.Tensor],
@@ -224,6 +224,7 @@ def run_metadata(arch: str, in_channels: int, cfg: TrainConfig, train_xy: tuple[
     (``expect``, :data:`CHECKED_FIELDS`): one definition for :func:`train` and the DDP loop, so each resumes
     the other's checkpoints. ``extra`` (e.g. the process count) is recorded, not checked."""
     meta = dict(meta or {})
+    meta.setdefault("stem", stem_for(meta.get("features")))   # the model's stem follows its feature's image size
     meta.update({"arch": arch, "in_channels": in_channels, "train": asdict(cfg), "data_hash": data_hash(*train_xy),
                  "adversarial": adversarial, "model_version": MODEL_VERSION, **extra})
     return meta, {k: meta[k] for k in CHECKED_FIELDS if k in meta}
@@ -309,7 +310,7 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
     x_va, y_va = val_xy
     meta, expect = run_metadata(arch, in_channels, cfg, train_xy, adv is not None, meta)
     torch.manual_seed(cfg.seed)
-    model = copy.deepcopy(init) if init is not None else build_model(arch, in_channels, seed=cfg.seed)  # type: ignore[arg-type]
+    model = copy.deepcopy(init) if init is not None else build_model(arch, in_channels, seed=cfg.seed, stem=meta["stem"])  # type: ignore[arg-type]
     model = model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     history: list[dict] = []
@@ -381,6 +382,13 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
             break
     return TrainResult(model.eval(), history, start, False, time.perf_counter() - t0,
                        Path(checkpoint) if checkpoint else None, selected)
+
+
+def stem_for(features: str | None) -> str:
+    """The stem a feature's images need (``FeatureConfig.stem``); the CIFAR stem for unknown or absent names."""
+    from helpers.data.features import FEATURES, FeatureConfig
+
+    return FeatureConfig(name=features).stem if features in FEATURES else "cifar"  # type: ignore[arg-type]
 
 
 def _read_prefixed(path: Path, prefix: str) -> dict[str, torch.Tensor] | None:
