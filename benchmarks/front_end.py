@@ -16,6 +16,7 @@ Writes a JSON next to the figures (``outputs/<profile>/figures/bench_front_end.j
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import time
 from pathlib import Path
@@ -38,8 +39,18 @@ def main() -> None:
     ap.add_argument("--arch", default="resnet18")
     ap.add_argument("--epochs", type=int, default=None, help="default: the profile's EPOCHS")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="override profile parameters, e.g. LR=0.05 AUGMENT='shift+freqmask' (Python literals)")
     args = ap.parse_args()
     ns = profile_params(args.profile)
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name not in ns:
+            raise SystemExit(f"--set {item}: {name} is not a parameter of profile {args.profile}")
+        try:
+            ns[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            ns[name] = value
     if args.epochs:
         ns["EPOCHS"] = args.epochs
     cfg = train_config(ns)
