@@ -12,9 +12,21 @@ TEST_OUT ?= build/test-outputs
 # torchattacks 3.5.1 pins requests~=2.25.1, which no current Jupyter accepts: install it alone, without deps.
 REFERENCE := torchattacks==3.5.1
 
-.PHONY: run test venv lock unit e2e nbval notebooks-clean lab benchmarks clean
+.PHONY: run test venv engines lock unit e2e nbval notebooks-clean lab benchmarks clean
 
-venv: $(STAMP)
+# The speech synthesis engines and voices the corpus's spoofing systems run (helpers/data/synthesis.py):
+# Debian packages, installed when missing and when running as root; otherwise the command is printed and
+# the corpus is built without the missing systems (00 names them).
+ENGINES := espeak-ng festival flite festvox-us-slt-hts festvox-ca-ona-hts festvox-kallpc16k festvox-kdlpc16k festvox-ru
+
+venv: $(STAMP) engines
+
+engines:
+	@missing=""; for p in $(ENGINES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "engines: no apt-get here; install$$missing yourself (the corpus is built without them)"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then (apt-get install -y --no-install-recommends$$missing || (apt-get update && apt-get install -y --no-install-recommends$$missing)) || echo "engines: could not install$$missing (the corpus is built without them)"; \
+	else echo "engines: missing$$missing; run: sudo apt-get install -y --no-install-recommends$$missing"; fi
 
 # Exact versions from requirements.lock (generated from pyproject.toml by `make lock`), then the
 # package itself without resolving anything again.

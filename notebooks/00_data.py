@@ -18,11 +18,15 @@
 #
 # The thesis trained its detectors on a sample of **ASVspoof 2021 DF** (eval part00, 16 kHz FLAC)
 # labelled by the official keys. That corpus (34.5 GB) cannot be downloaded on offline machines, so
-# by default this notebook builds a **vocoder copy-synthesis** corpus: real speech recordings are the
-# bonafide class and copies of them resynthesised by three vocoders (Griffin-Lim, WORLD, LPC) are the
-# spoof class. Both corpora share one layout (an official-format keys file plus `flac/`), so every
-# later notebook runs unchanged on either: set `DATASET = "asvspoof2021_df"` (and `ASVSPOOF_ROOT`, or
-# let it download) for the real one.
+# by default this notebook builds an **offline corpus** the way ASVspoof's is made: real speech
+# recordings are the bonafide class, and the spoof class is speech made by **real synthesis systems**
+# that install from the package registries and run offline (Piper VITS, Festival HTS, unit selection and
+# diphone voices, Flite clustergen and diphone voices, eSpeak NG) reading the bonafide sources' own
+# transcripts, plus copy synthesis the way TTS pipelines drive vocoders (80-band mel + Griffin-Lim, WORLD
+# with a coded envelope, LPC). Each system has an ASVspoof-style id (`S01`...) in the keys' `attack`
+# column; some are **unseen**: evaluation-only, as in ASVspoof 2019 LA. Both corpora share one layout (an
+# official-format keys file plus `flac/`), so every later notebook runs unchanged on either: set
+# `DATASET = "asvspoof2021_df"` (and `ASVSPOOF_ROOT`, or let it download) for the real one.
 #
 # The parameters below are the default profile's (`demo`): *Run All* here reproduces `make run` and
 # reuses its caches. `python run_all.py --profile P` runs the same notebook with profile `P`.
@@ -33,10 +37,12 @@ DATASET = "copysynth"          # or asvspoof2021_df
 SEED = 2022
 SPEECH_DIR = ""                # copysynth: folder of real speech (empty: the Asterisk prompts, via apt)
 ASVSPOOF_ROOT = ""             # asvspoof2021_df: local copy (empty: $ASVSPOOF2021_DF_ROOT, else download)
-MAX_SOURCES = 400              # copysynth: at most N source recordings, round-robin over speakers (None: all)
+MAX_SOURCES = 900              # copysynth: at most N source recordings, round-robin over speakers (None: all)
 SPEECH_SOURCES = ["asterisk_g722", "festvox_ru", "tuxpaint"]   # Debian speech (empty: Asterisk English, 8 kHz)
 MINUTES_PER_SPEAKER = 4.0      # copysynth: cap per voice, so no voice dominates (None: no cap)
 CODECS = ["nocodec", "low_mp3", "high_mp3", "low_m4a", "high_m4a", "low_ogg", "high_ogg"]   # DF conditions
+SPOOF_SYSTEMS = ["S01", "S02", "S03", "S04", "S05", "S06", "S07", "S08", "S09", "S10", "S11", "S12", "S13", "S14"]
+UNSEEN_SYSTEMS = ["S02", "S04", "S07", "S09", "S13"]   # evaluation-only systems: test split only
 SEGMENT_S = 3.0
 N_TRIALS = None                # sample size (None: as many as the class share allows)
 BONAFIDE_SHARE = 0.5           # None keeps the corpus mix; the thesis's sample had 0.041
@@ -49,6 +55,7 @@ ON_ERROR = "error"             # or skip: bad files are listed in outputs/PROFIL
 # %%
 from IPython.display import Audio, Markdown, display
 
+from helpers.data.audio import load_audio
 from helpers.reporting import data_views
 from helpers.reporting import figures as plots
 from helpers.experiments import stages
@@ -81,10 +88,36 @@ display(summary)
 plots.save(plots.minutes_per_speaker(summary), PROFILE, "00_minutes_per_speaker")
 
 # %% [markdown]
+# ## The spoofing systems
+#
+# One row per system that ran: its family, engine, voice, the languages it spoke, its licence, whether the
+# detectors see it in training (`seen`) or only at test time (`unseen`), its clips and minutes in the whole
+# corpus, and its clips per split of the sample. A system whose engine or voice is not installed is left
+# out and named below with the command that installs it (`make engines` installs them all).
+
+# %%
+from helpers.data.synthesis import example_per_system, systems_overview
+
+systems = systems_overview(prep.corpus_root, prep.table)
+display(systems)
+for gone in data.summary.get("systems_missing", []):
+    print(f"left out: {gone['system']} ({gone['name']}): {gone['reason']}")
+print(f"sentences skipped by an engine (failed or silent): {data.summary.get('synthesis_skipped', 0)} "
+      "(listed in the corpus's keys/CM/synthesis_skipped.csv)")
+
+# %% [markdown]
+# One clip per system, to listen to (from the test split where the system has one).
+
+# %%
+names = dict(zip(systems.get("system", []), systems.get("name", [])))
+for sid, path in example_per_system(prep.table).items():
+    display(Markdown(f"**{sid}** {names.get(sid, '')}"), Audio(load_audio(path)[0], rate=16000))
+
+# %% [markdown]
 # ## Class balance and clip lengths
 #
 # Left: trials per split and label: the class mix of the test split is what a constant classifier
-# scores. Middle: spoofs per vocoder. Right: codec conditions. Below: clip lengths per class; a detector
+# scores. Middle: spoofs per system. Right: codec conditions. Below: clip lengths per class; a detector
 # could use length as a shortcut if the classes differed here (they should not).
 
 # %%
@@ -92,11 +125,12 @@ plots.save(plots.class_balance(prep.table), PROFILE, "00_class_balance")
 plots.save(plots.durations(prep.table), PROFILE, "00_clip_lengths")
 
 # %% [markdown]
-# ## A bonafide clip next to its vocoded copies
+# ## A bonafide clip next to its copy-synthesised version
 #
-# Listen to them: the vocoders keep the words and the voice and leave their own artefacts. In the
-# spectrograms, Griffin-Lim smears the harmonics in time, WORLD keeps them sharp but regularises the
-# noise, and LPC replaces the fine structure with a pulse train.
+# A bonafide segment and the copy a copy-synthesis system made of it (each segment is copied by at most
+# one system, so the spoof budget stays balanced across systems). The copies keep the words and the voice
+# and leave their vocoder's artefacts: the mel + Griffin-Lim copy smears the harmonics, coded WORLD
+# smooths the envelope, and LPC replaces the fine structure with a pulse train.
 
 # %%
 clips = data_views.example_clips(prep)

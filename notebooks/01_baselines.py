@@ -85,6 +85,27 @@ plots.save(plots.det_from_records(baselines.full_test_records, "clean test set")
 plots.save(plots.eer_breakdown(baselines.breakdown), PROFILE, "01_eer_breakdown")
 
 # %% [markdown]
+# ## Per spoofing system, seen and unseen, with 95% confidence intervals
+#
+# Clean test EER per system (every test bonafide clip against that system's spoofs, ASVspoof's per-attack EER),
+# pooled over the systems the detector saw in training and over the **unseen** ones (evaluation-only, as in
+# ASVspoof 2019 LA), per family and per codec condition. The intervals are percentile bootstrap CIs resampling
+# the bonafide and the spoof clips separately; `metrics/01_baselines.json` keeps them under `per_system` for the
+# report and the model card.
+
+# %%
+import pandas as pd
+
+per_system = pd.DataFrame(baselines.per_system)
+if len(per_system):
+    shown = per_system.assign(**{"EER %": (100 * per_system.eer).round(1),
+                                 "95% CI": [f"[{100 * a:.1f}, {100 * b:.1f}]" for a, b in
+                                            zip(per_system.ci_low, per_system.ci_high)]})
+    display(shown.pivot_table(index=["by", "group", "seen", "family"], columns="model",
+                              values=["EER %", "95% CI", "n_spoof"], aggfunc="first"))
+    plots.save(plots.per_system_eer(baselines.per_system), PROFILE, "01_eer_per_system")
+
+# %% [markdown]
 # ## Is it the image size?
 #
 # The thesis's images squeeze a whole clip into 32x32 pixels: 257 frequency bins into 32 rows, hundreds of

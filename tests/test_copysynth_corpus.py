@@ -1,10 +1,12 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from helpers.data import corpus as C
-from helpers.data.copysynth import (SpeechSourceError, VOCODERS, CopySynthConfig, build_copysynth, resolve_speech_files,
-                               segment, vocode)
+from helpers.data.copysynth import (SpeechSourceError, VOCODERS, CopySynthConfig, build_copysynth, copy_choice,
+                                    resolve_speech_files, segment, vocode)
 from helpers.data.keys import KeysFormatError, parse_keys
 from tests.conftest import speechlike
 
@@ -37,17 +39,42 @@ def test_speech_dir_errors(tmp_path):
         resolve_speech_files(tmp_path / "txt")
 
 
+COPY = ("S12", "S13", "S14")
+
+
+def test_tts_style_copy_synthesis_is_coarser_than_the_diagnostics():
+    """S12 re-synthesises from 80 mel bands, so it misses the input's harmonics more than the full-STFT
+    diagnostic D01; S13's coded envelope and aperiodicity change WORLD's output (not the same as D02)."""
+    x = speechlike(1.5)
+    spec = lambda y: np.abs(np.fft.rfft(y))[: len(y) // 4]   # noqa: E731 (up to 4 kHz: the harmonics)
+    err_coded = np.mean((spec(vocode(x, "mel_griffinlim")) - spec(x)) ** 2)
+    err_full = np.mean((spec(vocode(x, "griffinlim")) - spec(x)) ** 2)
+    assert err_coded > err_full
+    coded, full = vocode(x, "world_coded"), vocode(x, "world")
+    assert np.sqrt(np.mean((coded - full) ** 2)) > 0.01 * np.sqrt(np.mean(full ** 2))
+
+
+def test_copy_choice_shares_segments_evenly():
+    picks = [copy_choice(5, i, s, COPY, 6) for i in range(60) for s in range(2)]
+    counts = pd.Series([p for p in picks if p]).value_counts()
+    assert set(counts.index) == set(COPY) and counts.max() - counts.min() <= 1
+    assert sum(p is None for p in picks) == 60          # 3 of 6 slots are the TTS systems'
+    assert copy_choice(5, 3, 1, COPY, 6) == copy_choice(5, 3, 1, COPY, 6)
+
+
 def test_build_corpus_layout_keys_groups_and_idempotence(speech_dir, tmp_path):
-    root = build_copysynth(str(speech_dir), CopySynthConfig(segment_s=1.5, min_segment_s=1.0), workers=2)
+    cfg = CopySynthConfig(segment_s=1.5, min_segment_s=1.0, systems=COPY)
+    root = build_copysynth(str(speech_dir), cfg, workers=2)
     recs = parse_keys(root / "keys/CM/trial_metadata.txt")
     bona = [r for r in recs if r.label == "bonafide"]
     spoof = [r for r in recs if r.label == "spoof"]
-    assert len(spoof) == 3 * len(bona) and len(bona) >= 4
-    assert {r.attack for r in spoof} == set(VOCODERS)
+    assert len(spoof) == len(bona) and len(bona) >= 4     # copy systems only: each segment copied once
+    assert {r.attack for r in spoof} == set(COPY)
+    assert {r.vocoder for r in spoof} == {"copy_synthesis"}
     for r in recs:
         assert (root / "flac" / f"{r.trial}.flac").exists()
     mtime = (root / "keys/CM/trial_metadata.txt").stat().st_mtime
-    assert build_copysynth(str(speech_dir), CopySynthConfig(segment_s=1.5, min_segment_s=1.0)) == root
+    assert build_copysynth(str(speech_dir), cfg) == root
     assert (root / "keys/CM/trial_metadata.txt").stat().st_mtime == mtime
     df, skipped = C.load_corpus(C.CorpusLayout(root / "keys/CM/trial_metadata.txt", root / "flac",
                                                root / "keys/CM/trial_groups.txt"))
@@ -130,7 +157,7 @@ def test_build_from_sources_codecs_speakers_and_licences(offline_apt):
 
     make_fake_debian(raw_dir(), languages=("en", "fr"))     # es/it/ru "missing": left out with a message
     codecs = ("nocodec", "low_mp3", "high_ogg")
-    cfg = CopySynthConfig(segment_s=1.0, min_segment_s=0.5, vocoders=("world", "lpc"), sources=SOURCES,
+    cfg = CopySynthConfig(segment_s=1.0, min_segment_s=0.5, systems=("D02", "S14"), sources=SOURCES,
                           codecs=codecs, seed=7)
     root = build_copysynth(None, cfg, workers=2)
     recs = parse_keys(root / "keys/CM/trial_metadata.txt")
@@ -153,9 +180,11 @@ def test_build_from_sources_codecs_speakers_and_licences(offline_apt):
     assert set(share.index) == set(codecs)
     np.testing.assert_allclose(share["bonafide"], share["spoof"])
     # no shortcut: a G.722 source's vocoded copy went through G.722 after vocoding
-    row = info[(info.source_codec == "g722") & (info.codec == "nocodec") & (info.label == "bonafide")].iloc[0]
+    copied = set(info.loc[info.system == "D02", "trial"])
+    row = info[(info.source_codec == "g722") & (info.codec == "nocodec") & (info.label == "bonafide")
+               & info.trial.map(lambda t: f"{t}_D02" in copied)].iloc[0]
     bona, _ = sf.read(root / "flac" / f"{row.trial}.flac", dtype="float32")
-    spoof, _ = sf.read(root / "flac" / f"{row.trial}_world.flac", dtype="float32")
+    spoof, _ = sf.read(root / "flac" / f"{row.trial}_D02.flac", dtype="float32")
     plain = vocode(bona, "world")
     coded = apply_source_codec(plain, "g722")
     assert np.sum((spoof - coded) ** 2) < 0.5 * np.sum((spoof - plain) ** 2)
@@ -166,9 +195,9 @@ def test_build_from_sources_codecs_speakers_and_licences(offline_apt):
     assert "asterisk-core-sounds-it-g722" not in text
     # resumable: a lost FLAC is rebuilt, the rest reused
     (root / "manifest.json").unlink()
-    (root / "flac" / f"{row.trial}_world.flac").unlink()
+    (root / "flac" / f"{row.trial}_D02.flac").unlink()
     assert build_copysynth(None, cfg, workers=1) == root
-    again, _ = sf.read(root / "flac" / f"{row.trial}_world.flac", dtype="float32")
+    again, _ = sf.read(root / "flac" / f"{row.trial}_D02.flac", dtype="float32")
     assert np.array_equal(again, spoof)
 
 
@@ -178,9 +207,42 @@ def test_minutes_per_speaker_and_max_sources_in_build(offline_apt):
     from tests.test_speech_sources import make_fake_debian
 
     make_fake_debian(raw_dir(), languages=("en", "fr"))
-    cfg = CopySynthConfig(segment_s=1.0, min_segment_s=0.5, vocoders=("world",), sources=SOURCES,
+    cfg = CopySynthConfig(segment_s=1.0, min_segment_s=0.5, systems=("S13",), sources=SOURCES,
                           minutes_per_speaker=2.0 / 60, max_sources=4)
     root = build_copysynth(None, cfg, workers=2)
     info = pd.read_csv(root / "keys/CM/trial_info.csv", keep_default_na=False)
     n_src = info.groupby("speaker")["group"].nunique()
     assert n_src.sum() == 4 and n_src.max() == 1          # round-robin over speakers, one 1.6 s file fits in 2 s
+
+
+def test_tts_spoofs_go_through_a_bonafide_source_codec_and_the_df_codecs(offline_apt, monkeypatch):
+    """A TTS clip gets a source codec drawn from the bonafide recordings of its language (G.722 here), then
+    its DF codec; the DF codecs are shared alike by both classes."""
+    import soundfile as sf
+
+    from helpers.data import copysynth as CS
+    from helpers.data.codecs import apply_codec, apply_source_codec
+    from helpers.paths import raw_dir
+    from tests.test_speech_sources import make_fake_debian
+    from tests.test_synthesis import fake_sentences, fake_synthesize
+
+    make_fake_debian(raw_dir(), languages=("en", "fr"))
+    monkeypatch.setattr(CS, "synthesize", fake_synthesize)
+    codecs = ("nocodec", "low_mp3")
+    cfg = CopySynthConfig(segment_s=1.0, min_segment_s=0.5, systems=("S04", "S12"), sources=("asterisk_g722",),
+                          codecs=codecs, seed=3)
+    root = build_copysynth(None, cfg, workers=2, check=lambda s: None, sentence_source=fake_sentences)
+    info = pd.read_csv(root / "keys/CM/trial_info.csv", keep_default_na=False)
+    tts = info[info.system == "S04"]
+    assert len(tts) and set(tts.source_codec) == {"g722"} and set(tts.codec) == set(codecs)
+    share = info.groupby("label")["codec"].value_counts(normalize=True).unstack(0)
+    assert set(share.index) == set(codecs) and (abs(share["bonafide"] - share["spoof"]) < 0.35).all()
+    # the stored clip is the rendering's segment, G.722-coded, then DF-coded
+    row = tts[tts.codec == "low_mp3"].iloc[0]
+    raw, _ = sf.read(next((root.parent.parent / "synthesis").glob("S04-*")) / Path(row.source_file).name, dtype="float32")
+    piece = segment(raw, 1.0, 0.5)[int(row.trial.rsplit("_", 1)[1])]
+    stored, _ = sf.read(root / "flac" / f"{row.trial}.flac", dtype="float32")
+    chain = apply_codec(apply_source_codec(piece, "g722"), "low_mp3")
+    plain = piece[: len(stored)]
+    assert len(stored) == len(chain)
+    assert np.sum((stored - chain) ** 2) < 0.2 * np.sum((stored - plain) ** 2)

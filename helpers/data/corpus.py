@@ -182,23 +182,83 @@ def split_units(df: pd.DataFrame, by: SplitBy) -> tuple[pd.Series, str]:
     if by == "clip":
         return df["trial"], "clip"
     if by == "speaker":
-        if df["speaker"].nunique() >= MIN_SPEAKERS_FOR_SPEAKER_SPLIT:
+        n_speakers = df.loc[~_follows_text(df), "speaker"].nunique()   # TTS voices are not bonafide speakers
+        if n_speakers >= MIN_SPEAKERS_FOR_SPEAKER_SPLIT:
             return df["speaker"], "speaker"
-        return df["group"], f"source (SPLIT_BY='speaker' asked, but the corpus has {df['speaker'].nunique()} speaker(s))"
+        return df["group"], f"source (SPLIT_BY='speaker' asked, but the corpus has {n_speakers} speaker(s))"
     if by == "source":
         return df["group"], "source"
     raise ValueError(f"SPLIT_BY={by!r}; choose 'source', 'speaker' or 'clip'")
 
 
+def mark_systems(df: pd.DataFrame, unseen: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+    """Add ``system`` (the keys' attack, ``-`` for bonafide), ``family`` (the keys' vocoder column:
+    the system's family on the offline corpus) and ``seen`` (``bonafide`` / ``seen`` / ``unseen``)."""
+    out = df.copy()
+    spoof = out["label"] == "spoof"
+    out["system"] = out["attack"].where(spoof, "-")
+    out["family"] = out["vocoder"].where(spoof, "bonafide") if "vocoder" in out else "-"
+    out["seen"] = "bonafide"
+    out.loc[spoof, "seen"] = ["unseen" if a in set(unseen) else "seen" for a in out.loc[spoof, "attack"]]
+    return out
+
+
+def _follows_text(df: pd.DataFrame) -> pd.Series:
+    """Spoofs synthesised from text (no bonafide source): their unit is their sentence (group ``SENT_*``)."""
+    if "group" not in df:
+        return pd.Series(False, index=df.index)
+    return (df["label"] == "spoof") & df["group"].astype(str).str.startswith("SENT_")
+
+
 def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), seed: int = 2022,
-                  by: SplitBy = "source") -> pd.DataFrame:
+                  by: SplitBy = "source", unseen: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
     """``split`` column by the chosen unit; ``attrs["split_by"]`` says which grouping was used.
 
     Clip-level splits are stratified by label (each split holds each class's share within one
     clip; the thesis's unseeded ``random_split`` matched it only on average). Group-level splits
-    keep whole groups together (:func:`split_by_group`).
+    keep whole groups together (:func:`split_by_group`): bonafide clips and their copies by the
+    chosen unit, text-to-speech clips by their sentence, each with the same fractions.
+
+    ``unseen`` systems are evaluation-only, as ASVspoof 2019 LA's A07-A19: their spoofs go to
+    ``test`` and never to train or validation; an unseen copy whose bonafide source landed in
+    train or validation is dropped (it would put that recording on both sides), and
+    ``attrs["note"]`` says how many.
     """
+    unseen = tuple(unseen)
+    if unseen:
+        mask = df["attack"].isin(unseen) & (df["label"] == "spoof")
+        rest = assign_splits(df.loc[~mask], fractions, seed, by)
+        held = df.loc[mask].copy()
+        held["split"] = "test"
+        if by != "clip" and len(held):
+            units_rest, _ = split_units(rest, by)
+            side = dict(zip(units_rest, rest["split"]))
+            units_held, _ = split_units(df, by)
+            where = units_held.loc[held.index].map(side)
+            text = _follows_text(held)
+            leak = where.isin(["train", "val"]) & ~text
+            dropped = int(leak.sum())
+            held = held.loc[~leak]
+        else:
+            dropped = 0
+        out = pd.concat([rest, held]).sort_index()
+        out.attrs["split_by"] = rest.attrs.get("split_by", by)
+        note = df.attrs.get("note", "")
+        if dropped:
+            note = "; ".join(x for x in (note, f"{dropped} unseen-system copies of train/validation recordings "
+                                               "dropped (their source is on the other side)") if x)
+        out.attrs["note"] = note
+        return out
     units, used = split_units(df, by)
+    if used != "clip":
+        text = _follows_text(df)
+        if text.any():   # TTS clips: split by sentence, apart from the speakers' units
+            a = split_by_group(df.loc[~text].assign(group=units[~text]), fractions, seed).assign(group=df["group"])
+            b = split_by_group(df.loc[text], fractions, seed + 1)
+            out = pd.concat([a, b]).sort_index()
+            out.attrs.update(df.attrs)
+            out.attrs["split_by"] = used
+            return out
     if used == "clip":
         out = df.copy()
         out["split"] = ""

@@ -106,6 +106,42 @@ def bootstrap_ci(stat: Callable[..., float], arrays: Sequence, n_boot: int = 100
     return (float(np.quantile(vals, alpha / 2)), float(np.quantile(vals, 1 - alpha / 2)))
 
 
+def eer_ci(y_true, bonafide_score, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the EER, resampling bonafide and spoof clips separately (each resample
+    keeps both classes at their sizes, so no resample lacks a class; Efron & Tibshirani 1993, ch. 13)."""
+    y, s = _np(y_true), _np(bonafide_score).astype(float)
+    bona, spoof = s[y == BONAFIDE], s[y == SPOOF]
+    if bona.size == 0 or spoof.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    vals = np.empty(n_boot)
+    for i in range(n_boot):
+        b, p = bona[rng.integers(0, bona.size, bona.size)], spoof[rng.integers(0, spoof.size, spoof.size)]
+        frr, far, _ = det_curve(b, p)
+        j = int(np.nanargmin(np.abs(frr - far)))
+        vals[i] = (frr[j] + far[j]) / 2
+    return (float(np.quantile(vals, alpha / 2)), float(np.quantile(vals, 1 - alpha / 2)))
+
+
+def eer_by_group(y_true, bonafide_score, groups: dict[str, np.ndarray], n_boot: int = 1000, seed: int = 0,
+                 **extra: dict[str, object]) -> list[dict]:
+    """EER with a 95% class-stratified bootstrap CI for each named group of clips (a boolean mask each).
+
+    For a spoofing-system group the mask is every bonafide clip plus that system's spoofs (ASVspoof's
+    per-attack EER); pooled groups (all seen systems, one family) add several systems' spoofs.
+    ``extra[name]`` is merged into that group's row (e.g. its family or seen/unseen).
+    """
+    y, s = _np(y_true), _np(bonafide_score).astype(float)
+    rows = []
+    for name, mask in groups.items():
+        m = np.asarray(mask, dtype=bool)
+        lo, hi = eer_ci(y[m], s[m], n_boot=n_boot, seed=seed)
+        rows.append({"group": name, "n": int(m.sum()), "n_bonafide": int((y[m] == BONAFIDE).sum()),
+                     "n_spoof": int((y[m] == SPOOF).sum()), "eer": eer(y[m], s[m]), "ci_low": lo, "ci_high": hi,
+                     **extra.get(name, {})})
+    return rows
+
+
 def l0_pixels(x: torch.Tensor, x_adv: torch.Tensor, atol: float = 0.0) -> torch.Tensor:
     """Pixels (spatial positions) changed in any channel, per image."""
     diff = (x - x_adv).abs().amax(dim=1) > atol

@@ -18,6 +18,7 @@ import torch
 
 from helpers.data import corpus as C
 from helpers.data.copysynth import CopySynthConfig, build_copysynth
+from helpers.data.synthesis import DEFAULT_SYSTEMS, DEFAULT_UNSEEN, check_unseen
 from helpers.data.features import FeatureConfig, FeatureSet, cached_features
 from helpers.io import atomic_write, cache_key, load_json, read_or_quarantine, save_json
 from helpers.models.detectors import MODEL_VERSION
@@ -36,6 +37,8 @@ class DataParams:
     speech_sources: tuple[str, ...] = ()    # copysynth: Debian speech packages (helpers.data.speech_sources); () = Asterisk 8 kHz
     minutes_per_speaker: float | None = None    # copysynth: cap per voice, so no voice dominates
     codecs: tuple[str, ...] = ("nocodec",)  # copysynth: ASVspoof 2021 DF codec conditions (helpers.data.codecs)
+    spoof_systems: tuple[str, ...] = DEFAULT_SYSTEMS   # copysynth: spoofing system ids (helpers.data.synthesis.SYSTEMS)
+    unseen_systems: tuple[str, ...] = DEFAULT_UNSEEN   # evaluation-only systems: test split only (ASVspoof 2019 LA)
     segment_s: float = 3.0
     n_trials: int | None = None             # sample size (None = every trial, or all that the share allows)
     bonafide_share: float | None = 0.5      # None = the corpus's own mix
@@ -81,16 +84,20 @@ class Prepared:
                 "features": self.params.features, "feature_shape": list(self.feature_config.shape),
                 "n_trials": len(t), "by_split": {s: {lab: int(((t.split == s) & (t.label == lab)).sum())
                                                      for lab in C.CLASSES} for s in C.SPLITS},
-                "by_attack": t["attack"].value_counts().to_dict(), "n_skipped": len(self.skipped)}
+                "by_attack": t["attack"].value_counts().to_dict(), "n_skipped": len(self.skipped),
+                "by_system": ({s: t[t.split == s].groupby(["system", "seen"]).size().rename("n").reset_index()
+                               .to_dict("records") for s in C.SPLITS} if "system" in t else {})}
 
 
 def build_corpus(p: DataParams) -> tuple[Path, C.CorpusLayout, bool]:
     """Build or locate the corpus; returns (root, layout, whether every audio file must be keyed)."""
     if p.dataset == "copysynth":
+        check_unseen(p.spoof_systems, p.unseen_systems)
         root = build_copysynth(p.speech_dir or os.environ.get("SPEECH_DIR") or None,
                                CopySynthConfig(segment_s=p.segment_s, max_sources=p.max_sources, seed=p.seed,
                                                sources=tuple(p.speech_sources),
-                                               minutes_per_speaker=p.minutes_per_speaker, codecs=tuple(p.codecs)))
+                                               minutes_per_speaker=p.minutes_per_speaker, codecs=tuple(p.codecs),
+                                               systems=tuple(p.spoof_systems)))
         return root, C.CorpusLayout(root / "keys/CM/trial_metadata.txt", root / "flac",
                                     root / "keys/CM/trial_groups.txt"), True
     if p.dataset == "asvspoof2021_df":
@@ -115,8 +122,8 @@ def prepare_data(p: DataParams, profile: str | None = None, device: str = "cpu",
     table_file = folder / "trials.csv"
     table = read_or_quarantine(table_file, _read_table)
     if table is None:
-        sample = C.sample_trials(df, p.n_trials, p.bonafide_share, p.seed)
-        table = C.assign_splits(sample, p.split, p.seed, p.split_by)
+        sample = C.mark_systems(C.sample_trials(df, p.n_trials, p.bonafide_share, p.seed), p.unseen_systems)
+        table = C.assign_splits(sample, p.split, p.seed, p.split_by, unseen=p.unseen_systems)
         atomic_write(table_file, table.to_csv(index=False))
     prep = Prepared(p, key, root, table, skipped=list(skipped))
     cfg = p.feature_config()

@@ -103,6 +103,7 @@ class BaselinesStage(StageRecord):
     train_seconds: dict[str, float] = field(default_factory=dict)
     full_test_records: list[dict] = field(default_factory=list)
     breakdown: list[dict] = field(default_factory=list)             # clean EER per vocoder / codec / speaker
+    per_system: list[dict] = field(default_factory=list)            # clean EER + 95% CI per system, seen/unseen, family, codec
 
 
 @dataclass
@@ -318,6 +319,14 @@ def run_data(ns: dict, profile: str, device: str | torch.device = "cpu") -> tupl
     prep = prepare_data(params, profile, device=str(device))
     rec = DataStage(**DataStage.head(profile, prep), data_params=asdict(params), summary=prep.describe(),
                     sample_note=prep.table.attrs.get("note", ""))
+    if params.dataset == "copysynth":   # the spoofing systems: which ran, which were left out and why
+        from helpers.data.synthesis import systems_overview
+        from helpers.io import load_json
+
+        manifest = load_json(prep.corpus_root / "manifest.json") if (prep.corpus_root / "manifest.json").exists() else {}
+        rec.summary["systems"] = systems_overview(prep.corpus_root, prep.table).to_dict("records")
+        rec.summary["systems_missing"] = manifest.get("systems_missing", [])
+        rec.summary["synthesis_skipped"] = manifest.get("synthesis_skipped", 0)
     rec.save()
     return prep, rec
 
@@ -352,10 +361,45 @@ def clean_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str 
     return rows
 
 
+def system_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str = "test", n_boot: int = 1000,
+                     seed: int = 0) -> list[dict]:
+    """Clean EER with 95% bootstrap CIs (:func:`helpers.evaluation.metrics.eer_by_group`) of one detector:
+    per spoofing system (every bonafide clip against that system's spoofs, ASVspoof's per-attack EER), pooled
+    over the seen and over the unseen systems, per family, and per codec condition (both classes of it)."""
+    import numpy as np
+
+    from helpers.evaluation.metrics import bonafide_score, eer_by_group
+
+    t = prep.table[prep.table.split == split].set_index("trial").loc[prep.sets[split].trials].reset_index()
+    if "system" not in t:
+        return []
+    bona = (t.label == "bonafide").to_numpy()
+    groups: dict[str, np.ndarray] = {}
+    extra: dict[str, dict] = {}
+    for sid in sorted(t.loc[~bona, "system"].unique()):
+        rows = t[t.system == sid]
+        key = f"system:{sid}"
+        groups[key] = bona | (t.system == sid).to_numpy()
+        extra[key] = {"by": "system", "system": sid, "family": rows.family.iloc[0], "seen": rows.seen.iloc[0]}
+    for kind in ("seen", "unseen"):
+        if ((t.seen == kind) & ~bona).any():
+            groups[f"seen:{kind}"] = bona | (t.seen == kind).to_numpy()
+            extra[f"seen:{kind}"] = {"by": "seen", "system": f"all {kind}", "family": "-", "seen": kind}
+    for fam in sorted(t.loc[~bona, "family"].unique()):
+        groups[f"family:{fam}"] = bona | (t.family == fam).to_numpy()
+        extra[f"family:{fam}"] = {"by": "family", "system": "-", "family": fam, "seen": "-"}
+    for codec in sorted(t.codec.unique()):
+        groups[f"codec:{codec}"] = (t.codec == codec).to_numpy()
+        extra[f"codec:{codec}"] = {"by": "codec", "system": "-", "family": "-", "seen": "-", "codec": codec}
+    rows = eer_by_group(prep.sets[split].y.numpy(), bonafide_score(logits).numpy(), groups, n_boot=n_boot, seed=seed,
+                        **extra)
+    return [{"model": arch, **r} for r in rows]
+
+
 def run_baselines(profile: str, prep: Prepared, models: list[str], cfg: TrainConfig,
                   device: str | torch.device = "cpu") -> tuple[dict[str, TrainResult], BaselinesStage]:
     """Train (or reuse) each baseline and evaluate it on the whole test split."""
-    runs, records, breakdown = {}, [], []
+    runs, records, breakdown, per_system = {}, [], [], []
     x_test, y_test = prep.xy("test")
     for arch in models:
         res = baseline(arch, prep, cfg, profile, device=str(device))
@@ -364,12 +408,13 @@ def run_baselines(profile: str, prep: Prepared, models: list[str], cfg: TrainCon
         records.append(record(arch, "baseline_clean", "clean", y_test, logits, clean_logits=logits,
                               scope="full test split"))
         breakdown += clean_breakdown(arch, logits, prep)
+        per_system += system_breakdown(arch, logits, prep, seed=cfg.seed)
     rec = BaselinesStage(**BaselinesStage.head(profile, prep), train=asdict(cfg),
                          checkpoints={a: rel(profile, r.checkpoint) for a, r in runs.items()},
                          histories={a: r.history for a, r in runs.items()},
                          reused={a: r.reused for a, r in runs.items()},
                          train_seconds={a: r.seconds for a, r in runs.items()}, full_test_records=records,
-                         breakdown=breakdown)
+                         breakdown=breakdown, per_system=per_system)
     rec.save()
     return runs, rec
 

@@ -35,7 +35,10 @@ def example_clips(prep: Prepared) -> dict[str, np.ndarray]:
     """A bonafide clip and its copies by every vocoder (copy-synthesis), or spoofs of other attacks (ASVspoof)."""
     table = prep.table
     example = table[table["label"] == "bonafide"].iloc[0]
-    if prep.params.dataset == "copysynth":
+    if prep.params.dataset == "copysynth":   # a segment that has a copy (each is copied by at most one system)
+        flac = prep.corpus_root.joinpath("flac")
+        example = next((r for _, r in table[table["label"] == "bonafide"].iterrows()
+                        if any(flac.glob(f"{r['trial']}_*.flac"))), example)
         paths = sorted(prep.corpus_root.joinpath("flac").glob(f"{example['trial']}*.flac"))
         names = ["bonafide" if p.stem == example["trial"] else f"spoof ({p.stem[len(example['trial']) + 1:]})"
                  for p in paths]

@@ -282,6 +282,35 @@ def eer_breakdown(rows: list[dict]) -> plt.Figure:
     return fig
 
 
+def per_system_eer(rows: list[dict]) -> plt.Figure:
+    """Clean EER with 95% CIs per spoofing system (seen / unseen coloured), pooled over seen and unseen
+    systems, per family and per codec; one panel per grouping, one marker per model (0.5 = chance)."""
+    df = pd.DataFrame(rows)
+    kinds = [k for k in ("system", "seen", "family", "codec") if k in set(df.get("by", []))]
+    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(4.5 * max(1, len(kinds)), 3.8), squeeze=False,
+                             gridspec_kw={"width_ratios": [max(2, (df["by"] == k).sum()) for k in kinds] or [1]})
+    markers = dict(zip(sorted(df["model"].unique()) if len(df) else [], "os^Dv"))
+    for ax, kind in zip(axes[0], kinds):
+        sub = df[df["by"] == kind].reset_index(drop=True)
+        labels = [g.split(":", 1)[-1] for g in sub["group"]]
+        order = {lab: i for i, lab in enumerate(dict.fromkeys(labels))}
+        offsets = {m: (i - (len(markers) - 1) / 2) * 0.25 for i, m in enumerate(markers)}
+        for (_, r), lab in zip(sub.iterrows(), labels):
+            x = order[lab] + offsets.get(r["model"], 0)
+            colour = {"unseen": "tab:red", "seen": "tab:blue"}.get(r.get("seen"), "tab:grey")
+            ax.errorbar(x, r["eer"], yerr=[[max(0, r["eer"] - r["ci_low"])], [max(0, r["ci_high"] - r["eer"])]],
+                        fmt=markers.get(r["model"], "o"), color=colour, capsize=2, ms=4)
+        ax.set_xticks(range(len(order)), list(order), rotation=40, ha="right", fontsize=8)
+        ax.axhline(0.5, ls=":", color="grey", lw=1)
+        ax.set(title=f"clean EER per {kind}", ylabel="EER (95% CI)", ylim=(0, 0.65))
+    handles = [plt.Line2D([], [], marker=mk, ls="", color="k", label=m) for m, mk in markers.items()]
+    handles += [plt.Line2D([], [], marker="s", ls="", color=c, label=l) for l, c in (("seen", "tab:blue"),
+                                                                                     ("unseen", "tab:red"))]
+    axes[0][0].legend(handles=handles, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def minutes_per_speaker(summary: pd.DataFrame) -> plt.Figure:
     """Bonafide minutes per speaker, coloured by language."""
     fig, ax = plt.subplots(figsize=(8, 3.2))

