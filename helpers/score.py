@@ -285,6 +285,9 @@ def load_profile(profile: str, device: str | torch.device = "cpu", detectors: It
             out.scorers.append(Scorer(arch, defense, m.checkpoint_id, probs, key=key))
     if "certified" in wanted_def:
         out.scorers += certified_scorers(profile, view, archs, device, out.notes)
+    if not out.scorers:
+        raise ScoreError(f"no detector of {profile} has the defense(s) asked for ({sorted(wanted_def)}): "
+                         + "; ".join(out.notes))
     _set_thresholds(profile, out)
     return out
 
