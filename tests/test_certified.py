@@ -176,3 +176,75 @@ def test_column_certificate_holds_on_toy_model():
     adv[:, 0, :, 5:5 + m] = 1                           # the strongest patch of width m
     moved = A.band_votes(model, adv, s)[0, 1].item()
     assert moved == A.bands_per_patch(m, s, 16) == int(A.bands_touched(x, adv, s)[0])
+
+
+# --------------------------------------------------------------------------- the stage's summaries (helpers.experiments.certified)
+
+def test_certified_curve_and_median():
+    from helpers.experiments.certified import certified_curve, median_radius
+
+    y = torch.tensor([0, 0, 1, 1, 1])
+    pred = torch.tensor([0, -1, 1, 1, 0])
+    radius = torch.tensor([3, -1, 0, 10, 7])
+    c = certified_curve(y, pred, radius, [0, 1, 5, 10, 11])
+    assert c["certified_accuracy"] == pytest.approx([3 / 5, 2 / 5, 1 / 5, 1 / 5, 0.0])
+    assert c["bonafide"] == pytest.approx([0.5, 0.5, 0.0, 0.0, 0.0])     # a certified "spoof" answer is not bonafide recall
+    assert c["spoof"] == pytest.approx([2 / 3, 1 / 3, 1 / 3, 1 / 3, 0.0])
+    # radii of the clips, wrong / abstained as -1: [3, -1, 0, 10, -1] -> median 0
+    assert median_radius(y, pred, radius) == 0.0
+
+
+def test_summarise_separates_majority_and_certified():
+    from helpers.experiments.certified import summarise
+
+    y = torch.tensor([0, 1, 1, 0])
+    counts = torch.tensor([[60, 4], [10, 54], [30, 34], [20, 44]])
+    cert = A.Certificate(prediction=torch.tensor([0, 1, -1, 1]), radius=torch.tensor([12, 5, -1, 2]),
+                         p_lower=torch.zeros(4), counts=counts, selection=counts)
+    s = summarise(y, cert, pixle_l0=5.4)
+    assert s["clean_accuracy"] == 0.75 and s["abstain_rate"] == 0.25
+    assert s["bonafide_recall"] == 0.5 and s["spoof_recall"] == 1.0
+    assert s["certified_accuracy"]["0"] == 0.5 and s["certified_accuracy"]["10"] == 0.25
+    assert s["certified_accuracy_at_pixle_l0"] == 0.5       # radius >= round(5.4) = 5: clips 0 and 1
+
+
+def test_check_attack_counts_flips_within_radius():
+    from helpers.experiments.certified import CertConfig, check_attack
+
+    model = AnyBright()
+    cfg = CertConfig(k=8, n=400, seed=0)
+    x = torch.zeros(3, 3, 16, 16)
+    adv = x.clone()
+    adv[1, 0, :, :] = 1                                      # every pixel bright: certainly flips to class 1
+    adv[2, 0, 0, :6] = 1
+    l0 = torch.tensor([0, 256, 6])
+    row = check_attack("toy", "toy", torch.zeros(3, dtype=torch.long), x, adv, l0, torch.zeros(3, dtype=torch.long),
+                       torch.tensor([5, 300, 5]), model, cfg, 0.0, "test")
+    # clip 1 claims radius 300 >= its L0 256 and flips: counted; clip 2 lies beyond its radius
+    assert row["within_radius"] == 2 and row["flips_within_radius"] == 1
+    assert row["per_clip"]["pred"][1] == 1 and row["per_clip"]["pred"][0] == 0
+
+
+def test_column_summary_on_toy_model():
+    from helpers.experiments.certified import column_summary
+
+    model = AnyBright()
+    x = torch.zeros(2, 3, 16, 16)
+    y = torch.tensor([0, 1])
+    adv = x.clone()
+    adv[0, 0, 3, 2] = 1                                      # one changed column: s bands
+    s = column_summary(model, x, y, s=2, m=3, pixle_adv=adv)
+    assert s["accuracy"] == 0.5 and s["certified_accuracy"] == 0.5 and s["delta"] == 4
+    # 16 votes to 0: delta_max = 8, widest certified patch 8 - 2 + 1 = 7 columns
+    assert s["per_clip"]["certified_width"][0] == 7
+    assert s["pixle_perturbed"] == 1 and s["pixle_covered"] == 1 and s["per_clip"]["pixle_bands_touched"][0] == 2
+
+
+def test_profiles_declare_every_cert_parameter():
+    from helpers.config.profiles import PROFILES
+    from helpers.experiments.certified import CertConfig
+
+    for name, params in PROFILES.items():
+        cfg = CertConfig.from_params(params)
+        assert cfg.n0 >= 1 and cfg.n >= cfg.n0 and 0 < cfg.alpha < 1 and len(cfg.pixle) == 2, name
+    assert PROFILES["thesis"]["CERT_N"] >= 10000
