@@ -9,6 +9,7 @@
 # timed-out step is recorded and the next one runs):
 #   1. the `thesis` profile end to end at reduced data (run_all.py: 16 sources, 64 trials, the
 #      thesis's epochs, Pixle 10x50 and adversarial training from scratch), with its timings;
+#      1b. notebook 07 (certified robustness by ablation, k=75, n=10,000) on the same data, 4 clips attacked;
 #   2. batched Pixle vs torchattacks.Pixle at the thesis budget (10x50) on ResNet-18 and ResNet-50,
 #      reduced clip count (benchmarks/pixle_speed.py), on the detectors step 1 trained;
 #   3. forward throughput by batch size, feature extraction, adversarial training (benchmarks/throughput.py);
@@ -158,7 +159,10 @@ EOF
     export DATA_DIR="${DATA_DIR:-$WORK/data}"
     # 1. thesis profile, reduced data (everything else at the thesis's settings)
     step "thesis profile, 16 sources / 64 trials" 200 $PYTHON run_all.py --profile thesis --output-dir "$OUTPUT_DIR" \
-        -p MAX_SOURCES 16 -p N_TRIALS 64 -p SPLIT '[0.5, 0.2, 0.3]' -p N_BOOT 200
+        --only 00-06 -p MAX_SOURCES 16 -p N_TRIALS 64 -p SPLIT '[0.5, 0.2, 0.3]' -p N_BOOT 200
+    # 1b. certified robustness (07) at the thesis's k=75, n=10,000 on those detectors' clips; adaptive attacks on 4
+    step "certified (07), thesis k/n, 4 clips attacked" 120 $PYTHON run_all.py --profile thesis --output-dir "$OUTPUT_DIR" \
+        --only 07 -p MAX_SOURCES 16 -p N_TRIALS 64 -p SPLIT '[0.5, 0.2, 0.3]' -p CERT_ATTACK_CLIPS 4
     [ ! -f "$OUTPUT_DIR/thesis/run.json" ] || $PYTHON -c "
 import json, sys
 d = json.load(open(sys.argv[1]))

@@ -417,7 +417,7 @@ def certified_figure(stage: CertifiedStage):
     import seaborn as sns
 
     archs = list(stage.curves)
-    fig, axes = plt.subplots(1, len(archs), figsize=(6.2 * len(archs), 4.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(archs), figsize=(6.4 * len(archs), 5.2), squeeze=False, sharey=True)
     pal = sns.color_palette("colorblind", 8)
     marks = {"baseline_pixle": ("o", "baseline + Pixle"), "smoothing_pixle": ("s", "blur + Pixle"),
              "adv_training_pixle": ("^", "AT + Pixle"), "combined_pixle": ("D", "AT + blur + Pixle")}
@@ -446,12 +446,15 @@ def certified_figure(stage: CertifiedStage):
             ax.plot(r["l0"], r["accuracy"], mk, color=pal[3], ms=6, label=f"{name} (empirical)")
         for a in stage.attacks:
             if a["model"] == arch and np.isfinite(a["mean_l0"]):
-                ax.plot(a["mean_l0"], a["accuracy"], "*", color=pal[4], ms=10,
-                        label=f"smoothed + adaptive {a['attack']} ({a['budget']}; {a['n']} certified clips)")
-        ax.set(xlabel="L0 radius (pixels of 32x32)", ylabel="accuracy", ylim=(-0.02, 1.02),
+                mk = "*" if a["attack"] == "pixle" else ("P" if a["budget"] == "radius" else "X")
+                ax.plot(a["mean_l0"], a["accuracy"], mk, color=pal[4], ms=10, alpha=0.85,
+                        label=f"smoothed + adaptive {a['attack']} ({a['budget']}), on {a['n']} certified clips")
+        xs = [c["radius"][-1], l0 or 0, k or 0] + [r["l0"] for r in stage.empirical if r["model"] == arch and r["l0"]]
+        ax.set(xlabel="L0: pixels changed (certified radius, or the attack's mean)", ylabel="accuracy",
+               ylim=(-0.02, 1.02), xlim=(-0.3, 1.25 * max(x for x in xs if np.isfinite(x))),
                title=f"{arch}: randomized ablation k={stage.config['k']}, n={stage.config['n']}")
         ax.set_xscale("symlog", linthresh=10)
-        ax.legend(fontsize=6.5, loc="upper right")
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.24), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 
