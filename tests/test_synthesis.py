@@ -289,3 +289,47 @@ def test_prepare_data_table_has_system_family_seen(tts_corpus, monkeypatch):
     assert overview.set_index("system").loc["S04", "seen"] == "unseen"
     examples = SY.example_per_system(t)
     assert set(examples) == {"bonafide", "S04", "S11", "S12", "S14"}
+
+
+# ---------------------------------------------------------------------------- per-system EER with CIs
+
+def test_eer_by_group_point_estimates_and_stratified_cis():
+    from helpers.evaluation.metrics import eer, eer_by_group, eer_ci
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(100, int), np.ones(200, int)]
+    sys_ = np.r_[["-"] * 100, ["A"] * 100, ["B"] * 100]
+    score = np.r_[rng.normal(1, 1, 100), rng.normal(3, 0.5, 100), rng.normal(-3, 0.5, 100)]   # A fools, B does not
+    bona = y == 0
+    rows = eer_by_group(y, score, {"A": bona | (sys_ == "A"), "B": bona | (sys_ == "B")}, n_boot=200,
+                        A={"seen": "unseen"}, B={"seen": "seen"})
+    a, b = rows
+    assert a["eer"] > 0.8 and b["eer"] < 0.01 and a["seen"] == "unseen" and b["seen"] == "seen"
+    for r in rows:
+        assert r["ci_low"] <= r["eer"] <= r["ci_high"] and r["n_bonafide"] == 100 and r["n_spoof"] == 100
+    lo, hi = eer_ci(y, score, n_boot=200, seed=1)
+    assert lo <= eer(y, score) <= hi and hi - lo < 0.2
+    assert np.isnan(eer_ci(np.ones(5, int), np.zeros(5))[0])          # one class: no interval
+
+
+def test_system_breakdown_rows_for_systems_pools_families_codecs(tts_corpus, monkeypatch):
+    import torch
+
+    from helpers.experiments import pipeline as P
+    from helpers.experiments.stages import system_breakdown
+
+    root, _ = tts_corpus
+    monkeypatch.setattr(P, "build_corpus", lambda p: (root, C.CorpusLayout(
+        root / "keys/CM/trial_metadata.txt", root / "flac", root / "keys/CM/trial_groups.txt"), True))
+    prep = P.prepare_data(P.DataParams(n_trials=None, split=(0.5, 0.2, 0.3), spoof_systems=("S04", "S11", "S12", "S14"),
+                                       unseen_systems=("S04",)), None, progress=False)
+    y = prep.sets["test"].y
+    logits = torch.stack([-y.float(), y.float()], 1)                  # a perfect detector
+    rows = system_breakdown("toy", logits, prep, n_boot=50)
+    by = {(r["by"], r["group"]) for r in rows}
+    test = prep.table[prep.table.split == "test"]
+    for sid in set(test.loc[test.label == "spoof", "system"]):
+        assert ("system", f"system:{sid}") in by
+    assert ("seen", "seen:unseen") in by and any(k[0] == "family" for k in by) and any(k[0] == "codec" for k in by)
+    assert all(r["eer"] == 0 for r in rows if r["by"] != "codec" or r["n_bonafide"] and r["n_spoof"])
+    assert {r["seen"] for r in rows if r["by"] == "system" and r["system"] == "S04"} == {"unseen"}
