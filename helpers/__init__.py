@@ -21,6 +21,8 @@ Leaves (imported by every layer)
 - :mod:`helpers.data.asvspoof`        the real corpus: local copy or verified download, safe extraction
 - :mod:`helpers.data.speech_sources`  wideband multi-speaker bonafide speech from Debian packages
 - :mod:`helpers.data.codecs`          ASVspoof 2021 DF codec conditions (mp3, m4a, ogg) and source codecs
+- :mod:`helpers.data.sentences`       the sentences TTS spoofs read: the bonafide sources' own transcripts
+- :mod:`helpers.data.synthesis`       the spoofing systems (ids, families, engines, licences), availability, synthesis
 - :mod:`helpers.data.copysynth`       the offline corpus: spoofing systems applied to the bonafide speech
 - :mod:`helpers.data.corpus`          one loader for either corpus, sampling, splits (source / speaker / clip)
 - :mod:`helpers.data.features`        spectrogram images (thesis_rgb32) and log-spectrograms, cached
