@@ -15,10 +15,10 @@ Bonafide = segments of real speech recordings. Spoof = speech made the way deepf
   are made of; they stay available as diagnostic systems, outside the default list.
 
 The spoof budget is balanced: about as many spoofs as bonafide clips, shared equally among the
-systems that can run here (a copy-synthesis system copies a seeded share of the bonafide
-segments; a TTS system reads as many sentences). A system whose engine or voice is missing is left
-out with the command that installs it (``manifest.json`` lists the systems that ran and those left
-out); a sentence that makes an engine fail or produce silence is skipped and listed
+systems that can run here (a copy-synthesis system copies one bonafide segment in every
+``n_systems``, :func:`copy_choice`; a TTS system renders as many clips). A system whose engine or
+voice is missing is left out with the command that installs it (``manifest.json`` lists the
+systems that ran and those left out); a sentence that makes an engine fail or produce silence is skipped and listed
 (``keys/CM/synthesis_skipped.csv``), never an empty clip.
 
 The corpus is written in the common layout (``keys/CM/trial_metadata.txt`` in the official
@@ -458,6 +458,8 @@ def _tts_plan(systems: list[SpoofSystem], items: list[SpeechItem], n_per_system:
               out_dir: Path, workers: int, sentence_source: SentenceSource,
               missing: list[dict]) -> tuple[list[tuple], list[dict], dict[str, float]]:
     """Synthesise (cached) and plan the TTS clips: one job per rendering, ``n_per_system`` clips per system."""
+    import soundfile as sf
+
     if not systems or n_per_system <= 0:
         return [], [], {}
     languages = sorted({it.language for it in items if it.language not in ("", "-")}) or ["en"]
@@ -488,8 +490,6 @@ def _tts_plan(systems: list[SpoofSystem], items: list[SpeechItem], n_per_system:
         failed += res.failed
         seconds[system.id] = round(res.seconds, 1)
         got = 0
-        import soundfile as sf
-
         for sent in chosen:
             if got >= n_per_system or sent.id not in res.clips:
                 continue

@@ -464,9 +464,10 @@ def licences_markdown(items: Sequence[SpeechItem]) -> str:
     for it in items:
         first.setdefault(it.source_package, it)
     out = ["# Licences of the speech in this corpus", "",
-           "Every bonafide trial is a segment of a recording listed here; every spoof trial is the same "
-           "segment re-synthesised by a vocoder, then compressed. All files are therefore modified "
-           "versions (derivative works) of these recordings and keep their licences.", ""]
+           "Every bonafide trial is a segment of a recording listed here; every copy-synthesis spoof is the same "
+           "segment re-synthesised by a vocoder, then compressed; text-to-speech spoofs read the transcripts and "
+           "were made by the systems listed after the recordings. These files are modified versions (derivative "
+           "works) of the recordings, texts and voices named here and keep their licences.", ""]
     for row in licence_rows(items):
         out += [f"## {row['package']}", "", f"- source: `{row['source']}`", f"- licence: {row['licence']}",
                 f"- attribution: {row['attribution']}", f"- recordings used: {row['files']}",
