@@ -237,3 +237,14 @@ def test_training_builds_the_stem_the_feature_asks_for(tmp_path):
     assert res.model.stem == "imagenet"
     with pytest.raises(CheckpointMismatchError, match="stem"):
         load_checkpoint(tmp_path / "l.safetensors", build_model("resnet18", 1), expect={"stem": "cifar"})
+
+
+def test_fit_summary_reports_the_fit_and_the_selected_epoch():
+    from helpers.models.training import fit_summary
+
+    hist = [{"epoch": 1, "train_accuracy": 0.7, "val_eer": 0.3}, {"epoch": 2, "train_accuracy": 0.9, "val_eer": 0.1},
+            {"epoch": 3, "train_accuracy": 0.97, "val_eer": float("nan")}, {"epoch": 4, "train_accuracy": 0.96, "val_eer": 0.2}]
+    s = fit_summary(hist, "val_eer")
+    assert s["fits"] and s["final_train_accuracy"] == 0.96 and s["best_val_eer"] == 0.1
+    assert s["best_epoch"] == 2 and s["model_epoch"] == 2 and fit_summary(hist)["model_epoch"] == 4
+    assert not fit_summary(hist[:2])["fits"] and fit_summary([])["epochs"] == 0

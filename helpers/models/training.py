@@ -384,6 +384,23 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
                        Path(checkpoint) if checkpoint else None, selected)
 
 
+FIT_ACCURACY = 0.95   # the train accuracy a detector must reach before its robustness is read (issue 23)
+
+
+def fit_summary(history: list[dict], select: str = "last") -> dict:
+    """One row per detector for 01: final train accuracy, whether it fits (>= ``FIT_ACCURACY``), best validation
+    EER and its epoch, and the epoch whose weights the model holds (``select``: last, or the best val EER)."""
+    if not history:
+        return {"epochs": 0, "final_train_accuracy": float("nan"), "fits": False, "best_val_eer": float("nan"),
+                "best_epoch": None, "model_epoch": None}
+    finite = [h for h in history if h.get("val_eer") == h.get("val_eer")]
+    best = min(finite, key=lambda h: h["val_eer"]) if finite else None
+    final = history[-1]["train_accuracy"]
+    return {"epochs": len(history), "final_train_accuracy": final, "fits": bool(final >= FIT_ACCURACY),
+            "best_val_eer": best["val_eer"] if best else float("nan"), "best_epoch": best["epoch"] if best else None,
+            "model_epoch": (best["epoch"] if best else history[-1]["epoch"]) if select == "val_eer" else history[-1]["epoch"]}
+
+
 def stem_for(features: str | None) -> str:
     """The stem a feature's images need (``FeatureConfig.stem``); the CIFAR stem for unknown or absent names."""
     from helpers.data.features import FEATURES, FeatureConfig
@@ -409,6 +426,6 @@ def pixle_generator(attack_kwargs: dict, seed: int) -> AdvGenerator:
     return gen
 
 
-__all__ = ["TrainConfig", "TrainResult", "train", "logits_metrics", "run_metadata", "TwoViews", "batch_inputs",
+__all__ = ["TrainConfig", "TrainResult", "train", "fit_summary", "FIT_ACCURACY", "stem_for", "logits_metrics", "run_metadata", "TwoViews", "batch_inputs",
            "adv_maker", "train_step", "class_weights", "EarlyStop", "evaluate", "save_checkpoint", "load_checkpoint",
            "read_checkpoint_meta", "CheckpointMismatchError", "pixle_generator", "data_hash"]
