@@ -284,3 +284,12 @@ def test_certified_detector_gives_07s_vote_share_and_radius(use, tmp_path):
     assert str(row.certified_l0_radius) == expected
     head = out.read_text()
     assert "# threshold resnet18/certified" in head and "majority vote of 24 ablations" in head
+
+
+def test_batched_blur_equals_the_defended_wrapper(use):
+    x = use["prep"].sets["test"].x[:5]
+    sig = score.sigma_grid([0.1, 5.0])
+    assert len(sig) == score.SMOOTHING_DRAWS and sig[0] > 0.1 and sig[-1] < 5.0
+    fast = score.blurred(use["model"], 5, sig)(x)
+    ref = score.blurred_reference(use["model"], 5, sig, x)
+    assert fast.shape == (5,) and np.abs(fast - ref).max() < 1e-6
