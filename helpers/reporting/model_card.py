@@ -55,7 +55,13 @@ def per_system(base: BaselinesStage, table: pd.DataFrame | None, n_boot: int = 1
     if table is None:
         return pd.DataFrame()
     test = table[table.split == "test"].reset_index(drop=True)
-    seen = set(table[(table.split == "train") & (table.label == "spoof")].attack)
+    in_train = set(table[(table.split == "train") & (table.label == "spoof")].attack)
+    spoofs = table[table.label == "spoof"]
+    # the keys' own seen/unseen designation (ASVspoof 2019 LA style) when the corpus has one, else training presence
+    protocol = (dict(zip(spoofs.attack, spoofs.seen)) if "seen" in table else
+                {a: "seen" if a in in_train else "unseen" for a in spoofs.attack})
+    family = dict(zip(spoofs.attack, spoofs.family)) if "family" in table else {}
+    seen = {a for a, v in protocol.items() if v == "seen"}
     rows = []
     for rec in base.full_test_records:
         pc = rec.get("per_clip") or {}
@@ -72,10 +78,22 @@ def per_system(base: BaselinesStage, table: pd.DataFrame | None, n_boot: int = 1
         for name, kind, members in groups:
             m = bona | test.attack.isin(members).to_numpy()
             lo, hi = bootstrap_ci(eer, [y[m], s[m]], n_boot=n_boot, seed=seed)
-            rows.append({"model": rec["model"], "system": name, "seen in training": kind,
+            rows.append({"model": rec["model"], "system": name, "family": family.get(name, ""), "seen": kind,
+                         "in training split": ("yes" if name in in_train else "no") if name in protocol else "",
                          "test spoof clips": int((~bona & m).sum()), "test bonafide clips": int(bona.sum()),
                          "EER": eer(y[m], s[m]), "lo": lo, "hi": hi})
     return pd.DataFrame(rows)
+
+
+def _system_name(system_id: str) -> str:
+    """`` (name, engine)`` of a synthesis system of :mod:`helpers.data.synthesis`, or nothing for other ids."""
+    try:
+        from helpers.data.synthesis import get_system
+
+        s = get_system(system_id)
+        return f" {s.name} ({s.family}, {s.engine})"
+    except Exception:          # copy-synthesis vocoders, ASVspoof attack ids, or an older checkout
+        return ""
 
 
 def _markdown_table(df: pd.DataFrame) -> str:
@@ -96,6 +114,8 @@ def model_card_markdown(profile: str, n_boot: int = 1000, seed: int = 0) -> str:
     by_split = summ.get("by_split", {})
     systems = {k: v for k, v in summ.get("by_attack", {}).items() if k != "-"}
     corpus_root = Path(summ.get("corpus_root", ""))
+    ps = per_system(base, table, n_boot, seed)
+    unseen = sorted(set(ps.system[(ps.seen == "unseen") & ~ps.system.str.startswith("all ")])) if len(ps) else []
     out = [f"# Model card: the `{profile}` profile's detectors", "",
            f"**{NOT_EVIDENCE}** These detectors answer one question, *does this clip look like the spoofs of this "
            "corpus or like its bonafide speech?*, and nothing else.", "",
@@ -118,19 +138,20 @@ def model_card_markdown(profile: str, n_boot: int = 1000, seed: int = 0) -> str:
            f"{dp.get('bonafide_share')} bonafide; split {dp.get('split')} by {dp.get('split_by')}.",
            "- Per split: " + "; ".join(f"{s}: {c.get('bonafide', 0)} bonafide, {c.get('spoof', 0)} spoof"
                                       for s, c in by_split.items()) + ".",
-           "- Spoofing systems (trials): " + (", ".join(f"`{k}` ({v})" for k, v in systems.items()) or "none recorded")
-           + ".",
+           "- Spoofing systems (trials): " + (", ".join(f"`{k}`{_system_name(k)} ({v})" for k, v in systems.items())
+                                              or "none recorded") + ".",
            f"- Codec conditions (ASVspoof 2021 DF style, applied to bonafide and spoof alike): "
            f"{', '.join(dp.get('codecs') or ['nocodec'])}.",
            f"- Licences of the recordings: `{corpus_root / 'LICENSES.md'}`.", "",
            "## Clean EER per spoofing system (test split)", "",
            "Every test bonafide clip against one system's test spoofs; 95% percentile bootstrap CI over those clips "
-           f"({n_boot} resamples). *Seen* = the system has clips in the training split.", ""]
-    ps = per_system(base, table, n_boot, seed)
+           f"({n_boot} resamples). *Seen*: the corpus's keys designate the system as seen (its clips may be in "
+           "training and validation; unseen ones only in test); without that designation, seen = the system has clips "
+           "in the training split. *In training split*: whether this sample actually put clips of it there.", ""]
     if len(ps):
         shown = ps.assign(EER=[_pct(v) for v in ps.EER], **{"95% CI": [_ci(a, b) for a, b in zip(ps.lo, ps.hi)]})
         out.append(_markdown_table(shown.drop(columns=["lo", "hi"])))
-        if not (ps["seen in training"] == "unseen").any():
+        if not (ps["seen"] == "unseen").any():
             out += ["", "Every test system was also in training: **EER on unseen systems is not recorded** for this "
                         "profile (no held-out system)."]
     else:
@@ -155,7 +176,8 @@ def model_card_markdown(profile: str, n_boot: int = 1000, seed: int = 0) -> str:
             + (f" (languages: {', '.join(sorted(set(table.language)))})" if table is not None and "language" in table
                else "") + ".",
             "- Synthesis systems other than those listed (any modern TTS or voice conversion not in the list), "
-            "and audio edited, mixed with music or noise, or re-recorded through a loudspeaker.",
+            "and audio edited, mixed with music or noise, or re-recorded through a loudspeaker."
+            + (f" Held out of training by design (test only): {', '.join(unseen)}." if unseen else ""),
             f"- Codecs other than {', '.join(dp.get('codecs') or ['nocodec'])} (telephone channels, Opus, "
             "streaming platforms' re-encoding).",
             f"- Clips longer than {dp.get('segment_s')} s: `helpers.score` cuts them into windows of that length and "
@@ -163,8 +185,8 @@ def model_card_markdown(profile: str, n_boot: int = 1000, seed: int = 0) -> str:
             "- Adversarial audio beyond the attacks of notebooks 02-06 (Pixle, Sparse-RS and the audio attacks at "
             "their budgets).",
             None if data.dataset != "copysynth" else
-            "- The thesis's own corpus (ASVspoof 2021 DF): these detectors were trained on the offline copy-synthesis "
-            "corpus, whose spoofs are vocoded copies of its own bonafide clips.",
+            "- The thesis's own corpus (ASVspoof 2021 DF): these detectors were trained on the offline corpus built "
+            "here from the speech packages and spoofing systems above.",
             "", "## Intended use", "",
             "Research on the robustness of spectrogram-image detectors (the thesis's Pixle attacks and defenses). "
             "Not a forensic tool: do not use a score to decide whether a real person said something. "
