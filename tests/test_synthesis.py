@@ -98,7 +98,12 @@ def test_pick_sentences_round_robin_excludes_and_is_seeded():
     assert len({s.id for s in a}) == 8
     cyr = SY.SYSTEMS["S07"]
     assert not SY.accepts(cyr, Sentence("Asterisk это станция", "ru", "asterisk"))
+    assert not SY.accepts(cyr, Sentence("Наберите 0 02 сейчас", "ru", "asterisk"))
     assert SY.accepts(cyr, Sentence("Это станция", "ru", "asterisk"))
+    # what msu_ru_nsh's front end refuses (a lone "." after a quote or an ellipsis) never reaches it
+    assert SY.engine_text(cyr, "Яблоко сорта «Сьерра Бьюти».") == "Яблоко сорта Сьерра Бьюти."
+    assert SY.engine_text(cyr, "... участников в конференции.") == "участников в конференции."
+    assert SY.engine_text(SY.SYSTEMS["S11"], "... as is") == "... as is"
 
 
 # ---------------------------------------------------------------------------- availability

@@ -140,7 +140,7 @@ SYSTEMS: dict[str, SpoofSystem] = {s.id: s for s in (
     SpoofSystem("S07", "Festival unit selection msu_ru_nsh", "unit_selection", "Festival 2.5 (clunits)",
                 "msu_ru_nsh_clunits", ("ru",), "BSD-like (keep the notice, mark modifications)",
                 "msu_ru_nsh Russian voice, Copyright (c) 2005 Nickolay V. Shmyrev (festvox-ru)", "festival",
-                apt=("festival", "festvox-ru"), options={"script": "cyrillic", "strip": "«»„“”\"—–…"}),
+                apt=("festival", "festvox-ru"), options={"script": "cyrillic", "strip": "«»„“”\"—–…", "text_rules": 2}),
     SpoofSystem("S08", "Festival diphone kal", "diphone", "Festival 2.5 (residual-LPC diphones)", "kal_diphone",
                 ("en",), "free use and distribution (Black & Lenzo 1998, keep the notice)",
                 "CSTR/OGI kal diphone database, Alan W Black and Kevin Lenzo", "festival",
@@ -282,7 +282,11 @@ def accepts(system: SpoofSystem, sentence: Sentence) -> bool:
 def engine_text(system: SpoofSystem, text: str) -> str:
     """The text as the engine gets it: characters its front end refuses (msu_ru_nsh: quotes, dashes) removed."""
     strip = system.options.get("strip", "")
-    return re.sub(r"\s+", " ", "".join(" " if c in strip else c for c in text)).strip() if strip else text
+    if not strip:
+        return text
+    t = re.sub(r"\.{2,}", " ", "".join(" " if c in strip else c for c in text))   # "..." reads as a lone "."
+    t = re.sub(r"\s+([.,!?;:])", r"\1", re.sub(r"\s+", " ", t)).strip()           # no punctuation as a word
+    return re.sub(r"^[.,!?;:\s]+", "", t)
 
 
 # ---------------------------------------------------------------------------- engines
