@@ -65,7 +65,7 @@ from helpers.data.speech_sources import (SpeechItem, SpeechSourceError, balanced
 from helpers.data.sentences import (Sentence, festvox_ru_prompts, gather_sentences, pick_sentences, text_packages,
                                     text_licences_markdown)
 from helpers.data.synthesis import (DEFAULT_SYSTEMS, SYNTH_VERSION, SYSTEMS, SpoofSystem, accepts, available_systems,
-                                    check_system, synthesize, system_languages)
+                                    check_system, synthesize, system_cache_dir, system_languages)
 from helpers.data.synthesis import licences_markdown as synthesis_licences
 
 Vocoder = Literal["mel_griffinlim", "world_coded", "lpc", "griffinlim", "world"]
@@ -538,7 +538,8 @@ def build_copysynth(speech_dir: str | None = None, cfg: CopySynthConfig = CopySy
     key = cache_key({"cfg": cfg.__dict__, "files": [str(it.path) for it in items],
                      "sizes": [it.path.stat().st_size for it in items],
                      "speakers": [it.speaker for it in items], "codec_version": CODEC_VERSION,
-                     "systems_run": [s.id for s in systems], "synth_version": SYNTH_VERSION})
+                     "systems_run": [s.id for s in systems], "synth_version": SYNTH_VERSION,
+                     "synth_caches": [system_cache_dir(s).name for s in systems if s.is_tts]})
     root = Path(root or interim_dir() / "copysynth" / key)
     manifest = root / "manifest.json"
     if manifest.exists() and (root / KEYS_REL).exists():
