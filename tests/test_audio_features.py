@@ -152,3 +152,13 @@ def test_thesis_feature_cache_key_unchanged_by_the_crop_field():
 
     assert FeatureConfig().key() == "2561935a7ee9"     # the key of every existing thesis_rgb32 cache
     assert FeatureConfig(name="lfcc").key() != FeatureConfig(name="lfcc", crop_s=4.0).key()
+
+
+def test_hires_features_are_differentiable_for_waveform_attacks():
+    from helpers.data.features import FeatureConfig, hires_batch
+
+    wav = (0.1 * torch.randn(2, 48000, generator=torch.Generator().manual_seed(3))).requires_grad_()
+    for name in ("lfcc", "loglin"):
+        hires_batch(wav, FeatureConfig(name=name)).sum().backward()
+        assert wav.grad is not None and torch.isfinite(wav.grad).all() and wav.grad.abs().sum() > 0
+        wav.grad = None
