@@ -109,7 +109,7 @@ def read_clip(path: str | Path) -> Clip:
     try:
         wav, info = load_audio(path, TARGET_SR)
     except AudioError as exc:
-        detail = str(exc).split(": ", 1)[-1].split(";")[0]
+        detail = str(exc.__cause__) if exc.__cause__ else str(exc).split(": ", 1)[-1].split(";")[0]
         try:
             sf.info(str(path))
             recognised = True        # the header is audio, the samples are not all there
@@ -121,8 +121,10 @@ def read_clip(path: str | Path) -> Clip:
             raise Skip(f"truncated, damaged or not audio: {detail}") from None
         raise Skip(f"not audio: no decoder recognises the file ({detail})") from None
     peak = float(np.max(np.abs(wav))) if wav.size else 0.0
+    if peak == 0:
+        raise Skip("silent: every sample is 0")
     if peak < SILENCE_PEAK:
-        raise Skip(f"silent: peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS, below {20 * np.log10(SILENCE_PEAK):.0f}")
+        raise Skip(f"silent: peak {20 * np.log10(peak):.0f} dBFS, below {20 * np.log10(SILENCE_PEAK):.0f} dBFS")
     if len(wav) < MIN_SECONDS * TARGET_SR:
         raise Skip(f"too short: {len(wav) / TARGET_SR:.3f} s, needs at least {MIN_SECONDS} s")
     return Clip(path, wav, info.original_sr, info.original_channels, info.original_subtype, info.conversions)
@@ -512,6 +514,8 @@ def table(rows: list[dict], columns: Sequence[str] = ("file", "detector", "defen
         return "(no rows)"
     df = pd.DataFrame(rows).reindex(columns=list(columns)).astype(object).fillna("")
     df["file"] = df["file"].map(lambda f: "/".join(Path(f).parts[-2:]))
+    if "n_windows" in df:
+        df["n_windows"] = df["n_windows"].map(lambda v: int(v) if isinstance(v, (int, float)) and v == v else "")
     for c in ("p_bonafide", "threshold"):
         if c in df:
             df[c] = df[c].map(lambda v: f"{v:.4f}" if isinstance(v, float) else v)
