@@ -121,10 +121,14 @@ def prepare_data(p: DataParams, profile: str | None = None, device: str = "cpu",
     folder = interim_dir() / "prepared" / key
     table_file = folder / "trials.csv"
     table = read_or_quarantine(table_file, _read_table)
+    attrs_file = folder / "trials_attrs.json"
     if table is None:
         sample = C.mark_systems(C.sample_trials(df, p.n_trials, p.bonafide_share, p.seed), p.unseen_systems)
         table = C.assign_splits(sample, p.split, p.seed, p.split_by, unseen=p.unseen_systems)
+        save_json(attrs_file, {k: v for k, v in table.attrs.items() if isinstance(v, (str, int, float))})
         atomic_write(table_file, table.to_csv(index=False))
+    else:   # the sampling note and the split actually used survive a reuse of the cached table
+        table.attrs.update(read_or_quarantine(attrs_file, load_json) or {})
     prep = Prepared(p, key, root, table, skipped=list(skipped))
     cfg = p.feature_config()
     for split in C.SPLITS:
