@@ -83,6 +83,18 @@ display(Markdown(results.realizable_markdown() or "Notebook 06 has not run for t
                  f"(python run_all.py --profile {PROFILE} --only 06)."))
 
 # %% [markdown]
+# ## A defense with a guarantee (from 07)
+#
+# If notebook 07 has run: detectors smoothed by randomized ablation (Levine & Feizi, AAAI 2020) certify, per clip,
+# an L0 radius within which no change of pixels can flip their answer. How far that guarantee reaches, against
+# the L0 that Pixle and Sparse-RS actually used; bonafide and spoof recall shown apart, since a detector can
+# certify by answering "spoof".
+
+# %%
+display(Markdown(results.certified_markdown() or "Notebook 07 has not run for this profile "
+                 f"(python run_all.py --profile {PROFILE} --only 07)."))
+
+# %% [markdown]
 # ## DET curves per condition
 #
 # One panel per model; each curve is one condition on the attacked test clips (see 01 for how to read a DET curve).

@@ -135,7 +135,8 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 def write_report(path: Path, header: dict, table: pd.DataFrame, figures: list[Path], notes: list[str],
-                 verdict: str = "", claim: pd.DataFrame | None = None, realizable: str = "") -> Path:
+                 verdict: str = "", claim: pd.DataFrame | None = None, realizable: str = "",
+                 certified: str = "") -> Path:
     from helpers.io import atomic_write
 
     corpus = header.get("dataset", "?")
@@ -154,6 +155,8 @@ def write_report(path: Path, header: dict, table: pd.DataFrame, figures: list[Pa
           "the defended pipeline. '—' = not run.", "", to_markdown(format_table(table)), ""]
     if realizable:
         md += ["## Attacks an adversary can mount, and a stronger check of Pixle (notebook 06)", "", realizable, ""]
+    if certified:
+        md += ["## A defense with a guarantee: certified robustness by randomized ablation (notebook 07)", "", certified, ""]
     md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     md += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
     return atomic_write(path, "\n".join(md))
@@ -207,6 +210,7 @@ class Results:
     realizable_stage: dict = field(default_factory=dict)     # the rest of 06's record (budgets, config)
     n_boot: int = 1000
     seed: int = 0
+    certified: object | None = None   # notebook 07's record (CertifiedStage), if it ran
     _realizable_md: str | None = field(default=None, repr=False)
 
     def realizable_markdown(self) -> str:
@@ -225,6 +229,28 @@ class Results:
                 "Every measure, with attack success, queries and L0 (pixels) or the median SNR of fooled clips (dB):",
                 to_markdown(format_realizable(df))])
         return self._realizable_md
+
+    def certified_markdown(self) -> str:
+        """07's guarantee against the attacks' L0 budget, one sentence per model, and its summary table; "" if 07
+        has not run."""
+        if self.certified is None:
+            return ""
+        from helpers.experiments.certified import summary_table, verdict_markdown
+
+        df = summary_table(self.certified)
+        rates = [c for c in df.columns if c not in ("model", "Pixle L0", "median radius", "adaptive flips within radius",
+                                                    "attacked within radius")]
+        for c in rates:
+            df[c] = [pct(v) for v in df[c]]
+        for c in ("Pixle L0", "median radius"):
+            df[c] = [number(v, 0) for v in df[c]]
+        cfg = self.certified.config
+        head = (f"Smoothed detectors: base ResNets trained on images with all but k={cfg.get('k')} pixels ablated, "
+                f"majority over n={cfg.get('n')} ablations (n0={cfg.get('n0')} to select the class), Clopper-Pearson "
+                f"alpha={cfg.get('alpha')}; rates in % of the clips each model was evaluated on (n in the sentences "
+                "above); "
+                "'cert@r' = certified accuracy at L0 radius r (right and certified for every change of r pixels).")
+        return "\n\n".join([verdict_markdown(self.certified), head, to_markdown(df)])
 
     def verdict_markdown(self) -> str:
         return (f"**Run:** {protocol_line(self.header)}.\n\n**Verdict:** {claim_verdict(self.claim, self.tests)}\n\n"
@@ -275,7 +301,7 @@ class Results:
         figs = sorted(plots.figure_path(self.profile, "x").parent.glob("*.png"))
         return write_report(out / "report.md", self.header, self.table, figs, self.notes,
                             verdict=self.verdict_markdown(), claim=self.claim_display(),
-                            realizable=self.realizable_markdown())
+                            realizable=self.realizable_markdown(), certified=self.certified_markdown())
 
 
 def tests_markdown(tests: pd.DataFrame) -> str:
@@ -330,4 +356,8 @@ def collect(profile: str, n_boot: int = 1000, seed: int = 0) -> Results:
                          "than 01-04's current ones and are left out of this report: re-run it "
                          f"(python run_all.py --profile {profile} --only 06)")
             realizable, stage06 = [], {}
-    return Results(profile, records, header, table, claim, tests, notes, realizable, stage06, n_boot, seed)
+    from helpers.experiments.certified import CertifiedStage
+    from helpers.experiments.stages import read_stage
+
+    certified = read_stage(profile, CertifiedStage, required=False)
+    return Results(profile, records, header, table, claim, tests, notes, realizable, stage06, n_boot, seed, certified)
