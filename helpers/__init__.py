@@ -13,7 +13,9 @@ Leaves (imported by every layer)
 
 ``config/`` profiles and the checks of their parameters
 - :mod:`helpers.config.profiles`  parameter profiles (smoke, demo, thesis_protocol, thesis)
-- :mod:`helpers.config.params`    choice parameters checked before any work starts
+- :mod:`helpers.config.params`    every parameter of a run checked before any work starts
+- :mod:`helpers.config.sections`  each profile section as a frozen dataclass that checks itself; the one adapter
+- :mod:`helpers.config.choices`   the allowed values of every choice parameter (a leaf)
 
 ``data/`` from audio to the images a detector sees
 - :mod:`helpers.data.keys`            the ASVspoof 2021 DF keys format
@@ -53,7 +55,7 @@ Leaves (imported by every layer)
 - :mod:`helpers.experiments.certified`   notebook 07: certified robustness by ablation, checked by adaptive attacks
 
 ``distributed/`` the only place that knows about ranks
-- :mod:`helpers.distributed.ddp`           process set-up, sharded features and Pixle, DDP training (torchrun)
+- :mod:`helpers.distributed.ddp`           process set-up, the attack loop's chunks dealt to ranks, sharded features, DDP training (torchrun)
 - :mod:`helpers.distributed.stage_runner`  notebooks 01-04's heavy work under torchrun, into the notebooks' own caches
 
 ``reporting/`` what a reader sees
