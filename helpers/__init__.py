@@ -31,7 +31,8 @@ Leaves (imported by every layer)
 
 ``models/`` the detectors and the one training loop
 - :mod:`helpers.models.detectors`  CIFAR-style ResNet-18/50 detectors, ``predict``, ``eval_mode``
-- :mod:`helpers.models.training`   one training loop (plain and adversarial), checkpoints, resume
+- :mod:`helpers.models.training`   one training loop (plain, adversarial, ablated), checkpoints, resume
+- :mod:`helpers.models.augment`    seeded image augmentation for training (time shift, SpecAugment masks, noise, gain)
 
 ``attacks/`` score-based attacks on the image or on the waveform
 - :mod:`helpers.attacks.base`       the attack contract (``Attack``, ``AttackResult``), the seeded random numbers
