@@ -339,7 +339,8 @@ def certified_scorers(profile: str, view, archs: Sequence[str], device: str | to
         if rel_path is None:
             notes.append(f"certified {arch} left out: 07's record has no {arch}/ablation checkpoint")
             continue
-        model = build_model(arch, view.feature_config.channels + 1)     # a fourth channel marks the kept pixels
+        model = build_model(arch, view.feature_config.channels + 1,       # one more channel marks the kept pixels
+                            stem=view.feature_config.stem)
         try:
             load_checkpoint(rec.path(rel_path), model, expect={"arch": arch, "features": view.params.features,
                                                                "model_version": MODEL_VERSION})

@@ -220,8 +220,9 @@ def test_check_attack_counts_flips_within_radius():
     l0 = torch.tensor([0, 256, 6])
     row = check_attack("toy", "toy", torch.zeros(3, dtype=torch.long), x, adv, l0, torch.zeros(3, dtype=torch.long),
                        torch.tensor([5, 300, 5]), model, cfg, 0.0, "test")
-    # clip 1 claims radius 300 >= its L0 256 and flips: counted; clip 2 lies beyond its radius
-    assert row["within_radius"] == 2 and row["flips_within_radius"] == 1
+    # clip 0 was not changed (L0 0): it tests nothing and is not counted; clip 1 claims radius 300 >= its L0 256 and
+    # flips: counted; clip 2 lies beyond its radius
+    assert row["within_radius"] == 1 and row["flips_within_radius"] == 1
     assert row["per_clip"]["pred"][1] == 1 and row["per_clip"]["pred"][0] == 0
 
 

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from helpers.attacks.base import (LOSSES, Attack, AttackResult, LossName, check_choice, check_int, check_real,
                                   margin_and_loss, rescaled_schedule, step_uniform)
 from helpers.attacks.pixle import PixelMapping, Pixle, check_search, default_target_batch, first_success, patch_dims
-from helpers.data.features import FeatureConfig, viridis_lut
+from helpers.data.features import FeatureConfig, hires_batch, viridis_lut
 from helpers.evaluation.metrics import bonafide_score
 from helpers.models.detectors import eval_mode
 
@@ -99,7 +99,9 @@ def features_batch(wav: torch.Tensor, cfg: FeatureConfig = FeatureConfig(),
         img = F.interpolate(img[:, None], size=(cfg.size, cfg.size), mode="bilinear",
                             antialias=True, align_corners=False)
         return img.clamp(0, 1)
-    raise ValueError(f"unknown feature {cfg.name!r}; choose 'thesis_rgb32' or 'logspec'")
+    if cfg.hires:                       # lfcc / loglin: already batched and differentiable
+        return hires_batch(wav, cfg)
+    raise ValueError(f"unknown feature {cfg.name!r}; choose 'thesis_rgb32', 'logspec', 'lfcc' or 'loglin'")
 
 
 def _mel_scale(cfg: FeatureConfig, device: torch.device | str) -> nn.Module:

@@ -122,8 +122,9 @@ def check_choice(owner: str, name: str, value: Any, choices: Sequence[str]) -> N
 
 def check_patch_dims(owner: str, name: str, dims: Sequence[int | float]) -> None:
     """Pixle's patch sizes: (min, max) each an integer >= 1 (pixels) or a float in [0, 1] (a fraction of the side)."""
-    if len(dims) != 2 or not all((isinstance(d, int) and not isinstance(d, bool) and d > 0)
-                                 or (isinstance(d, float) and 0 <= d <= 1) for d in dims):
+    if len(dims) != 2 or not all((isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0)
+                                 or (isinstance(d, numbers.Real) and not isinstance(d, numbers.Integral) and 0 <= d <= 1)
+                                 for d in dims):
         raise ValueError(f"{owner}: {name}={tuple(dims)!r} is out of range; allowed: (min, max), each an integer "
                          "in [1, inf] (pixels) or a float in [0, 1] (fraction of the side)")
 

@@ -482,8 +482,11 @@ def _tts_plan(systems: list[SpoofSystem], items: list[SpeechItem], n_per_system:
         if system.id == "S07":   # its own prompts would re-splice the bonafide recordings almost whole
             try:
                 exclude = festvox_ru_prompts()
-            except (SpeechSourceError, OSError):
-                pass
+            except (SpeechSourceError, OSError) as exc:
+                why = f"its own prompt list (festvox-ru) could not be read ({exc}), so it might re-read them"
+                print(f"spoofing system {system.id} ({system.name}) is left out: {why}")
+                missing.append({"system": system.id, "name": system.name, "reason": why, "install": ""})
+                continue
         chosen = pick_sentences(pool, langs, n_per_system + n_per_system // 4 + 2, cfg.seed + k, exclude=exclude,
                                 keep=lambda sent, sy=system: accepts(sy, sent))
         res = synthesize(system, chosen, workers=workers)

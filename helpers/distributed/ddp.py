@@ -78,7 +78,7 @@ from helpers.runtime import get_device
 from helpers.models.augment import make_augment
 from helpers.models.training import (AdvGenerator, EarlyStop, TrainConfig, TrainResult, TwoViews, adv_maker, batch_inputs,
                                      class_weights, data_hash, epoch_batches, load_checkpoint, logits_metrics,
-                                     run_metadata, save_checkpoint, train_step)
+                                     read_checkpoint_meta, run_metadata, save_checkpoint, train_step)
 
 Backend = Literal["gloo", "nccl"]
 
@@ -503,7 +503,9 @@ def model_hash(model: nn.Module) -> str:
 def _model(args: argparse.Namespace, channels: int, env: DistEnv) -> nn.Module:
     if args.model:
         return load_factory(args.model)().to(env.device).eval()
-    model = build_model(args.arch, channels, seed=args.seed)
+    # the stem a checkpoint was trained with is in its metadata (the high-resolution features use the ImageNet stem)
+    stem = read_checkpoint_meta(Path(args.checkpoint)).get("stem", "cifar") if args.checkpoint else "cifar"
+    model = build_model(args.arch, channels, seed=args.seed, stem=stem)
     if args.checkpoint:
         load_checkpoint(Path(args.checkpoint), model, expect={"arch": args.arch, "in_channels": channels})
     return model.to(env.device).eval().to(memory_format=torch.channels_last)
