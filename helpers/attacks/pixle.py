@@ -38,7 +38,11 @@ from helpers.evaluation.metrics import l0_pixels
 
 PixelMapping = Literal["random", "similarity", "similarity_random", "distance", "distance_random"]
 MAPPINGS: tuple[str, ...] = ("random", "similarity", "similarity_random", "distance", "distance_random")
-def _bounds(dims: Sequence[int | float], size: int) -> tuple[int, int]:
+
+
+def patch_bounds(dims: Sequence[int | float], size: int) -> tuple[int, int]:
+    """Pixle's (smallest, largest) patch side in pixels along an axis of ``size`` pixels, from integer pixels or
+    fractions of the side (its ``x_dimensions`` / ``y_dimensions``)."""
     lo, hi = (max(1, d if isinstance(d, int) else round(size * d)) for d in dims)
     return int(lo), int(hi)
 
@@ -146,7 +150,7 @@ class Pixle(Attack):
 
     # ------------------------------------------------------------------ candidates
     def _slots(self, h: int, w: int) -> tuple[tuple[int, int], tuple[int, int], int]:
-        xb, yb = _bounds(self.x_dimensions, w), _bounds(self.y_dimensions, h)
+        xb, yb = patch_bounds(self.x_dimensions, w), patch_bounds(self.y_dimensions, h)
         return xb, yb, xb[1] * yb[1]
 
     def candidates(self, x0: torch.Tensor, base: torch.Tensor, ids: torch.Tensor, restart: int,

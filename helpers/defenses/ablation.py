@@ -24,7 +24,7 @@ Two certified defenses of a detector, one per threat model:
   when the bands those columns touch number at most ``Delta`` (:func:`bands_touched` measures it per image).
 
 One documented function per step, so each can be tested against hand-computed cases
-(``tests/test_certified.py``). Randomness comes from :func:`helpers.attacks.pixle.counter_uniform` keyed by
+(``tests/test_certified.py``). Randomness comes from :func:`helpers.attacks.base.counter_uniform` keyed by
 (seed, sample, pixel): a seeded smoothed prediction is the same for any batch size and device.
 """
 
@@ -38,7 +38,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from helpers.attacks.pixle import counter_uniform
+from helpers.attacks.base import counter_uniform
 from helpers.models.detectors import eval_mode
 
 ABSTAIN = -1

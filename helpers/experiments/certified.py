@@ -31,7 +31,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from helpers.attacks.pixle import Pixle, _bounds
+from helpers.attacks.pixle import Pixle, patch_bounds
 from helpers.attacks.sparse_rs import SparseRS
 from helpers.defenses import ablation as A
 from helpers.evaluation.attack_loop import load_attack
@@ -325,7 +325,7 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
     pos = attack_subset(clips.y, cfg.clips, cfg.seed)
     x, y = clips.x[pos], clips.y[pos]
     _, _, h, w = x.shape
-    m_patch = _bounds(clips.config.x_dimensions, w)[1]                  # Pixle's widest patch, in columns
+    m_patch = patch_bounds(clips.config.x_dimensions, w)[1]                  # Pixle's widest patch, in columns
     key = cache_key({"version": VERSION, "cfg": asdict(cfg), "train": asdict(tcfg), "data": prep.key,
                      "subset": clips.stage.subset, "attack": clips.stage.attack, "pos": pos.tolist(),
                      "sparse_k": sparse_k, "m": MODEL_VERSION})
