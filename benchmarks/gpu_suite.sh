@@ -100,7 +100,7 @@ def random_set(model, device, size, n=32):
 
 if mode == "tiny":
     import helpers.data.features as features
-    models.build_model = training.build_model = lambda arch, in_channels=3, seed=None: Tiny(in_channels, seed)
+    models.build_model = training.build_model = lambda arch, in_channels=3, seed=None, stem="cifar": Tiny(in_channels, seed)
     _extract = features.extract   # clips cut to 0.25 s: the plumbing runs, in a tenth of the time
     features.extract = lambda wav, cfg, device="cpu": _extract(wav[:4000], cfg, device)
     def trained_detector(arch="resnet18", profile="demo", device="cpu"):
