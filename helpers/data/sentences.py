@@ -25,9 +25,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
-import shutil
 import subprocess
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from helpers.data import speech_sources
-from helpers.data.speech_sources import SpeechSourceError, extract_deb
+from helpers.data.speech_sources import SpeechSourceError
 from helpers.paths import raw_dir
 
 ASTERISK_TEXT_LANGS: tuple[str, ...] = ("en", "es", "fr", "it", "ru")
@@ -150,20 +148,8 @@ def parse_festvox_data(text: str) -> list[str]:
 def fetch_text_package(package: str, dest: Path | None = None) -> Path:
     """Fetch and unpack the text members of one :data:`TEXT_PACKAGES` package (cached)."""
     spec = TEXT_PACKAGES[package]
-    dest = Path(dest or raw_dir() / "texts" / package)
-    marker = dest / ".complete"
-    if marker.exists():
-        return dest
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        deb = speech_sources.apt_download(package, Path(tmp))   # looked up at call time (tests replace it)
-        n = extract_deb(deb, dest, spec.members, spec.pattern)
-    if n == 0:
-        raise SpeechSourceError(f"{package}: no text file under {spec.members} in the package")
-    marker.write_text(f"{package}\n{n} files\n")
-    return dest
+    return speech_sources.unpack_cached(package, Path(dest or raw_dir() / "texts" / package), spec.members,
+                                        spec.pattern, what="text file")
 
 
 def _asterisk_sentences(root: Path, lang: str) -> list[Sentence]:

@@ -203,7 +203,13 @@ def fetch_deb(package: str, dest: Path | None = None) -> Path:
     if package not in DEB_SOURCES:
         raise ValueError(f"unknown speech package {package!r}; known: {sorted(DEB_SOURCES)}")
     spec = DEB_SOURCES[package]
-    dest = Path(dest or raw_dir() / "debian" / package)
+    return unpack_cached(package, Path(dest or raw_dir() / "debian" / package), spec.members, spec.pattern)
+
+
+def unpack_cached(package: str, dest: Path, members: Sequence[str], pattern: str | None = None,
+                  what: str = "file") -> Path:
+    """Download ``package`` with apt and unpack its ``members`` (matching ``pattern``) into ``dest``, once:
+    a ``.complete`` marker makes later calls return at once; an interrupted unpack (no marker) is redone."""
     marker = dest / ".complete"
     if marker.exists():
         return dest
@@ -211,10 +217,10 @@ def fetch_deb(package: str, dest: Path | None = None) -> Path:
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        deb = apt_download(package, Path(tmp))
-        n = extract_deb(deb, dest, spec.members, spec.pattern)
+        deb = apt_download(package, Path(tmp))       # a module global, looked up at call time (tests replace it)
+        n = extract_deb(deb, dest, members, pattern)
     if n == 0:
-        raise SpeechSourceError(f"{package}: no file under {spec.members} in the package")
+        raise SpeechSourceError(f"{package}: no {what} under {members} in the package")
     marker.write_text(f"{package}\n{n} files\n")
     return dest
 
