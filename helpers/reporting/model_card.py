@@ -21,6 +21,7 @@ from helpers.evaluation.metrics import bootstrap_ci, eer
 from helpers.experiments.stages import AdversarialStage, BaselinesStage, DataStage, SmoothingStage, read_stage
 from helpers.io import atomic_write
 from helpers.paths import interim_dir, profile_dir
+from helpers.reporting.format import pct
 
 NOT_EVIDENCE = ("A score on audio unlike the training corpus (other speakers, languages, microphones, rooms, "
                 "codecs or synthesis systems) is not evidence either way.")
@@ -33,11 +34,12 @@ CHECKPOINT_LICENSE = (
 
 
 def _pct(v: float | None) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.1f}%"
+    return pct(v, unit="%", missing="n/a")
 
 
 def _ci(lo: float, hi: float) -> str:
-    return "n/a" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+    both = pct(0.0, lo, hi)          # the one formatter writes the bracket only when both ends are known
+    return both[both.index("["):] if "[" in both else "n/a"
 
 
 def trial_table(data: DataStage) -> pd.DataFrame | None:
