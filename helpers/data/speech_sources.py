@@ -322,16 +322,10 @@ def cap_minutes_per_speaker(items: Iterable[SpeechItem], minutes: float | None, 
     items = list(items)
     if minutes is None:
         return sorted(items, key=lambda it: (it.speaker, str(it.path)))
-    by_spk: dict[str, list[SpeechItem]] = defaultdict(list)
-    for it in items:
-        by_spk[it.speaker].append(it)
     out = []
-    for spk in sorted(by_spk):
-        pool = sorted(by_spk[spk], key=lambda it: str(it.path))
-        rng = np.random.default_rng([seed, _stable_int(spk)])
+    for queue in seeded_speaker_queues(items, seed).values():
         total = 0.0
-        for k in rng.permutation(len(pool)):
-            it = pool[int(k)]
+        for it in queue:
             d = durations[it.path] if durations and it.path in durations else duration_s(it)
             if total + d > minutes * 60 and total > 0:
                 continue
@@ -340,18 +334,25 @@ def cap_minutes_per_speaker(items: Iterable[SpeechItem], minutes: float | None, 
     return sorted(out, key=lambda it: (it.speaker, str(it.path)))
 
 
+def seeded_speaker_queues(items: Sequence[SpeechItem], seed: int) -> dict[str, list[SpeechItem]]:
+    """Each speaker's recordings (sorted by speaker) in an order seeded by (seed, speaker): the one draw that the
+    minutes cap and the round-robin subset both take recordings from."""
+    by_spk: dict[str, list[SpeechItem]] = defaultdict(list)
+    for it in items:
+        by_spk[it.speaker].append(it)
+    out = {}
+    for spk in sorted(by_spk):
+        pool = sorted(by_spk[spk], key=lambda it: str(it.path))
+        rng = np.random.default_rng([seed, _stable_int(spk)])
+        out[spk] = [pool[int(k)] for k in rng.permutation(len(pool))]
+    return out
+
+
 def balanced_subset(items: Sequence[SpeechItem], n: int | None, seed: int = 2022) -> list[SpeechItem]:
     """``n`` recordings taken round-robin over speakers (each speaker's list in a seeded order)."""
     if n is None or n >= len(items):
         return list(items)
-    by_spk: dict[str, list[SpeechItem]] = defaultdict(list)
-    for it in items:
-        by_spk[it.speaker].append(it)
-    queues = []
-    for spk in sorted(by_spk):
-        pool = sorted(by_spk[spk], key=lambda it: str(it.path))
-        rng = np.random.default_rng([seed, _stable_int(spk)])
-        queues.append([pool[int(k)] for k in rng.permutation(len(pool))])
+    queues = list(seeded_speaker_queues(items, seed).values())
     out: list[SpeechItem] = []
     while len(out) < n:
         for q in queues:
