@@ -247,10 +247,29 @@ def test_ddp_runs_the_training_recipe_of_one_process(two_procs):
     assert _max_diff(res, "recipe", one.model) < TOL_NO_BN
 
 
-def test_ddp_refuses_a_recipe_step_it_lacks():
-    with pytest.raises(NotImplementedError, match="TrainConfig.select='val_eer'"):
-        ddp_train("tiny", 3, *_train_data(), dataclasses.replace(TRAIN, select="val_eer"), DistEnv(), init=TinyNet(),
+def test_ddp_refuses_a_recipe_step_it_lacks(monkeypatch):
+    import helpers.distributed.ddp as ddp_mod
+    monkeypatch.setattr(ddp_mod, "DDP_FIELDS", ddp_mod.DDP_FIELDS - {"augment"})
+    with pytest.raises(NotImplementedError, match="TrainConfig.augment='noise'"):
+        ddp_train("tiny", 3, *_train_data(), dataclasses.replace(TRAIN, augment="noise"), DistEnv(), init=TinyNet(),
                   progress=False)
+
+
+def test_ddp_keeps_the_best_validation_epoch_as_one_process_does(tmp_path):
+    """select="val_eer" (the demo's recipe) in the DDP loop: the same selected epoch and weights as training.train,
+    and a finished checkpoint reused with its selected epoch."""
+    cfg = dataclasses.replace(TRAIN, epochs=4, select="val_eer")
+    tr, va = _train_data()
+    one = train("tiny", 3, tr, va, cfg, init=TinyNet(), progress=False)
+    ddp = ddp_train("tiny", 3, tr, va, cfg, DistEnv(), init=TinyNet(), checkpoint=tmp_path / "d.safetensors",
+                    progress=False)
+    assert one.selected_epoch is not None and ddp.selected_epoch == one.selected_epoch
+    assert [h["val_eer"] for h in ddp.history] == pytest.approx([h["val_eer"] for h in one.history], abs=1e-6)
+    for a, b in zip(one.model.state_dict().values(), ddp.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    again = ddp_train("tiny", 3, tr, va, cfg, DistEnv(), init=TinyNet(), checkpoint=tmp_path / "d.safetensors",
+                      progress=False)
+    assert again.reused and again.selected_epoch == one.selected_epoch
 
 
 # --------------------------------------------------------------------------- torchrun: kill and resume

@@ -173,7 +173,7 @@ def test_select_val_eer_keeps_the_best_epoch_and_survives_resume(tmp_path):
     cfg = TrainConfig(epochs=4, batch_size=16, lr=0.05, seed=3, select="val_eer", augment="noise+gain")
     res = train("resnet18", 3, (x, y), (xv, yv), cfg, tmp_path / "s.safetensors", progress=False)
     eers = [h["val_eer"] for h in res.history]
-    best = min(range(len(eers)), key=lambda i: (eers[i], i))
+    best = min(range(len(eers)), key=lambda i: (eers[i], -i))   # ties: the latest epoch
     assert res.selected_epoch == best + 1
     from helpers.evaluation.metrics import bonafide_score, eer
     assert eer(yv, bonafide_score(predict(res.model, xv))) == pytest.approx(eers[best], abs=1e-6)
@@ -248,3 +248,13 @@ def test_fit_summary_reports_the_fit_and_the_selected_epoch():
     assert s["fits"] and s["final_train_accuracy"] == 0.96 and s["best_val_eer"] == 0.1
     assert s["best_epoch"] == 2 and s["model_epoch"] == 2 and fit_summary(hist)["model_epoch"] == 4
     assert not fit_summary(hist[:2])["fits"] and fit_summary([])["epochs"] == 0
+
+
+def test_best_epoch_takes_the_latest_of_equal_validation_eers():
+    from helpers.models.training import best_epoch, fit_summary
+    h = [{"epoch": 1, "val_eer": 0.2}, {"epoch": 2, "val_eer": 0.1}, {"epoch": 3, "val_eer": float("nan")},
+         {"epoch": 4, "val_eer": 0.1}, {"epoch": 5, "val_eer": 0.15}]
+    assert best_epoch(h) == 4
+    assert best_epoch(h[:2]) == 2
+    assert best_epoch([{"epoch": 1, "val_eer": float("nan")}]) is None
+    assert fit_summary([{**r, "train_accuracy": 0.9} for r in h], select="val_eer")["model_epoch"] == 4

@@ -3,8 +3,8 @@
 - ``smoke``: CI scale, every notebook in a couple of minutes on 2 CPU cores.
 - ``demo`` (default): a meaningful CPU run of the whole pipeline, 06 included, under 25 minutes on 2
   cores (see README *Measured*): the multi-speaker corpus with every DF codec, split by speaker;
-  detectors trained with ``CPU_RECIPE`` (12 epochs, lr 0.02, batch 32, warm-up and cosine decay, class-weighted
-  loss, image augmentation, the best validation-EER epoch kept; the thesis: constant 1e-3, 10 epochs, batch 16);
+  detectors trained with ``CPU_RECIPE`` (15 epochs, lr 0.01, batch 16, warm-up and cosine decay, class-weighted
+  loss, the best validation-EER epoch kept; the thesis: constant 1e-3, 10 epochs, batch 16);
   48 test clips attacked with Pixle 4x25 instead of 10x50; the baselines fine-tuned adversarially
   for one epoch (Pixle 1x5) instead of trained from scratch; 06 on 32 of those clips. Every table
   says so.
@@ -108,13 +108,15 @@ BASE: dict[str, object] = {
     "CERT_SPARSE_QUERIES": 500,
 }
 
-# The CPU profiles' training recipe (issue 23: detectors that fit): 12 epochs of SGD at lr 0.02, batch 32, one
-# warm-up epoch and a cosine decay, the loss weighted so each class counts the same, SpecAugment-style masks and a
-# time shift on each training batch. The thesis's recipe (constant lr 1e-3, 10 epochs, batch 16, no weighting)
-# left ResNet-18 at train accuracy 0.77 and ResNet-50 near 0.6 on the demo. demo keeps its best validation-EER
-# epoch; thesis_protocol has no validation split (its curves are on the test split), so it keeps the last epoch.
-CPU_RECIPE: dict[str, object] = {"EPOCHS": 12, "BATCH_SIZE": 32, "LR": 0.02, "LR_SCHEDULE": "cosine", "WARMUP_EPOCHS": 1.0,
-                                 "BALANCE": "weighted", "AUGMENT": "shift+freqmask+timemask"}
+# The CPU profiles' training recipe (issue 23: detectors that fit): 15 epochs of SGD at lr 0.01, batch 16 (the
+# thesis's batch), one warm-up epoch and a cosine decay, the loss weighted so each class counts the same, no image
+# augmentation. Measured on the demo (ResNet-18, 32x32, benchmarks in the README): the thesis's recipe (constant lr
+# 1e-3, 10 epochs) ended at train accuracy 0.77; 12 epochs at lr 0.02, batch 32 with time shift and SpecAugment masks
+# at 0.90 with the same seen-system EER (17.5%) as without them; this recipe reaches 0.98 (LFCC: 1.00). demo keeps
+# its best validation-EER epoch (the latest of equal ones); thesis_protocol has no validation split (its curves are
+# on the test split), so it keeps the last epoch.
+CPU_RECIPE: dict[str, object] = {"EPOCHS": 15, "BATCH_SIZE": 16, "LR": 0.01, "LR_SCHEDULE": "cosine", "WARMUP_EPOCHS": 1.0,
+                                 "BALANCE": "weighted", "AUGMENT": "none"}
 
 PROFILES: dict[str, dict[str, object]] = {
     "smoke": {**BASE, "MAX_SOURCES": 32, "SPEECH_SOURCES": ["asterisk_g722"], "CODECS": ["nocodec", "low_mp3", "low_m4a"],

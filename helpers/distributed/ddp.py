@@ -76,9 +76,10 @@ from helpers.evaluation.metrics import accuracy
 from helpers.models.detectors import ARCHS, build_model, predict
 from helpers.runtime import get_device
 from helpers.models.augment import make_augment
-from helpers.models.training import (AdvGenerator, EarlyStop, TrainConfig, TrainResult, TwoViews, adv_maker, batch_inputs,
-                                     class_weights, data_hash, epoch_batches, load_checkpoint, logits_metrics,
-                                     read_checkpoint_meta, run_metadata, save_checkpoint, train_step)
+from helpers.models.training import (AdvGenerator, EarlyStop, Selection, TrainConfig, TrainResult, TwoViews, adv_maker,
+                                     batch_inputs, class_weights, data_hash, epoch_batches, load_checkpoint,
+                                     logits_metrics, read_checkpoint_meta, read_prefixed, run_metadata,
+                                     save_checkpoint, train_step)
 
 Backend = Literal["gloo", "nccl"]
 
@@ -330,7 +331,7 @@ def _frozen_bn_stats(model: nn.Module) -> Iterator[None]:
 # single-process loop has and this one lacks would otherwise train a different model into the same checkpoint)
 DDP_FIELDS: frozenset[str] = frozenset({"epochs", "batch_size", "lr", "momentum", "seed", "early_stop_patience",
                                         "max_batches", "schedule", "warmup_epochs", "balance", "augment",
-                                        "early_stop_metric"})
+                                        "early_stop_metric", "select"})
 
 
 def check_ddp_config(cfg: TrainConfig) -> None:
@@ -368,7 +369,8 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
     copy of the weights after the clean pass, as :func:`training.train` does. The batch preparation
     (``cfg.augment``, drawn for the global batch as one process draws it), the step and its losses
     (``cfg.balance``) are ``training``'s own (:func:`training.batch_inputs`, :func:`training.train_step`);
-    ``cfg.select`` is not implemented here and is refused. Rank 0 writes ``checkpoint`` (:func:`training.save_checkpoint`)
+    ``cfg.select="val_eer"`` keeps the best validation-EER epoch (:class:`training.Selection`, as one process does:
+    every rank holds the same weights and the same gathered validation metrics). Rank 0 writes ``checkpoint`` (:func:`training.save_checkpoint`)
     every epoch; a finished checkpoint is reused, an unfinished one resumed on every rank.
     ``init`` starts from given weights (any module with a 2-way output, e.g. a tiny test model).
     """
@@ -398,11 +400,16 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     history: list[dict] = []
     start = 0
+    best_state = None
     if checkpoint is not None and Path(checkpoint).exists():
         prev = load_checkpoint(checkpoint, model, opt, expect=expect)
         history, start = prev.get("history", []), int(prev.get("epoch", 0))
         if prev.get("complete"):
-            return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint))
+            return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint),
+                               prev.get("selected_epoch"))
+        best_state = read_prefixed(checkpoint, "best.")
+    selection = Selection(cfg.select, best_state)
+    selected = None
     wrapped: nn.Module = TwoViews(model)        # training.train's step module, here inside DDP
     if env.distributed:
         ids = [env.device.index] if env.device.type == "cuda" else None
@@ -450,9 +457,11 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
         history.append(row)
         stop = stopper.update(row[cfg.early_stop_metric])
         done = stop or epoch + 1 == cfg.epochs
+        selected = selection.after_epoch(model, history, done)
         if checkpoint is not None and env.is_main:
             save_checkpoint(checkpoint, model, opt, {**meta, "epoch": epoch + 1, "history": history,
-                                                     "complete": done, "early_stopped": stop})
+                                                     "complete": done, "early_stopped": stop,
+                                                     "selected_epoch": selected}, selection.extra(done))
         env.barrier()
         if progress and env.is_main:
             print(f"{arch} epoch {epoch + 1} ({world} processes): "
@@ -460,7 +469,7 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
         if stop:
             break
     return TrainResult(model.eval(), history, start, False, time.perf_counter() - t0,
-                       Path(checkpoint) if checkpoint else None)
+                       Path(checkpoint) if checkpoint else None, selected)
 
 
 def ddp_trainer(env: DistEnv, sync_bn: bool = False) -> Callable[..., TrainResult]:

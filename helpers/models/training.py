@@ -191,6 +191,38 @@ class EarlyStop:
         return count and self.patience is not None and self.bad >= self.patience
 
 
+def best_epoch(history: list[dict]) -> int | None:
+    """The epoch ``select="val_eer"`` keeps: the lowest validation EER, the latest of equal ones (a validation
+    split of a hundred clips has a coarse EER grid, so ties are common, and the later epoch fits the training
+    set better); None when no epoch has a finite EER."""
+    finite = [h for h in history if h.get("val_eer") == h.get("val_eer")]
+    return int(min(finite, key=lambda h: (h["val_eer"], -h["epoch"]))["epoch"]) if finite else None
+
+
+class Selection:
+    """``select="val_eer"``: holds the weights of the best epoch so far (:func:`best_epoch`), hands them to the
+    checkpoint (``best.*`` tensors, so a resumed run keeps them) and puts them back into the model when the run
+    ends. One definition for :func:`train` and the DDP loop. ``select="last"``: does nothing."""
+
+    def __init__(self, select: str, state: dict[str, torch.Tensor] | None = None):
+        self.select, self.state = select, state
+
+    def after_epoch(self, model: nn.Module, history: list[dict], done: bool) -> int | None:
+        """Keep this epoch's weights if it is the best so far; at the end, restore the best and return its epoch."""
+        if self.select != "val_eer":
+            return None
+        if best_epoch(history) == history[-1]["epoch"]:
+            self.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if done and self.state is not None:
+            model.load_state_dict(self.state)                 # the run ends on its best epoch
+            return best_epoch(history)
+        return None
+
+    def extra(self, done: bool) -> dict[str, torch.Tensor] | None:
+        """The tensors an unfinished checkpoint carries besides the model's (a finished one holds the best already)."""
+        return {f"best.{k}": v for k, v in self.state.items()} if self.state is not None and not done else None
+
+
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 1000 + epoch)
     return torch.randperm(n, generator=g)
@@ -328,11 +360,11 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
         if prev.get("complete"):
             return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint),
                                prev.get("selected_epoch"))
-        best_state = _read_prefixed(checkpoint, "best.")
+        best_state = read_prefixed(checkpoint, "best.")
     frozen = copy.deepcopy(model).eval() if adv is not None else None
     views = TwoViews(model)     # the step DDP shares (helpers.distributed.ddp.ddp_train wraps the same module)
     stopper = EarlyStop(cfg.early_stop_patience, history, cfg.early_stop_metric)
-    selector = EarlyStop(None, history, "val_eer")   # tracks the best val EER so far (select="val_eer")
+    selection = Selection(cfg.select, best_state)
     weight = class_weights(y_tr).to(device) if cfg.balance == "weighted" else None
     n = len(x_tr)
     selected = None
@@ -362,18 +394,11 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
         history.append(row)
         stop = stopper.update(row[cfg.early_stop_metric])
         done = stop or epoch + 1 == cfg.epochs
-        selector.update(row["val_eer"], count=False)
-        if cfg.select == "val_eer" and selector.bad == 0:            # this epoch is the best so far
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        selected = None
-        if done and cfg.select == "val_eer" and best_state is not None:
-            model.load_state_dict(best_state)                          # the run ends on its best epoch
-            selected = int(min((h for h in history if h["val_eer"] == h["val_eer"]), key=lambda h: h["val_eer"])["epoch"])
+        selected = selection.after_epoch(model, history, done)
         if checkpoint is not None:
-            extra = {f"best.{k}": v for k, v in best_state.items()} if best_state is not None and not done else None
             save_checkpoint(checkpoint, model, opt, {**meta, "epoch": epoch + 1, "history": history,
                                                      "complete": done, "early_stopped": stop,
-                                                     "selected_epoch": selected}, extra)
+                                                     "selected_epoch": selected}, selection.extra(done))
         if on_epoch:
             on_epoch(epoch + 1, row)
         if progress:
@@ -393,8 +418,8 @@ def fit_summary(history: list[dict], select: str = "last") -> dict:
     if not history:
         return {"epochs": 0, "final_train_accuracy": float("nan"), "fits": False, "best_val_eer": float("nan"),
                 "best_epoch": None, "model_epoch": None}
-    finite = [h for h in history if h.get("val_eer") == h.get("val_eer")]
-    best = min(finite, key=lambda h: h["val_eer"]) if finite else None
+    b = best_epoch(history)
+    best = next(h for h in history if h["epoch"] == b) if b is not None else None
     final = history[-1]["train_accuracy"]
     return {"epochs": len(history), "final_train_accuracy": final, "fits": bool(final >= FIT_ACCURACY),
             "best_val_eer": best["val_eer"] if best else float("nan"), "best_epoch": best["epoch"] if best else None,
@@ -408,7 +433,7 @@ def stem_for(features: str | None) -> str:
     return FeatureConfig(name=features).stem if features in FEATURES else "cifar"  # type: ignore[arg-type]
 
 
-def _read_prefixed(path: Path, prefix: str) -> dict[str, torch.Tensor] | None:
+def read_prefixed(path: Path, prefix: str) -> dict[str, torch.Tensor] | None:
     """The tensors of a checkpoint stored under ``prefix`` (prefix stripped), or None when it has none."""
     with safe_open(str(path), framework="pt") as fh:
         out = {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}
@@ -427,5 +452,5 @@ def pixle_generator(attack_kwargs: dict, seed: int) -> AdvGenerator:
 
 
 __all__ = ["TrainConfig", "TrainResult", "train", "fit_summary", "FIT_ACCURACY", "stem_for", "logits_metrics", "run_metadata", "TwoViews", "batch_inputs",
-           "adv_maker", "train_step", "class_weights", "EarlyStop", "evaluate", "save_checkpoint", "load_checkpoint",
+           "adv_maker", "train_step", "class_weights", "EarlyStop", "Selection", "best_epoch", "evaluate", "save_checkpoint", "load_checkpoint",
            "read_checkpoint_meta", "CheckpointMismatchError", "pixle_generator", "data_hash"]
