@@ -96,6 +96,8 @@ plots.save(certified.certified_figure(stage), PROFILE, "07_certified_accuracy")
 #
 # Every attacked clip was certified correct. *within_radius*: attacked clips whose adversarial image changed at
 # most their certified radius of pixels (Sparse-RS at the radius always does); *flips_within_radius* must be 0.
+# The *pixle (column)* rows attack the column-smoothed detector adaptively (it queries the band votes); there
+# *within_radius* counts clips whose perturbation touched no more bands than their certificate allows.
 
 # %%
 display(certified.attacks_table(stage).round(3))

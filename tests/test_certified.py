@@ -249,3 +249,25 @@ def test_profiles_declare_every_cert_parameter():
         cfg = CertConfig.from_params(params)
         assert cfg.n0 >= 1 and cfg.n >= cfg.n0 and 0 < cfg.alpha < 1 and len(cfg.pixle) == 2, name
     assert PROFILES["thesis"]["CERT_N"] >= 10000
+
+
+def test_column_score_is_the_column_vote_and_the_adaptive_attack_respects_the_certificate():
+    """ColumnScore's argmax is column smoothing's prediction; Pixle against it (adaptive) may flip a clip only by
+    touching more bands than its certificate allows."""
+    from helpers.experiments.certified import CertConfig, column_attack
+
+    model = AnyBright()
+    x = torch.zeros(3, 3, 16, 16)
+    x[2, 0, 4:6, 3:5] = 1                                    # a bright clip: class 1 on the bands that see it
+    scores = A.ColumnScore(model, 2)(x)
+    pred, _ = A.column_certificate(A.band_votes(model, x, 2), 0)
+    assert scores.shape == (3, 2) and torch.equal(scores.argmax(1), pred)
+    assert torch.allclose(scores.exp().sum(1), torch.ones(3), atol=2e-3)     # vote shares (+ tie-break term)
+    y = torch.tensor([0, 0, 1])
+    cfg = CertConfig(attack_clips=None, pixle=(2, 10), seed=3)
+    row = column_attack("toy", model, x, y, 2, {"x_dimensions": (0.1, 0.2), "y_dimensions": (2, 4)}, cfg, "cpu")
+    assert row is not None and row["n"] >= 2                 # the dark clips are certified (16 of 16 votes)
+    assert row["flips_within_radius"] == 0
+    touched, allowed = row["per_clip"]["bands_touched"], row["per_clip"]["bands_allowed"]
+    assert all(t >= 0 for t in touched) and all(a >= 1 for a in allowed)
+    assert row["within_radius"] == sum(1 for t, a, l0 in zip(touched, allowed, row["per_clip"]["l0"]) if 1 <= l0 and t <= a)

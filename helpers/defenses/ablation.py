@@ -267,6 +267,32 @@ def band_votes(model: nn.Module, x: torch.Tensor, s: int, batch: int = 256, num_
     return counts
 
 
+class ColumnScore(nn.Module):
+    """Column smoothing as a model an attacker can query: logits = log of the band vote shares (every one of the
+    ``W`` bands of ``s`` columns, :func:`band_votes`; deterministic) plus 1e-3 x the mean softmax, which only breaks
+    vote ties and gives a random search a signal between vote changes. Its argmax is the column-smoothed prediction
+    up to ties."""
+
+    def __init__(self, base: nn.Module, s: int, batch: int = 256):
+        super().__init__()
+        self.base, self.s, self.batch = base, s, batch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        masks = torch.stack([column_mask(h, w, st, self.s, x.device) for st in range(w)])
+        outs = []
+        per = max(1, self.batch // w)
+        for i in range(0, b, per):
+            xb = x[i:i + per]
+            xa = apply_mask(xb.repeat_interleave(w, 0), masks.repeat(len(xb), 1, 1))
+            probs = torch.softmax(self.base(xa.contiguous(memory_format=torch.channels_last)).float(), 1)
+            c = probs.shape[1]
+            probs = probs.reshape(len(xb), w, c)
+            votes = torch.nn.functional.one_hot(probs.argmax(2), c).float().mean(1)
+            outs.append(torch.log(votes + 1e-3 * probs.mean(1) + 1e-6))
+        return torch.cat(outs)
+
+
 def bands_per_patch(m: int, s: int, w: int) -> int:
     """``Delta = m + s - 1``: the most bands of width ``s`` (of ``w``, cyclic) a patch ``m`` columns wide meets."""
     return min(w, m + s - 1)
@@ -294,7 +320,7 @@ def bands_touched(x: torch.Tensor, x_adv: torch.Tensor, s: int) -> torch.Tensor:
     return (changed_cols.float() @ bands.float().T > 0).sum(1)
 
 
-__all__ = ["ABSTAIN", "keep_masks", "apply_mask", "ablate", "ablation_transform", "column_mask", "column_transform",
+__all__ = ["ABSTAIN", "keep_masks", "apply_mask", "ablate", "ablation_transform", "column_mask", "column_transform", "ColumnScore",
            "ablation_delta", "clopper_pearson_lower", "certified_radius", "ablation_votes", "Certificate",
            "certify_ablation", "smoothed_predict", "SmoothedScore", "band_votes", "bands_per_patch",
            "column_certificate", "bands_touched"]
