@@ -271,3 +271,18 @@ def test_column_score_is_the_column_vote_and_the_adaptive_attack_respects_the_ce
     touched, allowed = row["per_clip"]["bands_touched"], row["per_clip"]["bands_allowed"]
     assert all(t >= 0 for t in touched) and all(a >= 1 for a in allowed)
     assert row["within_radius"] == sum(1 for t, a, l0 in zip(touched, allowed, row["per_clip"]["l0"]) if 1 <= l0 and t <= a)
+
+
+def test_ablation_init_computes_the_clean_detector_on_the_image_channels():
+    from helpers.experiments.certified import ablation_init
+    from helpers.models.detectors import build_model
+
+    base = build_model("resnet18", 3, seed=1).eval()
+    model = ablation_init(base).eval()
+    assert model.in_channels == 4 and model.net.conv1.weight.shape[1] == 4
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = base(x)
+        for mask in (torch.ones(3, 1, 32, 32), torch.zeros(3, 1, 32, 32)):
+            assert torch.allclose(model(torch.cat([x, mask], 1)), ref, atol=1e-5)
+    assert torch.equal(model.net.conv1.weight[:, 3], torch.zeros_like(model.net.conv1.weight[:, 3]))
