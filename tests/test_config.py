@@ -10,7 +10,7 @@ import pytest
 from helpers.config import choices as C
 from helpers.config.params import CHOICES, check
 from helpers.config.profiles import BASE, PROFILES
-from helpers.config.sections import (SECTIONS, DataSection, ParameterError, PixleSection, SmoothingSection,
+from helpers.config.sections import (SECTIONS, CertifiedSection, DataSection, ParameterError, PixleSection, SmoothingSection,
                                      TrainSection, from_upper, param, upper_kwargs)
 from helpers.paths import ROOT
 
@@ -37,6 +37,11 @@ def test_every_profile_builds_every_section():
     (PixleSection, "PIXLE_RESTARTS", True, "must be a whole number >= 1"),
     (SmoothingSection, "BLUR_KERNEL", 4, "odd kernel size"),
     (SmoothingSection, "BLUR_SIGMA", [5.0, 0.1], "a range [low, high]"),
+    (TrainSection, "SELECT", "best", "'best' is not one of ['last', 'val_eer']"),
+    (TrainSection, "AUGMENT", "shift+blur", "unknown: ['blur']"),
+    (CertifiedSection, "CERT_ALPHA", 1.5, "must be a number > 0 and < 1"),
+    (CertifiedSection, "CERT_INIT", "imagenet", "not one of ['baseline', 'scratch']"),
+    (CertifiedSection, "CERT_PIXLE", [1], "two whole numbers >= 1"),
 ])
 def test_a_section_refuses_a_bad_value_at_construction_naming_it(cls, name, bad, says):
     with pytest.raises(ParameterError) as e:
@@ -83,8 +88,10 @@ def test_choices_match_the_modules_that_implement_them():
     from helpers.data.codecs import DF_CODECS
     from helpers.data.features import FEATURES
     from helpers.data.speech_sources import SOURCES
+    from helpers.models.augment import AUGMENTS
     from helpers.models.detectors import ARCHS
 
+    assert C.AUGMENTS == tuple(AUGMENTS)
     assert (C.ARCHS, C.FEATURES, C.DF_CODECS, C.SPEECH_SOURCES, C.PIXLE_MAPPINGS) == \
         (tuple(ARCHS), tuple(FEATURES), tuple(DF_CODECS), tuple(SOURCES), tuple(MAPPINGS))
     assert CHOICES["MODELS"] == C.ARCHS and CHOICES["PIXLE_MAPPING"] == C.PIXLE_MAPPINGS

@@ -21,6 +21,11 @@ PIXLE_MAPPINGS: tuple[str, ...] = ("random", "similarity", "similarity_random", 
                                    "distance_random")                          # helpers.attacks.pixle.MAPPINGS
 BLUR_PER: tuple[str, ...] = ("batch", "image")                                 # helpers.defenses.smoothing.GaussianBlur
 AT_INIT: tuple[str, ...] = ("scratch", "baseline")
+BALANCE: tuple[str, ...] = ("none", "weighted")                                # helpers.models.training.TrainConfig
+SELECT: tuple[str, ...] = ("last", "val_eer")                                  # helpers.models.training.TrainConfig
+EARLY_STOP_METRICS: tuple[str, ...] = ("val_loss", "val_eer")                  # helpers.models.training.EarlyStop
+AUGMENTS: tuple[str, ...] = ("shift", "freqmask", "timemask", "noise", "gain")  # helpers.models.augment.AUGMENTS
+CERT_INIT: tuple[str, ...] = ("baseline", "scratch")                           # helpers.experiments.certified
 
 __all__ = ["DATASETS", "SPLIT_BY", "FEATURES", "ON_ERROR", "SPEECH_SOURCES", "DF_CODECS", "ARCHS", "LR_SCHEDULES",
-           "PIXLE_MAPPINGS", "BLUR_PER", "AT_INIT"]
+           "PIXLE_MAPPINGS", "BLUR_PER", "AT_INIT", "BALANCE", "SELECT", "EARLY_STOP_METRICS", "AUGMENTS", "CERT_INIT"]

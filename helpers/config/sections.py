@@ -175,6 +175,18 @@ def _odd(value: Any) -> str | None:
     return None if value % 2 == 1 else "an odd kernel size (the blur is centred)"
 
 
+def _augment(value: Any) -> str | None:
+    names = [] if value in (None, "", "none") else str(value).split("+")
+    bad = [n for n in names if n not in C.AUGMENTS]
+    return f"'+'-joined names from {list(C.AUGMENTS)}, or 'none' (unknown: {bad})" if bad else None
+
+
+def _pair_of_whole(value: Any) -> str | None:
+    ok = isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                                              for v in value)
+    return None if ok else "two whole numbers >= 1 (restarts, iterations)"
+
+
 def _positive_each(value: Any) -> str | None:
     ok = isinstance(value, tuple) and value and all(isinstance(v, (int, float)) and v > 0 for v in value)
     return None if ok else "a non-empty list of positive numbers"
@@ -218,6 +230,11 @@ class TrainSection(Section):
     warmup_epochs: float = param("WARMUP_EPOCHS", ge=0)
     momentum: float = param("MOMENTUM", ge=0, lt=1)
     max_batches: int | None = param("MAX_BATCHES", ge=1, integer=True)
+    balance: str = param("BALANCE", choices=C.BALANCE)
+    select: str = param("SELECT", choices=C.SELECT)
+    early_stop_patience: int | None = param("EARLY_STOP_PATIENCE", ge=1, integer=True)
+    early_stop_metric: str = param("EARLY_STOP_METRIC", choices=C.EARLY_STOP_METRICS)
+    augment: str = param("AUGMENT", check=_augment)
 
 
 @dataclass(frozen=True)
@@ -285,8 +302,28 @@ class RealizableSection(Section):
     sparse_rs_queries: int | None = param("SPARSE_RS_QUERIES", ge=1, integer=True)
 
 
+@dataclass(frozen=True)
+class CertifiedSection(Section):
+    """07_certified: randomized ablation (k, n0, n, alpha), column smoothing, the base detectors and the adaptive check
+    (field names as :class:`helpers.experiments.certified.CertConfig`)."""
+
+    NOTEBOOK: ClassVar[str] = "07_certified"
+    k: int = param("CERT_K", ge=1, integer=True)
+    n0: int = param("CERT_N0", ge=1, integer=True)
+    n: int = param("CERT_N", ge=1, integer=True)
+    alpha: float = param("CERT_ALPHA", gt=0, lt=1)
+    clips: int | None = param("CERT_CLIPS", ge=1, integer=True)
+    epochs: int = param("CERT_EPOCHS", ge=1, integer=True)
+    band: int = param("CERT_BAND", ge=0, integer=True)
+    attack_n: int = param("CERT_ATTACK_N", ge=1, integer=True)
+    attack_clips: int | None = param("CERT_ATTACK_CLIPS", ge=1, integer=True)
+    pixle: tuple = param("CERT_PIXLE", check=_pair_of_whole)
+    sparse_queries: int = param("CERT_SPARSE_QUERIES", ge=1, integer=True)
+    init: str = param("CERT_INIT", choices=C.CERT_INIT)
+
+
 SECTIONS: tuple[type[Section], ...] = (DataSection, TrainSection, PixleSection, SmoothingSection, AdversarialSection,
-                                       ReportSection, RealizableSection)
+                                       ReportSection, RealizableSection, CertifiedSection)
 
 
 def check_sections(params: Mapping[str, Any]) -> dict[type[Section], Section]:

@@ -33,6 +33,7 @@ import torch
 
 from helpers.attacks.pixle import Pixle, patch_bounds
 from helpers.attacks.sparse_rs import SparseRS
+from helpers.config.sections import CertifiedSection
 from helpers.defenses import ablation as A
 from helpers.evaluation.attack_loop import load_attack
 from helpers.evaluation.metrics import accuracy, balanced_accuracy
@@ -70,12 +71,9 @@ class CertConfig:
 
     @classmethod
     def from_params(cls, ns: dict) -> "CertConfig":
-        init = ns.get("CERT_INIT", "baseline")
-        if init not in ("baseline", "scratch"):
-            raise ValueError(f"CERT_INIT={init!r}; choose 'baseline' (fine-tune 01's detector) or 'scratch'")
-        return cls(ns["CERT_K"], ns["CERT_N0"], ns["CERT_N"], float(ns["CERT_ALPHA"]), ns["CERT_CLIPS"],
-                   ns["CERT_EPOCHS"], ns["CERT_BAND"], ns["CERT_ATTACK_N"], ns["CERT_ATTACK_CLIPS"],
-                   tuple(ns["CERT_PIXLE"]), ns["CERT_SPARSE_QUERIES"], ns["SEED"], init)
+        """``CERT_*`` and ``SEED``, checked (:class:`helpers.config.sections.CertifiedSection`) first."""
+        sec = CertifiedSection.from_params(ns)
+        return cls(**{**sec.values(), "pixle": tuple(sec.pixle), "seed": ns["SEED"]})
 
     def seeds(self) -> dict[str, int]:
         """Disjoint seeds: selection, estimation (certificate and every later smoothed prediction), attacks."""
