@@ -260,6 +260,15 @@ def adaptive_attacks(arch: str, model: torch.nn.Module, x: torch.Tensor, y: torc
 
 # --------------------------------------------------------------------------- the column (patch) certificate
 
+def bands_affordable(counts: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Per clip, how many bands a perturbation may touch without overturning column smoothing's vote for ``pred``:
+    half the margin over the runner-up, a tie counted against ``pred`` when the runner-up has the lower index
+    (the argmax tie-break, as :func:`helpers.defenses.ablation.column_certificate`)."""
+    top = counts.gather(1, pred[:, None]).squeeze(1)
+    other = (counts + (torch.arange(counts.shape[1])[None] < pred[:, None]).long()).scatter(1, pred[:, None], -10 ** 9).amax(1)
+    return torch.div(top - other, 2, rounding_mode="floor")
+
+
 def column_summary(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, s: int, m: int,
                    pixle_adv: torch.Tensor | None) -> dict:
     """Column smoothing on the clips: accuracy, certified accuracy against one patch ``m`` columns wide, the widest
@@ -268,9 +277,7 @@ def column_summary(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, s: 
     w = x.shape[-1]
     counts = A.band_votes(model, x, s, eval_batch(next(model.parameters()).device))
     pred, cert = A.column_certificate(counts, A.bands_per_patch(m, s, w))
-    top = counts.gather(1, pred[:, None]).squeeze(1)
-    other = (counts + (torch.arange(counts.shape[1])[None] < pred[:, None]).long()).scatter(1, pred[:, None], -10 ** 9).amax(1)
-    delta_max = torch.div(top - other, 2, rounding_mode="floor")         # bands the votes can afford to lose
+    delta_max = bands_affordable(counts, pred)
     width = (delta_max - s + 1).clamp_min(-1)                           # widest certified patch (-1: none)
     ok = pred == y
     out = {"band": s, "patch_width": m, "delta": A.bands_per_patch(m, s, w), "accuracy": accuracy(y, pred),
@@ -298,9 +305,7 @@ def column_attack(arch: str, model: torch.nn.Module, x: torch.Tensor, y: torch.T
     w = x.shape[-1]
     counts = A.band_votes(model, x, s, eval_batch(device))
     pred, _ = A.column_certificate(counts, 0)
-    top = counts.gather(1, pred[:, None]).squeeze(1)
-    other = (counts + (torch.arange(counts.shape[1])[None] < pred[:, None]).long()).scatter(1, pred[:, None], -10 ** 9).amax(1)
-    budget = torch.div(top - other, 2, rounding_mode="floor")          # bands a perturbation may touch
+    budget = bands_affordable(counts, pred)
     ok = ((pred == y) & (budget >= 1)).nonzero().flatten()
     pick = ok[attack_subset(y[ok], cfg.attack_clips, cfg.seed)] if len(ok) else ok
     if not len(pick):
