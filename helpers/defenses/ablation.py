@@ -215,6 +215,23 @@ def smoothed_predict(model: nn.Module, x: torch.Tensor, k: int, n: int, seed: in
     return ablation_votes(model, x, k, n, seed, batch).argmax(1)
 
 
+def vote_scores(base: nn.Module, x: torch.Tensor, masks: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """What a smoothed detector shows an attacker: for each image, ``log`` of the base detector's vote shares over
+    the fixed keep ``masks`` (M, H, W), plus 1e-3 x its mean softmax (breaks vote ties, and gives a random search
+    a signal between vote changes). Shared by :class:`SmoothedScore` and :class:`ColumnScore`."""
+    m = len(masks)
+    outs = []
+    per = max(1, batch // m)
+    for i in range(0, len(x), per):
+        xb = x[i:i + per]
+        xa = apply_mask(xb.repeat_interleave(m, 0), masks.repeat(len(xb), 1, 1))
+        probs = torch.softmax(base(xa.contiguous(memory_format=torch.channels_last)).float(), 1)
+        probs = probs.reshape(len(xb), m, probs.shape[1])
+        votes = torch.nn.functional.one_hot(probs.argmax(2), probs.shape[2]).float().mean(1)
+        outs.append(torch.log(votes + 1e-3 * probs.mean(1) + 1e-6))
+    return torch.cat(outs)
+
+
 class SmoothedScore(nn.Module):
     """The smoothed detector as a model an attacker can query: logits = log of the vote shares over a *fixed*
     seeded set of ``n`` ablations (plus 1e-3 x the mean softmax, which only breaks exact vote ties and gives the
@@ -231,19 +248,8 @@ class SmoothedScore(nn.Module):
         self.base, self.k, self.n, self.seed, self.batch = base, k, n, seed, batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        masks = keep_masks(self.n, h, w, self.k, self.seed, 0, x.device)
-        outs = []
-        per = max(1, self.batch // self.n)
-        for i in range(0, b, per):
-            xb = x[i:i + per]
-            xa = apply_mask(xb.repeat_interleave(self.n, 0), masks.repeat(len(xb), 1, 1))
-            logits = self.base(xa.contiguous(memory_format=torch.channels_last)).float()
-            c = logits.shape[1]
-            probs = torch.softmax(logits, 1).reshape(len(xb), self.n, c)
-            votes = torch.nn.functional.one_hot(probs.argmax(2), c).float().mean(1)
-            outs.append(torch.log(votes + 1e-3 * probs.mean(1) + 1e-6))
-        return torch.cat(outs)
+        _, _, h, w = x.shape
+        return vote_scores(self.base, x, keep_masks(self.n, h, w, self.k, self.seed, 0, x.device), self.batch)
 
 
 # --------------------------------------------------------------------------- column smoothing: the patch certificate
@@ -278,19 +284,9 @@ class ColumnScore(nn.Module):
         self.base, self.s, self.batch = base, s, batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        masks = torch.stack([column_mask(h, w, st, self.s, x.device) for st in range(w)])
-        outs = []
-        per = max(1, self.batch // w)
-        for i in range(0, b, per):
-            xb = x[i:i + per]
-            xa = apply_mask(xb.repeat_interleave(w, 0), masks.repeat(len(xb), 1, 1))
-            probs = torch.softmax(self.base(xa.contiguous(memory_format=torch.channels_last)).float(), 1)
-            c = probs.shape[1]
-            probs = probs.reshape(len(xb), w, c)
-            votes = torch.nn.functional.one_hot(probs.argmax(2), c).float().mean(1)
-            outs.append(torch.log(votes + 1e-3 * probs.mean(1) + 1e-6))
-        return torch.cat(outs)
+        _, _, h, w = x.shape
+        return vote_scores(self.base, x, torch.stack([column_mask(h, w, st, self.s, x.device) for st in range(w)]),
+                           self.batch)
 
 
 def bands_per_patch(m: int, s: int, w: int) -> int:
@@ -322,5 +318,5 @@ def bands_touched(x: torch.Tensor, x_adv: torch.Tensor, s: int) -> torch.Tensor:
 
 __all__ = ["ABSTAIN", "keep_masks", "apply_mask", "ablate", "ablation_transform", "column_mask", "column_transform", "ColumnScore",
            "ablation_delta", "clopper_pearson_lower", "certified_radius", "ablation_votes", "Certificate",
-           "certify_ablation", "smoothed_predict", "SmoothedScore", "band_votes", "bands_per_patch",
+           "certify_ablation", "smoothed_predict", "vote_scores", "SmoothedScore", "band_votes", "bands_per_patch",
            "column_certificate", "bands_touched"]
