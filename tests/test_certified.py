@@ -1,5 +1,5 @@
-"""Certified robustness by randomized ablation and column smoothing (helpers.defenses.ablation): hand-computed
-radii, the confidence bound against scipy, the column certificate's condition, the ablation itself, seeded
+"""Certified robustness by randomized ablation and column and block smoothing (helpers.defenses.ablation):
+hand-computed radii, the confidence bound against scipy, the patch certificates' condition, the ablation itself, seeded
 determinism, and the guarantee on a toy model whose base classifier is the worst case for the bound."""
 
 import math
@@ -84,6 +84,32 @@ def test_bands_touched():
     assert A.bands_touched(x, adv, s=3).tolist() == [3, 4]
 
 
+def test_block_positions_and_delta_hand_computed():
+    assert len(A.block_positions(4, 5, 2, 2)) == 20                  # a square: every (row, column) offset
+    assert A.block_positions(4, 5, 4, 2) == [(0, c) for c in range(5)]   # spans the rows: a column band
+    assert A.block_shape(32, 32, block=8) == (8, 8) and A.block_shape(32, 32, band=4) == (32, 4)
+    with pytest.raises(ValueError):
+        A.block_shape(32, 32, band=4, block=8)
+    # Pixle's largest demo patch (10 rows x 6 columns) against 8x8 blocks: (10+8-1) x (6+8-1) of 1,024 positions
+    assert A.blocks_per_patch((10, 6), (8, 8), (32, 32)) == 17 * 13
+    assert A.blocks_per_patch((40, 6), (8, 8), (32, 32)) == 32 * 13      # capped by the positions along an axis
+    # a column band is a block spanning every row: the 2-D count reduces to m + s - 1
+    for m, s in ((5, 4), (1, 1), (40, 4)):
+        assert A.blocks_per_patch((7, m), (32, s), (32, 32)) == A.bands_per_patch(m, s, 32)
+    mask = A.block_mask(6, 6, 5, 4, 2, 3)                               # wraps around both edges
+    assert mask.sum() == 6 and mask[5, 4] and mask[0, 0] and mask[5, 0] and not mask[5, 1] and not mask[1, 1]
+
+
+def test_blocks_touched():
+    x = torch.zeros(1, 3, 8, 8)
+    adv = x.clone()
+    adv[0, :, 2, 3] = 1          # one pixel -> b*b blocks contain it
+    assert A.blocks_touched(x, adv, block=3).tolist() == [9]
+    adv[0, 1, 2, 4] = 1          # its right neighbour -> 3 x 4 positions
+    assert A.blocks_touched(x, adv, block=3).tolist() == [12]
+    assert A.blocks_touched(x, adv, band=3).tolist() == A.bands_touched(x, adv, 3).tolist() == [4]
+
+
 # --------------------------------------------------------------------------- the ablation
 
 def test_ablation_keeps_exactly_k_and_marks_them():
@@ -106,6 +132,10 @@ def test_training_transforms_keep_k_and_columns():
     col = A.column_transform(3)(x, torch.Generator().manual_seed(0))
     kept_cols = col[:, 3].bool().all(1)              # (B, W): whole columns kept
     assert kept_cols.sum(1).tolist() == [3] * 4 and torch.equal(col[:, 3].bool().any(1), kept_cols)
+    blk = A.block_transform(block=5)(x, torch.Generator().manual_seed(0))[:, 3].bool()
+    assert blk.sum((1, 2)).tolist() == [25] * 4
+    assert blk.any(2).sum(1).tolist() == [5] * 4 and blk.any(1).sum(1).tolist() == [5] * 4   # 5 rows x 5 columns
+    assert A.block_transform(band=3)(x, torch.Generator().manual_seed(0)).equal(col)      # the same draw
 
 
 # --------------------------------------------------------------------------- a toy model
@@ -178,6 +208,25 @@ def test_column_certificate_holds_on_toy_model():
     assert moved == A.bands_per_patch(m, s, 16) == int(A.bands_touched(x, adv, s)[0])
 
 
+def test_block_certificate_holds_on_toy_model():
+    """A rectangle of m_h x m_w pixels moves exactly (m_h + b - 1)(m_w + b - 1) block votes of the toy model, the
+    most the certificate allows for."""
+    model = AnyBright()
+    x = torch.zeros(1, 3, 16, 16)
+    b, patch = 3, (4, 2)
+    counts = A.block_votes(model, x, block=b)
+    assert counts.tolist() == [[256, 0]]
+    delta = A.blocks_per_patch(patch, (b, b), (16, 16))
+    assert delta == 6 * 4
+    pred, cert = A.column_certificate(counts, delta)
+    assert pred.item() == 0 and bool(cert)
+    adv = x.clone()
+    adv[:, 0, 7:7 + patch[0], 14:16] = 1                # the strongest patch, at the right edge (wraps)
+    moved = A.block_votes(model, adv, block=b)[0, 1].item()
+    assert moved == delta == int(A.blocks_touched(x, adv, block=b)[0])
+    assert torch.equal(A.BlockScore(model, block=b)(adv).argmax(1), torch.tensor([0]))    # 24 of 256: still 0
+
+
 # --------------------------------------------------------------------------- the stage's summaries (helpers.experiments.certified)
 
 def test_certified_curve_and_median():
@@ -227,18 +276,18 @@ def test_check_attack_counts_flips_within_radius():
 
 
 def test_column_summary_on_toy_model():
-    from helpers.experiments.certified import column_summary
+    from helpers.experiments.certified import patch_summary
 
     model = AnyBright()
     x = torch.zeros(2, 3, 16, 16)
     y = torch.tensor([0, 1])
     adv = x.clone()
     adv[0, 0, 3, 2] = 1                                      # one changed column: s bands
-    s = column_summary(model, x, y, s=2, m=3, pixle_adv=adv)
-    assert s["accuracy"] == 0.5 and s["certified_accuracy"] == 0.5 and s["delta"] == 4
+    s = patch_summary(model, x, y, "column", 2, (10, 3), pixle_adv=adv)      # a band spans the rows: height is free
+    assert s["accuracy"] == 0.5 and s["certified_accuracy"] == 0.5 and s["delta"] == 4 and s["positions"] == 16
     # 16 votes to 0: delta_max = 8, widest certified patch 8 - 2 + 1 = 7 columns
     assert s["per_clip"]["certified_width"][0] == 7
-    assert s["pixle_perturbed"] == 1 and s["pixle_covered"] == 1 and s["per_clip"]["pixle_bands_touched"][0] == 2
+    assert s["pixle_perturbed"] == 1 and s["pixle_covered"] == 1 and s["per_clip"]["pixle_touched"][0] == 2
 
 
 def test_profiles_declare_every_cert_parameter():
@@ -254,7 +303,7 @@ def test_profiles_declare_every_cert_parameter():
 def test_column_score_is_the_column_vote_and_the_adaptive_attack_respects_the_certificate():
     """ColumnScore's argmax is column smoothing's prediction; Pixle against it (adaptive) may flip a clip only by
     touching more bands than its certificate allows."""
-    from helpers.experiments.certified import CertConfig, column_attack
+    from helpers.experiments.certified import CertConfig, patch_attack
 
     model = AnyBright()
     x = torch.zeros(3, 3, 16, 16)
@@ -265,12 +314,32 @@ def test_column_score_is_the_column_vote_and_the_adaptive_attack_respects_the_ce
     assert torch.allclose(scores.exp().sum(1), torch.ones(3), atol=2e-3)     # vote shares (+ tie-break term)
     y = torch.tensor([0, 0, 1])
     cfg = CertConfig(attack_clips=None, pixle=(2, 10), seed=3)
-    row = column_attack("toy", model, x, y, 2, {"x_dimensions": (0.1, 0.2), "y_dimensions": (2, 4)}, cfg, "cpu")
+    row = patch_attack("toy", model, x, y, "column", 2, {"x_dimensions": (0.1, 0.2), "y_dimensions": (2, 4)}, cfg, "cpu")
     assert row is not None and row["n"] >= 2                 # the dark clips are certified (16 of 16 votes)
     assert row["flips_within_radius"] == 0
-    touched, allowed = row["per_clip"]["bands_touched"], row["per_clip"]["bands_allowed"]
+    touched, allowed = row["per_clip"]["votes_touched"], row["per_clip"]["votes_spare"]
     assert all(t >= 0 for t in touched) and all(a >= 1 for a in allowed)
     assert row["within_radius"] == sum(1 for t, a, l0 in zip(touched, allowed, row["per_clip"]["l0"]) if 1 <= l0 and t <= a)
+
+
+def test_block_attack_respects_the_certificate():
+    """Adaptive Pixle against block smoothing (BlockScore) flips a certified clip only beyond its certificate."""
+    from helpers.experiments.certified import CertConfig, patch_attack, patch_summary
+
+    model = AnyBright()
+    x = torch.zeros(2, 3, 8, 8)
+    x[:, 0, 1, 1] = 1                                       # one bright pixel: 4 of the 64 blocks see it
+    y = torch.tensor([0, 0])
+    s = patch_summary(model, x, y, "block", 2, (2, 2), pixle_adv=None)
+    assert s["positions"] == 64 and s["delta"] == 9 and s["certified_accuracy"] == 1.0
+    assert s["per_clip"]["votes"] == [[60, 4], [60, 4]]
+    cfg = CertConfig(attack_clips=None, pixle=(2, 8), seed=5)
+    row = patch_attack("toy", model, x, y, "block", 2, {"x_dimensions": (0.1, 0.3), "y_dimensions": (1, 2)}, cfg, "cpu")
+    assert row is not None and row["attack"] == "pixle (block)" and row["n"] == 2
+    assert row["flips_within_radius"] == 0
+    assert row["per_clip"]["votes_spare"] == [28, 28]     # 60 votes to 4: half the margin
+    assert max(row["per_clip"]["l0"]) >= 1                # Pixle copied the bright pixel somewhere
+    assert all(t <= 64 for t in row["per_clip"]["votes_touched"])
 
 
 def test_ablation_init_computes_the_clean_detector_on_the_image_channels():

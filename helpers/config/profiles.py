@@ -103,6 +103,7 @@ BASE: dict[str, object] = {
     "CERT_EPOCHS": 10,
     "CERT_INIT": "baseline",     # base detectors fine-tuned from 01's baseline; "scratch": as the paper
     "CERT_BAND": 4,
+    "CERT_BLOCK": 0,             # block smoothing's square side (0: off): H*W = 1,024 base evaluations per prediction
     "CERT_ATTACK_N": 64,
     "CERT_ATTACK_CLIPS": None,
     "CERT_PIXLE": [10, 50],
@@ -127,7 +128,7 @@ PROFILES: dict[str, dict[str, object]] = {
               "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 3, "N_BOOT": 100,
               "REALIZABLE_N": 4, "STFT_RESTARTS": 1, "STFT_ITERATIONS": 4, "SQUARE_QUERIES": 4,
               "CERT_K": 45, "CERT_N0": 4, "CERT_N": 32, "CERT_CLIPS": 4, "CERT_EPOCHS": 1, "CERT_ATTACK_N": 2,
-              "CERT_ATTACK_CLIPS": 1, "CERT_PIXLE": [1, 2], "CERT_SPARSE_QUERIES": 2},
+              "CERT_ATTACK_CLIPS": 1, "CERT_PIXLE": [1, 2], "CERT_SPARSE_QUERIES": 2, "CERT_BLOCK": 8},
     # demo: the wideband multi-speaker corpus against 14 spoofing systems (5 unseen), every DF codec condition, split
     # by speaker; detectors trained with CPU_RECIPE (the thesis's constant 1e-3 left them under-fitted), the best
     # validation-EER epoch kept
@@ -145,7 +146,7 @@ PROFILES: dict[str, dict[str, object]] = {
                         **CPU_RECIPE,
                         "N_ATTACK": None, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
                         "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 5},
-    "thesis": {**BASE, "PIXLE_TARGET_BATCH": 4096, "ATTACK_BATCH": 512},
+    "thesis": {**BASE, "PIXLE_TARGET_BATCH": 4096, "ATTACK_BATCH": 512, "CERT_BLOCK": 8},
 }
 # demo_lfcc: the demo with the high-resolution front end (LFCC + deltas, 60 x 301, ImageNet stem;
 # benchmarks/front_end.py), so every notebook and the report can be read on both representations.

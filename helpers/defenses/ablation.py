@@ -1,6 +1,6 @@
-"""Certified robustness to L0 attacks: randomized ablation and its derandomized column variant.
+"""Certified robustness to L0 attacks: randomized ablation and its derandomized column and block variants.
 
-Two certified defenses of a detector, one per threat model:
+Certified defenses of a detector, one per threat model:
 
 - **Randomized ablation** (Levine & Feizi, "Robustness certificates for sparse adversarial attacks by
   randomized ablation", AAAI 2020). The base detector sees an image in which only ``k`` of the ``d = H*W``
@@ -22,6 +22,11 @@ Two certified defenses of a detector, one per threat model:
   height). Pixle copies a patch but, with its default ``random`` mapping, writes its pixels to random
   destinations; its perturbation is then spread over many columns and the column certificate covers it only
   when the bands those columns touch number at most ``Delta`` (:func:`bands_touched` measures it per image).
+- **Block smoothing** (the same paper's 2-D variant). The base detector sees one ``b`` x ``b`` square (cyclic in
+  both axes), every one of the ``H*W`` positions once. A patch of ``m_h`` x ``m_w`` pixels meets at most
+  ``(m_h + b - 1)(m_w + b - 1)`` positions (:func:`blocks_per_patch`), with the same vote-margin condition.
+  **Threat covered: any perturbation confined to one ``m_h`` x ``m_w`` rectangle** -- one of Pixle's patches,
+  bounded in height as well as width, at ``H*W`` evaluations per prediction instead of ``W``.
 
 One documented function per step, so each can be tested against hand-computed cases
 (``tests/test_certified.py``). Randomness comes from :func:`helpers.attacks.base.counter_uniform` keyed by
@@ -79,6 +84,20 @@ def ablate(x: torch.Tensor, k: int, seed: int, offset: int = 0) -> torch.Tensor:
     return apply_mask(x, keep_masks(b, h, w, k, seed, offset, x.device))
 
 
+def masked_logits(model: nn.Module, x: torch.Tensor, masks: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """The base detector's logits (B, M, classes) on every image of ``x`` under every keep mask of ``masks`` (M, H, W),
+    in forward passes of at most ``batch`` ablated images (image-major), whatever ``M`` is."""
+    b, m = len(x), len(masks)
+    flat_img = torch.arange(b, device=x.device).repeat_interleave(m)
+    flat_mask = torch.arange(m, device=x.device).repeat(b)
+    outs = []
+    for i in range(0, b * m, batch):
+        xi, mi = flat_img[i:i + batch], flat_mask[i:i + batch]
+        outs.append(model(apply_mask(x[xi], masks[mi]).contiguous(memory_format=torch.channels_last)).float())
+    logits = torch.cat(outs) if outs else torch.zeros(0, 2, device=x.device)
+    return logits.reshape(b, m, -1)
+
+
 def ablation_transform(k: int) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
     """Training-time transform ``(x, generator) -> ablated x`` for :func:`helpers.models.training.train`'s
     ``transform`` hook: each image keeps its own ``k`` random pixels, drawn from the batch's seeded generator."""
@@ -91,23 +110,57 @@ def ablation_transform(k: int) -> Callable[[torch.Tensor, torch.Generator], torc
     return transform
 
 
+def block_mask(h: int, w: int, top: int, left: int, bh: int, bw: int,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """(h, w) bool: the ``bh`` x ``bw`` block whose top-left pixel is (``top``, ``left``), wrapping around both edges."""
+    rows = torch.zeros(h, dtype=torch.bool, device=device)
+    cols = torch.zeros(w, dtype=torch.bool, device=device)
+    rows[(torch.arange(bh, device=device) + top) % h] = True
+    cols[(torch.arange(bw, device=device) + left) % w] = True
+    return rows[:, None] & cols[None, :]
+
+
+def block_positions(h: int, w: int, bh: int, bw: int) -> list[tuple[int, int]]:
+    """Every distinct position of a cyclic ``bh`` x ``bw`` block in an ``h`` x ``w`` image: ``h`` row offsets unless the
+    block spans every row (then one), likewise for columns. A column band (``bh = h``) has ``w`` positions."""
+    return [(t, l) for t in (range(h) if bh < h else (0,)) for l in (range(w) if bw < w else (0,))]
+
+
+def block_masks(h: int, w: int, bh: int, bw: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(P, h, w) bools: the block at each of :func:`block_positions` (the deterministic "ablations" of derandomized
+    smoothing, one vote each)."""
+    return torch.stack([block_mask(h, w, t, l, bh, bw, device) for t, l in block_positions(h, w, bh, bw)])
+
+
+def block_shape(h: int, w: int, band: int | None = None, block: int | None = None) -> tuple[int, int]:
+    """The kept region's (rows, columns) for one of the two variants: a column band of ``band`` columns (all rows), or
+    a ``block`` x ``block`` square (both clipped to the image)."""
+    if (band is None) == (block is None):
+        raise ValueError("give exactly one of band (columns) or block (square side)")
+    return (h, min(band, w)) if band is not None else (min(block, h), min(block, w))
+
+
 def column_mask(h: int, w: int, start: int, s: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """(h, w) bool: the band of ``s`` columns starting at ``start``, wrapping around the right edge."""
-    cols = torch.zeros(w, dtype=torch.bool, device=device)
-    cols[(torch.arange(s, device=device) + start) % w] = True
-    return cols[None, :].expand(h, w)
+    return block_mask(h, w, 0, start, h, s, device)
+
+
+def block_transform(band: int | None = None, block: int | None = None) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """Training-time transform for derandomized smoothing (the ``transform`` hook): each image keeps one band of
+    ``band`` columns, or one ``block`` x ``block`` square, at a position drawn uniformly from
+    :func:`block_positions` with the batch's seeded generator."""
+    def transform(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b, _, h, w = x.shape
+        masks = block_masks(h, w, *block_shape(h, w, band, block))
+        pick = torch.randint(0, len(masks), (b,), generator=g)
+        return apply_mask(x, masks[pick].to(x.device))
+
+    return transform
 
 
 def column_transform(s: int) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    """Training-time transform for column smoothing (the ``transform`` hook): each image keeps one band of ``s``
-    columns at a random start drawn from the batch's seeded generator."""
-    def transform(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        b, _, h, w = x.shape
-        starts = torch.randint(0, w, (b,), generator=g)
-        keep = torch.stack([column_mask(h, w, int(st), s) for st in starts])
-        return apply_mask(x, keep.to(x.device))
-
-    return transform
+    """Training-time transform for column smoothing: each image keeps one band of ``s`` columns at a random start."""
+    return block_transform(band=s)
 
 
 # --------------------------------------------------------------------------- randomized ablation: the certificate
@@ -167,13 +220,11 @@ def ablation_votes(model: nn.Module, x: torch.Tensor, k: int, n: int, seed: int,
     dev = next(model.parameters()).device
     x = x.to(dev)
     counts = torch.zeros(b, num_classes, dtype=torch.long)
-    per = max(1, batch // max(b, 1))
+    per = max(1, batch // max(b, 1))          # ablations per chunk: masks are drawn a chunk at a time
     with eval_mode(model):
         for j in range(0, n, per):
-            m = min(per, n - j)
-            masks = keep_masks(m, h, w, k, seed, j, dev)                           # (m, H, W)
-            xa = apply_mask(x.repeat_interleave(m, 0), masks.repeat(b, 1, 1))     # image-major: (b*m, C+1, H, W)
-            pred = model(xa.contiguous(memory_format=torch.channels_last)).argmax(1).reshape(b, m).cpu()
+            masks = keep_masks(min(per, n - j), h, w, k, seed, j, dev)             # (m, H, W)
+            pred = masked_logits(model, x, masks, batch).argmax(2).cpu()
             counts += torch.nn.functional.one_hot(pred, num_classes).sum(1)
     return counts
 
@@ -218,18 +269,10 @@ def smoothed_predict(model: nn.Module, x: torch.Tensor, k: int, n: int, seed: in
 def vote_scores(base: nn.Module, x: torch.Tensor, masks: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """What a smoothed detector shows an attacker: for each image, ``log`` of the base detector's vote shares over
     the fixed keep ``masks`` (M, H, W), plus 1e-3 x its mean softmax (breaks vote ties, and gives a random search
-    a signal between vote changes). Shared by :class:`SmoothedScore` and :class:`ColumnScore`."""
-    m = len(masks)
-    outs = []
-    per = max(1, batch // m)
-    for i in range(0, len(x), per):
-        xb = x[i:i + per]
-        xa = apply_mask(xb.repeat_interleave(m, 0), masks.repeat(len(xb), 1, 1))
-        probs = torch.softmax(base(xa.contiguous(memory_format=torch.channels_last)).float(), 1)
-        probs = probs.reshape(len(xb), m, probs.shape[1])
-        votes = torch.nn.functional.one_hot(probs.argmax(2), probs.shape[2]).float().mean(1)
-        outs.append(torch.log(votes + 1e-3 * probs.mean(1) + 1e-6))
-    return torch.cat(outs)
+    a signal between vote changes). Shared by :class:`SmoothedScore` and :class:`BlockScore`."""
+    probs = torch.softmax(masked_logits(base, x, masks.to(x.device), batch), 2)
+    votes = torch.nn.functional.one_hot(probs.argmax(2), probs.shape[2]).float().mean(1)
+    return torch.log(votes + 1e-3 * probs.mean(1) + 1e-6)
 
 
 class SmoothedScore(nn.Module):
@@ -252,46 +295,62 @@ class SmoothedScore(nn.Module):
         return vote_scores(self.base, x, keep_masks(self.n, h, w, self.k, self.seed, 0, x.device), self.batch)
 
 
-# --------------------------------------------------------------------------- column smoothing: the patch certificate
+# --------------------------------------------------------------------------- derandomized smoothing: the patch certificates
 
 @torch.inference_mode()
-def band_votes(model: nn.Module, x: torch.Tensor, s: int, batch: int = 256, num_classes: int = 2) -> torch.Tensor:
-    """Class counts (B, classes) of the base detector over all ``W`` cyclic bands of ``s`` columns (Levine & Feizi,
-    NeurIPS 2020: one deterministic evaluation per band position)."""
-    b, _, h, w = x.shape
+def block_votes(model: nn.Module, x: torch.Tensor, band: int | None = None, block: int | None = None, batch: int = 256,
+                num_classes: int = 2) -> torch.Tensor:
+    """Class counts (B, classes) of the base detector over every position of a column band (``band`` columns) or a
+    square ``block`` (:func:`block_positions`; Levine & Feizi, NeurIPS 2020: one deterministic evaluation each)."""
+    _, _, h, w = x.shape
     dev = next(model.parameters()).device
     x = x.to(dev)
-    masks = torch.stack([column_mask(h, w, st, s, dev) for st in range(w)])      # (W, H, W)
-    counts = torch.zeros(b, num_classes, dtype=torch.long)
-    per = max(1, batch // w)
     with eval_mode(model):
-        for i in range(0, b, per):
-            xb = x[i:i + per]
-            xa = apply_mask(xb.repeat_interleave(w, 0), masks.repeat(len(xb), 1, 1))
-            pred = model(xa.contiguous(memory_format=torch.channels_last)).argmax(1).reshape(len(xb), w).cpu()
-            counts[i:i + per] += torch.nn.functional.one_hot(pred, num_classes).sum(1)
-    return counts
+        pred = masked_logits(model, x, block_masks(h, w, *block_shape(h, w, band, block), dev), batch).argmax(2).cpu()
+    return torch.nn.functional.one_hot(pred, num_classes).sum(1)
 
 
-class ColumnScore(nn.Module):
-    """Column smoothing as a model an attacker can query: logits = log of the band vote shares (every one of the
-    ``W`` bands of ``s`` columns, :func:`band_votes`; deterministic) plus 1e-3 x the mean softmax, which only breaks
-    vote ties and gives a random search a signal between vote changes. Its argmax is the column-smoothed prediction
-    up to ties."""
+def band_votes(model: nn.Module, x: torch.Tensor, s: int, batch: int = 256, num_classes: int = 2) -> torch.Tensor:
+    """Class counts (B, classes) over all ``W`` cyclic bands of ``s`` columns (:func:`block_votes` with ``band=s``)."""
+    return block_votes(model, x, band=s, batch=batch, num_classes=num_classes)
 
-    def __init__(self, base: nn.Module, s: int, batch: int = 256):
+
+class BlockScore(nn.Module):
+    """Derandomized smoothing as a model an attacker can query: logits = log of the vote shares over every position
+    of a column band (``band``) or square ``block`` (:func:`block_votes`; deterministic), plus 1e-3 x the mean
+    softmax, which only breaks vote ties and gives a random search a signal between vote changes. Its argmax is the
+    smoothed prediction up to ties."""
+
+    def __init__(self, base: nn.Module, band: int | None = None, block: int | None = None, batch: int = 256):
         super().__init__()
-        self.base, self.s, self.batch = base, s, batch
+        self.base, self.band, self.block, self.batch = base, band, block, batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, _, h, w = x.shape
-        return vote_scores(self.base, x, torch.stack([column_mask(h, w, st, self.s, x.device) for st in range(w)]),
-                           self.batch)
+        return vote_scores(self.base, x, block_masks(h, w, *block_shape(h, w, self.band, self.block), x.device), self.batch)
+
+
+class ColumnScore(BlockScore):
+    """Column smoothing as a model an attacker can query (:class:`BlockScore` with a band of ``s`` columns)."""
+
+    def __init__(self, base: nn.Module, s: int, batch: int = 256):
+        super().__init__(base, band=s, batch=batch)
+        self.s = s
+
+
+def blocks_per_patch(patch: tuple[int, int], shape: tuple[int, int], image: tuple[int, int]) -> int:
+    """``Delta``: the most block positions a ``patch`` (rows, columns) can meet, for blocks of ``shape`` (rows,
+    columns) in an ``image`` (h, w), cyclic: ``(m_h + b_h - 1) x (m_w + b_w - 1)``, each factor capped by the number
+    of positions along that axis (one where the block spans the axis)."""
+    (mh, mw), (bh, bw), (h, w) = patch, shape, image
+    rows = 1 if bh >= h else min(h, mh + bh - 1)
+    cols = 1 if bw >= w else min(w, mw + bw - 1)
+    return rows * cols
 
 
 def bands_per_patch(m: int, s: int, w: int) -> int:
     """``Delta = m + s - 1``: the most bands of width ``s`` (of ``w``, cyclic) a patch ``m`` columns wide meets."""
-    return min(w, m + s - 1)
+    return blocks_per_patch((1, m), (1, s), (1, w))
 
 
 def column_certificate(counts: torch.Tensor, delta: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -307,16 +366,22 @@ def column_certificate(counts: torch.Tensor, delta: int) -> tuple[torch.Tensor, 
     return pred, top >= others.amax(1) + 2 * delta
 
 
+def blocks_touched(x: torch.Tensor, x_adv: torch.Tensor, band: int | None = None, block: int | None = None) -> torch.Tensor:
+    """Per image, how many block positions (:func:`block_positions`) contain a changed pixel (any channel): the
+    ``delta`` a derandomized certificate needs to cover this particular perturbation."""
+    _, _, h, w = x.shape
+    changed = (x != x_adv).any(1).flatten(1).float()                                   # (B, H*W)
+    masks = block_masks(h, w, *block_shape(h, w, band, block), x.device).flatten(1).float()   # (P, H*W)
+    return (changed @ masks.T > 0).sum(1)
+
+
 def bands_touched(x: torch.Tensor, x_adv: torch.Tensor, s: int) -> torch.Tensor:
-    """Per image, how many of the ``W`` cyclic bands of width ``s`` contain a changed pixel (any channel, any row):
-    the ``delta`` the column certificate needs to cover this particular perturbation."""
-    changed_cols = (x != x_adv).any(1).any(1)                 # (B, W)
-    w = changed_cols.shape[1]
-    bands = torch.stack([column_mask(1, w, st, s, x.device)[0] for st in range(w)])   # (W bands, W cols)
-    return (changed_cols.float() @ bands.float().T > 0).sum(1)
+    """Per image, how many of the ``W`` cyclic bands of width ``s`` contain a changed pixel (any channel, any row)."""
+    return blocks_touched(x, x_adv, band=s)
 
 
-__all__ = ["ABSTAIN", "keep_masks", "apply_mask", "ablate", "ablation_transform", "column_mask", "column_transform", "ColumnScore",
+__all__ = ["ABSTAIN", "keep_masks", "apply_mask", "ablate", "ablation_transform", "block_mask", "block_positions", "block_masks",
+           "block_shape", "column_mask", "block_transform", "column_transform", "masked_logits", "BlockScore", "ColumnScore",
            "ablation_delta", "clopper_pearson_lower", "certified_radius", "ablation_votes", "Certificate",
-           "certify_ablation", "smoothed_predict", "vote_scores", "SmoothedScore", "band_votes", "bands_per_patch",
-           "column_certificate", "bands_touched"]
+           "certify_ablation", "smoothed_predict", "vote_scores", "SmoothedScore", "block_votes", "band_votes", "blocks_per_patch",
+           "bands_per_patch", "column_certificate", "blocks_touched", "bands_touched"]

@@ -47,7 +47,7 @@ from helpers.paths import checkpoints_dir
 from helpers.progress import report
 
 # Bumped when a fix changes results for the same inputs, so a cached record is recomputed.
-VERSION = 2
+VERSION = 3
 RADII: tuple[int, ...] = (0, 1, 5, 10, 20)
 
 
@@ -62,6 +62,7 @@ class CertConfig:
     clips: int | None = 24           # of 02's attacked clips, class-balanced (None: all of them)
     epochs: int = 5                  # training epochs of each ablation-trained base detector
     band: int = 4                    # column smoothing band width s (0: no column smoothing)
+    block: int = 0                   # block smoothing square side b (0: none; H*W evaluations per prediction)
     attack_n: int = 8                # ablations per smoothed query in the adaptive attacks
     attack_clips: int | None = 6     # certified clips attacked adaptively (None: every certified one)
     pixle: tuple = (1, 20)           # adaptive Pixle's restarts x iterations (02's patch sizes and mapping)
@@ -94,6 +95,7 @@ class CertifiedStage(StageRecord):
     per_clip: dict[str, dict] = field(default_factory=dict)  # arch -> y, prediction, radius, p_lower, votes
     attacks: list[dict] = field(default_factory=list)        # one row per model x adaptive attack
     column: dict[str, dict] = field(default_factory=dict)    # arch -> column smoothing's patch certificate
+    block: dict[str, dict] = field(default_factory=dict)     # arch -> block smoothing's patch certificate
     budgets: dict = field(default_factory=dict)              # Pixle's mean L0 (02), Sparse-RS's k (06 or Pixle's)
     empirical: list[dict] = field(default_factory=list)      # the empirical defenses under attack on 02's clips
     seconds: dict[str, float] = field(default_factory=dict)
@@ -146,11 +148,12 @@ def train_base(arch: str, prep: Prepared, cfg: TrainConfig, mode: str, size: int
     x_va, y_va = training_val(prep)
     g = torch.Generator().manual_seed(cfg.seed + 17)
     if mode == "random":
-        transform, x_va = A.ablation_transform(size), A.ablation_transform(size)(x_va, g)
-    elif mode == "column":
-        transform, x_va = A.column_transform(size), A.column_transform(size)(x_va, g)
+        transform = A.ablation_transform(size)
+    elif mode in VARIANTS:
+        transform = A.block_transform(**variant_kwargs(mode, size))
     else:
-        raise ValueError(f"ablation mode {mode!r}; choose 'random' or 'column'")
+        raise ValueError(f"ablation mode {mode!r}; choose 'random' or one of {VARIANTS}")
+    x_va = transform(x_va, g)
     return train(arch, prep.feature_config.channels + 1, prep.xy("train"), (x_va, y_va), cfg, path, meta,
                  device=device, progress=progress, transform=transform,
                  init=ablation_init(init) if init is not None else None)
@@ -258,75 +261,95 @@ def adaptive_attacks(arch: str, model: torch.nn.Module, x: torch.Tensor, y: torc
     return rows
 
 
-# --------------------------------------------------------------------------- the column (patch) certificate
+# --------------------------------------------------------------------------- the derandomized (patch) certificates
+
+VARIANTS: tuple[str, ...] = ("column", "block")
+
+
+def variant_kwargs(variant: str, size: int) -> dict[str, int]:
+    """:mod:`helpers.defenses.ablation`'s keyword for a derandomized variant: ``band`` (columns) or ``block`` (side)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"derandomized variant {variant!r}; choose from {VARIANTS}")
+    return {"band": size} if variant == "column" else {"block": size}
+
+
+def patch_delta(variant: str, size: int, patch: tuple[int, int], image: tuple[int, int]) -> int:
+    """How many votes one ``patch`` (rows, columns) can move: bands it meets (column) or block positions (block)."""
+    h, w = image
+    return A.blocks_per_patch(patch, A.block_shape(h, w, **variant_kwargs(variant, size)), image)
+
 
 def bands_affordable(counts: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    """Per clip, how many bands a perturbation may touch without overturning column smoothing's vote for ``pred``:
-    half the margin over the runner-up, a tie counted against ``pred`` when the runner-up has the lower index
-    (the argmax tie-break, as :func:`helpers.defenses.ablation.column_certificate`)."""
+    """Per clip, how many votes (bands or block positions) a perturbation may reach without overturning the vote for
+    ``pred``: half the margin over the runner-up, a tie counted against ``pred`` when the runner-up has the lower
+    index (the argmax tie-break, as :func:`helpers.defenses.ablation.column_certificate`)."""
     top = counts.gather(1, pred[:, None]).squeeze(1)
     other = (counts + (torch.arange(counts.shape[1])[None] < pred[:, None]).long()).scatter(1, pred[:, None], -10 ** 9).amax(1)
     return torch.div(top - other, 2, rounding_mode="floor")
 
 
-def column_summary(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, s: int, m: int,
-                   pixle_adv: torch.Tensor | None) -> dict:
-    """Column smoothing on the clips: accuracy, certified accuracy against one patch ``m`` columns wide, the widest
-    patch each clip is certified against, and how many of 02's Pixle perturbations (non-adaptive, same clips) fall
-    within what the certificate covers (bands touched <= the clip's certified number of bands)."""
-    w = x.shape[-1]
-    counts = A.band_votes(model, x, s, eval_batch(next(model.parameters()).device))
-    pred, cert = A.column_certificate(counts, A.bands_per_patch(m, s, w))
-    delta_max = bands_affordable(counts, pred)
-    width = (delta_max - s + 1).clamp_min(-1)                           # widest certified patch (-1: none)
+def patch_summary(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, variant: str, size: int,
+                  patch: tuple[int, int], pixle_adv: torch.Tensor | None) -> dict:
+    """Derandomized smoothing (column bands or square blocks) on the clips: accuracy, certified accuracy against one
+    ``patch`` (rows, columns), the largest number of votes each clip can spare, and how many of 02's Pixle
+    perturbations (non-adaptive, same clips) fall within what the certificate covers (votes touched <= spare)."""
+    kw = variant_kwargs(variant, size)
+    delta = patch_delta(variant, size, patch, tuple(x.shape[-2:]))
+    counts = A.block_votes(model, x, **kw, batch=eval_batch(next(model.parameters()).device))
+    pred, cert = A.column_certificate(counts, delta)
+    spare = bands_affordable(counts, pred)
     ok = pred == y
-    out = {"band": s, "patch_width": m, "delta": A.bands_per_patch(m, s, w), "accuracy": accuracy(y, pred),
-           "balanced_accuracy": balanced_accuracy(y, pred),
-           "certified_accuracy": float((ok & cert).float().mean()),
+    out = {"variant": variant, "size": size, "positions": int(counts[0].sum()) if len(y) else 0,
+           "patch": f"{patch[0]}x{patch[1]}", "delta": delta, "accuracy": accuracy(y, pred),
+           "balanced_accuracy": balanced_accuracy(y, pred), "certified_accuracy": float((ok & cert).float().mean()),
            "bonafide_certified": float((ok & cert)[y == 0].float().mean()) if (y == 0).any() else float("nan"),
            "spoof_certified": float((ok & cert)[y == 1].float().mean()) if (y == 1).any() else float("nan"),
-           "per_clip": {"votes": counts.tolist(), "pred": pred.tolist(), "certified_width": width.tolist()}}
+           "per_clip": {"votes": counts.tolist(), "pred": pred.tolist(), "votes_spare": spare.tolist()}}
+    if variant == "column":     # the widest patch (any height) each clip is certified against; -1: none
+        out["per_clip"]["certified_width"] = (spare - size + 1).clamp_min(-1).tolist()
     if pixle_adv is not None:
-        touched = A.bands_touched(x, pixle_adv, s)
+        touched = A.blocks_touched(x, pixle_adv, **kw)
         changed = (x != pixle_adv).flatten(1).any(1)
-        covered = ok & changed & (touched <= delta_max)
-        out.update({"pixle_bands_touched_mean": float(touched[changed].float().mean()) if changed.any() else float("nan"),
+        covered = ok & changed & (touched <= spare)
+        out.update({"pixle_touched_mean": float(touched[changed].float().mean()) if changed.any() else float("nan"),
                     "pixle_covered": int(covered.sum()), "pixle_perturbed": int(changed.sum())})
-        out["per_clip"]["pixle_bands_touched"] = touched.tolist()
+        out["per_clip"]["pixle_touched"] = touched.tolist()
     return out
 
 
-def column_attack(arch: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, s: int, pixle_kwargs: dict,
-                  cfg: CertConfig, device: torch.device | str) -> dict | None:
-    """Adaptive Pixle against the column-smoothed detector (:class:`helpers.defenses.ablation.ColumnScore`) on the
-    clips it classifies correctly *and* certifies against some patch: every adversarial image is judged again by
-    the smoothed detector, and a flip whose perturbation touches no more bands than the clip's certificate allows
-    would break the certificate (the count must be 0)."""
-    w = x.shape[-1]
-    counts = A.band_votes(model, x, s, eval_batch(device))
+def patch_attack(arch: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, variant: str, size: int,
+                 pixle_kwargs: dict, cfg: CertConfig, device: torch.device | str) -> dict | None:
+    """Adaptive Pixle against the column- or block-smoothed detector (:class:`helpers.defenses.ablation.BlockScore`)
+    on the clips it classifies correctly *and* certifies against some perturbation: every adversarial image is judged
+    again by the smoothed detector, and a flip whose perturbation touches no more bands (block positions) than the
+    clip's certificate allows would break the certificate (the count must be 0)."""
+    kw = variant_kwargs(variant, size)
+    batch = eval_batch(device)
+    counts = A.block_votes(model, x, **kw, batch=batch)
     pred, _ = A.column_certificate(counts, 0)
-    budget = bands_affordable(counts, pred)
-    ok = ((pred == y) & (budget >= 1)).nonzero().flatten()
+    spare = bands_affordable(counts, pred)
+    ok = ((pred == y) & (spare >= 1)).nonzero().flatten()
     pick = ok[attack_subset(y[ok], cfg.attack_clips, cfg.seed)] if len(ok) else ok
     if not len(pick):
         return None
     restarts, iterations = cfg.pixle
+    positions = int(counts[0].sum())
     t0 = time.perf_counter()
-    res = Pixle(A.ColumnScore(model, s, eval_batch(device)), **{**pixle_kwargs, "restarts": int(restarts),
-                "max_iterations": int(iterations), "target_batch": max(1, 64 // w) if torch.device(device).type != "cuda" else 64,
-                "amp": False}, seed=cfg.seeds()["attack"], skip_misclassified=True)(x[pick], y[pick], ids=pick).cpu()
-    after, _ = A.column_certificate(A.band_votes(model, res.adv, s, eval_batch(device)), 0)
-    touched = A.bands_touched(x[pick], res.adv, s)
+    res = Pixle(A.BlockScore(model, **kw, batch=batch), **{**pixle_kwargs, "restarts": int(restarts),
+                "max_iterations": int(iterations), "target_batch": max(1, batch // positions), "amp": False},
+                seed=cfg.seeds()["attack"], skip_misclassified=True)(x[pick], y[pick], ids=pick).cpu()
+    after, _ = A.column_certificate(A.block_votes(model, res.adv, **kw, batch=batch), 0)
+    touched = A.blocks_touched(x[pick], res.adv, **kw)
     changed = after != pred[pick]
-    within = (res.l0 >= 1) & (touched <= budget[pick])
-    return {"model": arch, "attack": "pixle (column)", "budget": f"{restarts}x{iterations}", "n": int(len(pick)),
+    within = (res.l0 >= 1) & (touched <= spare[pick])
+    return {"model": arch, "attack": f"pixle ({variant})", "budget": f"{restarts}x{iterations}", "n": int(len(pick)),
             "accuracy": accuracy(y[pick], after), "attack_success_rate": float(changed.float().mean()),
-            "mean_l0": float(res.l0.float().mean()), "mean_bands_touched": float(touched.float().mean()),
+            "mean_l0": float(res.l0.float().mean()), "mean_votes_touched": float(touched.float().mean()),
             "within_radius": int(within.sum()), "flips_within_radius": int((within & changed).sum()),
             "flips_beyond_radius": int((~within & changed).sum()), "seconds": round(time.perf_counter() - t0, 2),
             "clips": pick.tolist(),
             "per_clip": {"y": y[pick].tolist(), "pred": after.tolist(), "l0": res.l0.tolist(),
-                         "bands_touched": touched.tolist(), "bands_allowed": budget[pick].tolist()}}
+                         "votes_touched": touched.tolist(), "votes_spare": spare[pick].tolist()}}
 
 
 # --------------------------------------------------------------------------- the stage
@@ -371,6 +394,28 @@ def _row(r: dict, attack: str | None = None) -> dict:
             "accuracy": r.get("accuracy"), "bonafide_recall": rec[0], "spoof_recall": rec[1], "l0": r.get("l0")}
 
 
+def derandomized(stage: CertifiedStage, variant: str, size: int, arch: str, prep: Prepared, tcfg: TrainConfig,
+                 clean: torch.nn.Module | None, x: torch.Tensor, y: torch.Tensor, patch: tuple[int, int],
+                 pixle_adv: torch.Tensor | None, pixle_kwargs: dict, cfg: CertConfig, profile: str,
+                 device: str | torch.device) -> None:
+    """One derandomized variant for one model, into ``stage``: train (or reuse) its base detector, certify the clips
+    against Pixle's largest patch, and attack it adaptively."""
+    res = train_base(arch, prep, tcfg, variant, size, profile, str(device), init=clean)
+    stage.checkpoints[f"{arch}/{variant}"] = rel(profile, res.checkpoint)
+    stage.histories[f"{arch}/{variant}"] = res.history
+    stage.train_seconds[f"{arch}/{variant}"] = round(res.seconds, 2)
+    model = res.model.to(device).eval()
+    t0 = time.perf_counter()
+    getattr(stage, variant)[arch] = patch_summary(model, x, y, variant, size, patch, pixle_adv)
+    stage.seconds[f"{arch}/{variant}"] = round(time.perf_counter() - t0, 2)
+    row = patch_attack(arch, model, x, y, variant, size, pixle_kwargs, cfg, device)
+    if row is not None:
+        report(f"07 {arch} {row['attack']}: accuracy {row['accuracy']:.2f}, mean votes touched "
+               f"{row['mean_votes_touched']:.1f}, flips within the certificate {row['flips_within_radius']} "
+               f"of {row['within_radius']}")
+        stage.attacks.append(row)
+
+
 def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | torch.device = "cpu") -> CertifiedStage:
     """07: train the ablation base detectors, certify 02's clips, attack the smoothed detectors adaptively."""
     clips = attacked_clips(profile, prep)
@@ -390,7 +435,7 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
     pos = attack_subset(clips.y, cfg.clips, cfg.seed)
     x, y = clips.x[pos], clips.y[pos]
     _, _, h, w = x.shape
-    m_patch = patch_bounds(clips.config.x_dimensions, w)[1]                  # Pixle's widest patch, in columns
+    patch = (patch_bounds(clips.config.y_dimensions, h)[1], patch_bounds(clips.config.x_dimensions, w)[1])  # Pixle's largest
     empirical = empirical_rows(profile)
     key = cache_key({"version": VERSION, "cfg": asdict(cfg), "train": asdict(tcfg), "data": prep.key,
                      "subset": clips.stage.subset, "attack": clips.stage.attack, "pos": pos.tolist(),
@@ -402,7 +447,7 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
         return prev
     seeds = cfg.seeds()
     stage = CertifiedStage(**CertifiedStage.head(profile, prep), config=asdict(cfg), clips=pos.tolist(), key=key,
-                           budgets={"pixle_mean_l0": pixle_l0, "sparse_rs_k": sparse_k, "pixle_patch_width": m_patch,
+                           budgets={"pixle_mean_l0": pixle_l0, "sparse_rs_k": sparse_k, "pixle_patch": list(patch),
                                     "d": h * w, "ci_half_width_n": ci_half_width(cfg.n),
                                     "sparse_rs_k_from": "06" if six_k else "02 (Pixle's mean L0)"},
                            empirical=empirical)
@@ -439,18 +484,10 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
                 report(f"07 {arch} {r['attack']} ({r['budget']}): accuracy {r['accuracy']:.2f}, mean L0 {r['mean_l0']:.1f}, "
                        f"flips within radius {r['flips_within_radius']} of {r['within_radius']}")
             stage.attacks += rows
-        if cfg.band > 0:
-            col = train_base(arch, prep, tcfg, "column", cfg.band, profile, str(device), init=clean)
-            stage.checkpoints[f"{arch}/column"] = rel(profile, col.checkpoint)
-            stage.histories[f"{arch}/column"] = col.history
-            stage.train_seconds[f"{arch}/column"] = round(col.seconds, 2)
-            stage.column[arch] = column_summary(col.model.to(device).eval(), x, y, cfg.band, m_patch, bare_adv.get(arch))
-            row = column_attack(arch, col.model.to(device).eval(), x, y, cfg.band, clips.config.kwargs(), cfg, device)
-            if row is not None:
-                report(f"07 {arch} {row['attack']}: accuracy {row['accuracy']:.2f}, mean bands touched "
-                       f"{row['mean_bands_touched']:.1f}, flips within the certificate {row['flips_within_radius']} "
-                       f"of {row['within_radius']}")
-                stage.attacks.append(row)
+        for variant, size in (("column", cfg.band), ("block", cfg.block)):
+            if size > 0:
+                derandomized(stage, variant, size, arch, prep, tcfg, clean, x, y, patch, bare_adv.get(arch),
+                             clips.config.kwargs(), cfg, profile, device)
         stage.seconds[arch] = round(time.perf_counter() - t_arch, 2)
     stage.save()
     return stage
@@ -479,17 +516,19 @@ def summary_table(stage: CertifiedStage):
 def attacks_table(stage: CertifiedStage):
     import pandas as pd
 
-    cols = ("model", "attack", "budget", "n", "accuracy", "attack_success_rate", "mean_l0", "mean_bands_touched", "within_radius",
+    cols = ("model", "attack", "budget", "n", "accuracy", "attack_success_rate", "mean_l0", "mean_votes_touched", "within_radius",
             "flips_within_radius", "flips_beyond_radius", "seconds")
     return pd.DataFrame([{c: a.get(c) for c in cols} for a in stage.attacks])
 
 
-def column_table(stage: CertifiedStage):
+def patch_table(stage: CertifiedStage):
+    """One row per model and derandomized variant (column bands, square blocks): the patch certificate."""
     import pandas as pd
 
-    cols = ("band", "patch_width", "delta", "accuracy", "balanced_accuracy", "certified_accuracy", "bonafide_certified",
-            "spoof_certified", "pixle_bands_touched_mean", "pixle_covered", "pixle_perturbed")
-    return pd.DataFrame([{"model": a, **{c: v.get(c) for c in cols}} for a, v in stage.column.items()])
+    cols = ("size", "positions", "patch", "delta", "accuracy", "balanced_accuracy", "certified_accuracy",
+            "bonafide_certified", "spoof_certified", "pixle_touched_mean", "pixle_covered", "pixle_perturbed")
+    return pd.DataFrame([{"model": a, "variant": variant, **{c: v.get(c) for c in cols}}
+                         for variant in VARIANTS for a, v in getattr(stage, variant).items()])
 
 
 def certified_figure(stage: CertifiedStage):
@@ -568,6 +607,7 @@ def verdict_markdown(stage: CertifiedStage) -> str:
 
 
 __all__ = ["VERSION", "RADII", "CertConfig", "CertifiedStage", "base_spec", "ablation_init", "train_base", "certified_curve",
-           "median_radius", "summarise", "ci_half_width", "check_attack", "adaptive_attacks", "column_summary",
-           "pixle_mean_l0", "empirical_rows", "run_certified", "summary_table", "attacks_table", "column_table",
+           "median_radius", "summarise", "ci_half_width", "check_attack", "adaptive_attacks", "VARIANTS", "variant_kwargs",
+           "patch_delta", "bands_affordable", "patch_summary", "patch_attack", "derandomized", "pixle_mean_l0",
+           "empirical_rows", "run_certified", "summary_table", "attacks_table", "patch_table",
            "certified_figure", "verdict_markdown"]
