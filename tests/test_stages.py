@@ -209,11 +209,14 @@ def test_thesis_protocol_class_counts_match_the_share_in_train_and_test():
     prof = PROFILES["thesis_protocol"]
     rows = [{"trial": f"b{i:04d}", "group": f"g{i}", "speaker": "s", "label": "bonafide", "attack": "-"} for i in range(300)]
     rows += [{"trial": f"b{i:04d}_{v}", "group": f"g{i}", "speaker": "s", "label": "spoof", "attack": v}
-             for i in range(300) for v in ("griffinlim", "world", "lpc")]
+             for i in range(300) for v in prof["SPOOF_SYSTEMS"][:3]]
     sample = sample_trials(pd.DataFrame(rows), prof["N_TRIALS"], prof["BONAFIDE_SHARE"], 2022)
     share = prof["BONAFIDE_SHARE"]
     assert abs((sample.label == "bonafide").sum() - share * len(sample)) <= 1
-    split = assign_splits(sample, tuple(prof["SPLIT"]), 2022, prof["SPLIT_BY"])
+    # the thesis split one pool of DF clips at random: every system is on both sides (unseen systems would go to
+    # the test split only and dilute its bonafide share, as a run with the demo's unseen systems did: 0.017)
+    assert prof["UNSEEN_SYSTEMS"] == []
+    split = assign_splits(sample, tuple(prof["SPLIT"]), 2022, prof["SPLIT_BY"], unseen=prof["UNSEEN_SYSTEMS"])
     for name in ("train", "test"):
         part = split[split.split == name]
         assert abs((part.label == "bonafide").sum() - share * len(part)) <= 1, name

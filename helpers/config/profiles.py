@@ -139,10 +139,11 @@ PROFILES: dict[str, dict[str, object]] = {
              "CERT_K": 30, "CERT_N0": 8, "CERT_N": 100, "CERT_CLIPS": 16, "CERT_EPOCHS": 8, "CERT_ATTACK_N": 8,
              "CERT_ATTACK_CLIPS": 4, "CERT_PIXLE": [1, 20], "CERT_SPARSE_QUERIES": 20},
     # The thesis's protocol at the demo's scale knobs: its class mix (68 bonafide of 1,649 clips = 0.041),
-    # its clip-level random 80/20 split (no validation split: the thesis reported its validation loader),
-    # every test clip attacked (its own class mix). Same corpus, epochs and attack budgets as demo.
+    # its clip-level random 80/20 split of one pool (no validation split: the thesis reported its validation
+    # loader; no unseen systems: every DF system it sampled could land on both sides), every test clip attacked
+    # (its own class mix). Same corpus, epochs and attack budgets as demo.
     "thesis_protocol": {**BASE, "MAX_SOURCES": 900, "N_TRIALS": None, "BONAFIDE_SHARE": 0.041,
-                        "SPLIT": [0.8, 0.0, 0.2], "SPLIT_BY": "clip",
+                        "SPLIT": [0.8, 0.0, 0.2], "SPLIT_BY": "clip", "UNSEEN_SYSTEMS": [],
                         **CPU_RECIPE,
                         "N_ATTACK": None, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
                         "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 5},
