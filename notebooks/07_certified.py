@@ -47,6 +47,7 @@ CERT_EPOCHS = 8            # training epochs of the ablation-trained base detect
 CERT_INIT = "baseline"     # base detectors fine-tuned from 01's (mask channel added at zero) or "scratch" (the paper)
 CERT_BAND = 4              # column smoothing band width in columns (0: no column smoothing)
 CERT_BLOCK = 0             # block smoothing square side (0: off; 1,024 base evaluations per prediction at 32x32)
+CERT_BLOCK_STRIDE = 1      # block offsets every t pixels (1,024 / t^2 evaluations; t divides 32)
 CERT_ATTACK_N = 8          # ablations per smoothed query in the adaptive attacks (fixed seed)
 CERT_ATTACK_CLIPS = 4      # certified clips attacked adaptively per model (None: all)
 CERT_PIXLE = [1, 20]       # adaptive Pixle's restarts x iterations (02's patch sizes and mapping)
@@ -117,7 +118,8 @@ display(Markdown(f"**Certified clips flipped within their radius: {flips}** "
 # can move, of *positions*. Pixle's random mapping scatters the patch's pixels, so its perturbations touch many
 # bands and blocks: *pixle_covered* counts the 02 perturbations (on the same clips) that the certificate of
 # their clip still covers. The demo leaves block smoothing off (`CERT_BLOCK = 0`: 1,024 evaluations per
-# prediction and a third base detector per model); smoke and thesis run it.
+# prediction, or 1,024 / t^2 with `CERT_BLOCK_STRIDE = t`, and a third base detector per model); smoke (stride 4)
+# and thesis (stride 1) run it.
 
 # %%
 display(certified.patch_table(stage).round(3))

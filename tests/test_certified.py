@@ -100,6 +100,23 @@ def test_block_positions_and_delta_hand_computed():
     assert mask.sum() == 6 and mask[5, 4] and mask[0, 0] and mask[5, 0] and not mask[5, 1] and not mask[1, 1]
 
 
+def test_strided_block_count_is_the_most_any_patch_meets():
+    """blocks_per_patch with a stride: brute force over every placement of the patch (cyclic) on a small image, the
+    largest number of block positions it meets equals the formula."""
+    h = w = 12
+    for (bh, bw), stride, patch in (((3, 3), 2, (2, 2)), ((4, 4), 4, (3, 5)), ((5, 5), 3, (1, 1)), ((12, 2), 2, (4, 3))):
+        masks = A.block_masks(h, w, bh, bw, stride=stride).flatten(1)
+        worst = 0
+        for top in range(h):
+            for left in range(w):
+                p = A.block_mask(h, w, top, left, *patch).flatten()
+                worst = max(worst, int((masks & p).any(1).sum()))
+        assert worst == A.blocks_per_patch(patch, (bh, bw), (h, w), stride), (bh, bw, stride, patch)
+    assert len(A.block_positions(32, 32, 8, 8, stride=4)) == 64
+    with pytest.raises(ValueError):
+        A.block_positions(32, 32, 8, 8, stride=5)
+
+
 def test_blocks_touched():
     x = torch.zeros(1, 3, 8, 8)
     adv = x.clone()

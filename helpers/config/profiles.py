@@ -104,6 +104,7 @@ BASE: dict[str, object] = {
     "CERT_INIT": "baseline",     # base detectors fine-tuned from 01's baseline; "scratch": as the paper
     "CERT_BAND": 4,
     "CERT_BLOCK": 0,             # block smoothing's square side (0: off): H*W = 1,024 base evaluations per prediction
+    "CERT_BLOCK_STRIDE": 1,      # block offsets every t pixels: H*W/t^2 evaluations (must divide the image side)
     "CERT_ATTACK_N": 64,
     "CERT_ATTACK_CLIPS": None,
     "CERT_PIXLE": [10, 50],
@@ -128,7 +129,8 @@ PROFILES: dict[str, dict[str, object]] = {
               "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 3, "N_BOOT": 100,
               "REALIZABLE_N": 4, "STFT_RESTARTS": 1, "STFT_ITERATIONS": 4, "SQUARE_QUERIES": 4,
               "CERT_K": 45, "CERT_N0": 4, "CERT_N": 32, "CERT_CLIPS": 4, "CERT_EPOCHS": 1, "CERT_ATTACK_N": 2,
-              "CERT_ATTACK_CLIPS": 1, "CERT_PIXLE": [1, 2], "CERT_SPARSE_QUERIES": 2, "CERT_BLOCK": 8},
+              "CERT_ATTACK_CLIPS": 1, "CERT_PIXLE": [1, 2], "CERT_SPARSE_QUERIES": 2, "CERT_BLOCK": 8,
+              "CERT_BLOCK_STRIDE": 4},
     # demo: the wideband multi-speaker corpus against 14 spoofing systems (5 unseen), every DF codec condition, split
     # by speaker; detectors trained with CPU_RECIPE (the thesis's constant 1e-3 left them under-fitted), the best
     # validation-EER epoch kept

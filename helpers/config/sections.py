@@ -316,6 +316,7 @@ class CertifiedSection(Section):
     epochs: int = param("CERT_EPOCHS", ge=1, integer=True)
     band: int = param("CERT_BAND", ge=0, integer=True)
     block: int = param("CERT_BLOCK", ge=0, integer=True)
+    block_stride: int = param("CERT_BLOCK_STRIDE", ge=1, integer=True)
     attack_n: int = param("CERT_ATTACK_N", ge=1, integer=True)
     attack_clips: int | None = param("CERT_ATTACK_CLIPS", ge=1, integer=True)
     pixle: tuple = param("CERT_PIXLE", check=_pair_of_whole)

@@ -63,6 +63,7 @@ class CertConfig:
     epochs: int = 5                  # training epochs of each ablation-trained base detector
     band: int = 4                    # column smoothing band width s (0: no column smoothing)
     block: int = 0                   # block smoothing square side b (0: none; H*W evaluations per prediction)
+    block_stride: int = 1            # block offsets every t pixels: H*W/t^2 evaluations, a coarser vote
     attack_n: int = 8                # ablations per smoothed query in the adaptive attacks
     attack_clips: int | None = 6     # certified clips attacked adaptively (None: every certified one)
     pixle: tuple = (1, 20)           # adaptive Pixle's restarts x iterations (02's patch sizes and mapping)
@@ -110,13 +111,15 @@ def eval_batch(device: torch.device | str) -> int:
 # --------------------------------------------------------------------------- training
 
 def base_spec(arch: str, prep: Prepared, cfg: TrainConfig, mode: str, size: int, profile: str,
-              init_id: str | None = None) -> tuple[Path, dict]:
+              init_id: str | None = None, stride: int = 1) -> tuple[Path, dict]:
     """Checkpoint path and metadata of an ablation-trained base detector (``mode`` random: ``size`` = k kept
-    pixels; column: ``size`` = band width); the key holds the data, the recipe, the ablation, the model version and
-    the checkpoint it was fine-tuned from (``init_id``; None: from scratch)."""
-    key = cache_key({"d": prep.key, "t": asdict(cfg), "m": MODEL_VERSION, "ablation": [mode, size],
+    pixels; column: ``size`` = band width; block: ``size`` = square side, offsets every ``stride`` pixels); the key
+    holds the data, the recipe, the ablation, the model version and the checkpoint it was fine-tuned from
+    (``init_id``; None: from scratch)."""
+    ablation = [mode, size] + ([stride] if stride != 1 else [])
+    key = cache_key({"d": prep.key, "t": asdict(cfg), "m": MODEL_VERSION, "ablation": ablation,
                      **({"init": init_id} if init_id else {})})
-    meta = {"features": prep.params.features, "kind": f"ablation-{mode}", "ablation": f"{mode}-{size}",
+    meta = {"features": prep.params.features, "kind": f"ablation-{mode}", "ablation": "-".join(map(str, ablation)),
             "data_key": prep.key, "init": init_id or "scratch"}
     return checkpoints_dir(profile) / f"{arch}-ablation-{mode}{size}-{key}.safetensors", meta
 
@@ -140,17 +143,19 @@ def ablation_init(base: torch.nn.Module) -> torch.nn.Module:
 
 
 def train_base(arch: str, prep: Prepared, cfg: TrainConfig, mode: str, size: int, profile: str,
-               device: str = "cpu", progress: bool = True, init: torch.nn.Module | None = None) -> TrainResult:
+               device: str = "cpu", progress: bool = True, init: torch.nn.Module | None = None,
+               stride: int = 1) -> TrainResult:
     """Train (or reuse) a base detector on ``mode``-ablated images through the project's one training loop (its
     per-batch ``transform`` hook), from ``init`` (a clean detector, :func:`ablation_init`) or from scratch;
     validation images are ablated once with a fixed seed."""
-    path, meta = base_spec(arch, prep, cfg, mode, size, profile, getattr(init, "checkpoint_id", None) if init else None)
+    path, meta = base_spec(arch, prep, cfg, mode, size, profile, getattr(init, "checkpoint_id", None) if init else None,
+                           stride)
     x_va, y_va = training_val(prep)
     g = torch.Generator().manual_seed(cfg.seed + 17)
     if mode == "random":
         transform = A.ablation_transform(size)
     elif mode in VARIANTS:
-        transform = A.block_transform(**variant_kwargs(mode, size))
+        transform = A.block_transform(**variant_kwargs(mode, size, stride))
     else:
         raise ValueError(f"ablation mode {mode!r}; choose 'random' or one of {VARIANTS}")
     x_va = transform(x_va, g)
@@ -266,17 +271,20 @@ def adaptive_attacks(arch: str, model: torch.nn.Module, x: torch.Tensor, y: torc
 VARIANTS: tuple[str, ...] = ("column", "block")
 
 
-def variant_kwargs(variant: str, size: int) -> dict[str, int]:
-    """:mod:`helpers.defenses.ablation`'s keyword for a derandomized variant: ``band`` (columns) or ``block`` (side)."""
+def variant_kwargs(variant: str, size: int, stride: int = 1) -> dict[str, int]:
+    """:mod:`helpers.defenses.ablation`'s keywords for a derandomized variant: ``band`` (columns, every offset) or
+    ``block`` (side) and its ``stride``."""
     if variant not in VARIANTS:
         raise ValueError(f"derandomized variant {variant!r}; choose from {VARIANTS}")
-    return {"band": size} if variant == "column" else {"block": size}
+    return {"band": size, "stride": 1} if variant == "column" else {"block": size, "stride": stride}
 
 
-def patch_delta(variant: str, size: int, patch: tuple[int, int], image: tuple[int, int]) -> int:
+def patch_delta(variant: str, size: int, patch: tuple[int, int], image: tuple[int, int], stride: int = 1) -> int:
     """How many votes one ``patch`` (rows, columns) can move: bands it meets (column) or block positions (block)."""
     h, w = image
-    return A.blocks_per_patch(patch, A.block_shape(h, w, **variant_kwargs(variant, size)), image)
+    kw = variant_kwargs(variant, size, stride)
+    shape = A.block_shape(h, w, band=kw.get("band"), block=kw.get("block"))
+    return A.blocks_per_patch(patch, shape, image, kw["stride"])
 
 
 def bands_affordable(counts: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
@@ -289,17 +297,17 @@ def bands_affordable(counts: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
 
 
 def patch_summary(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, variant: str, size: int,
-                  patch: tuple[int, int], pixle_adv: torch.Tensor | None) -> dict:
+                  patch: tuple[int, int], pixle_adv: torch.Tensor | None, stride: int = 1) -> dict:
     """Derandomized smoothing (column bands or square blocks) on the clips: accuracy, certified accuracy against one
     ``patch`` (rows, columns), the largest number of votes each clip can spare, and how many of 02's Pixle
     perturbations (non-adaptive, same clips) fall within what the certificate covers (votes touched <= spare)."""
-    kw = variant_kwargs(variant, size)
-    delta = patch_delta(variant, size, patch, tuple(x.shape[-2:]))
+    kw = variant_kwargs(variant, size, stride)
+    delta = patch_delta(variant, size, patch, tuple(x.shape[-2:]), stride)
     counts = A.block_votes(model, x, **kw, batch=eval_batch(next(model.parameters()).device))
     pred, cert = A.column_certificate(counts, delta)
     spare = bands_affordable(counts, pred)
     ok = pred == y
-    out = {"variant": variant, "size": size, "positions": int(counts[0].sum()) if len(y) else 0,
+    out = {"variant": variant, "size": size, "stride": kw["stride"], "positions": int(counts[0].sum()) if len(y) else 0,
            "patch": f"{patch[0]}x{patch[1]}", "delta": delta, "accuracy": accuracy(y, pred),
            "balanced_accuracy": balanced_accuracy(y, pred), "certified_accuracy": float((ok & cert).float().mean()),
            "bonafide_certified": float((ok & cert)[y == 0].float().mean()) if (y == 0).any() else float("nan"),
@@ -318,12 +326,12 @@ def patch_summary(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, vari
 
 
 def patch_attack(arch: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, variant: str, size: int,
-                 pixle_kwargs: dict, cfg: CertConfig, device: torch.device | str) -> dict | None:
+                 pixle_kwargs: dict, cfg: CertConfig, device: torch.device | str, stride: int = 1) -> dict | None:
     """Adaptive Pixle against the column- or block-smoothed detector (:class:`helpers.defenses.ablation.BlockScore`)
     on the clips it classifies correctly *and* certifies against some perturbation: every adversarial image is judged
     again by the smoothed detector, and a flip whose perturbation touches no more bands (block positions) than the
     clip's certificate allows would break the certificate (the count must be 0)."""
-    kw = variant_kwargs(variant, size)
+    kw = variant_kwargs(variant, size, stride)
     batch = eval_batch(device)
     counts = A.block_votes(model, x, **kw, batch=batch)
     pred, _ = A.column_certificate(counts, 0)
@@ -400,15 +408,16 @@ def derandomized(stage: CertifiedStage, variant: str, size: int, arch: str, prep
                  device: str | torch.device) -> None:
     """One derandomized variant for one model, into ``stage``: train (or reuse) its base detector, certify the clips
     against Pixle's largest patch, and attack it adaptively."""
-    res = train_base(arch, prep, tcfg, variant, size, profile, str(device), init=clean)
+    stride = cfg.block_stride if variant == "block" else 1
+    res = train_base(arch, prep, tcfg, variant, size, profile, str(device), init=clean, stride=stride)
     stage.checkpoints[f"{arch}/{variant}"] = rel(profile, res.checkpoint)
     stage.histories[f"{arch}/{variant}"] = res.history
     stage.train_seconds[f"{arch}/{variant}"] = round(res.seconds, 2)
     model = res.model.to(device).eval()
     t0 = time.perf_counter()
-    getattr(stage, variant)[arch] = patch_summary(model, x, y, variant, size, patch, pixle_adv)
+    getattr(stage, variant)[arch] = patch_summary(model, x, y, variant, size, patch, pixle_adv, stride)
     stage.seconds[f"{arch}/{variant}"] = round(time.perf_counter() - t0, 2)
-    row = patch_attack(arch, model, x, y, variant, size, pixle_kwargs, cfg, device)
+    row = patch_attack(arch, model, x, y, variant, size, pixle_kwargs, cfg, device, stride)
     if row is not None:
         report(f"07 {arch} {row['attack']}: accuracy {row['accuracy']:.2f}, mean votes touched "
                f"{row['mean_votes_touched']:.1f}, flips within the certificate {row['flips_within_radius']} "
@@ -525,7 +534,7 @@ def patch_table(stage: CertifiedStage):
     """One row per model and derandomized variant (column bands, square blocks): the patch certificate."""
     import pandas as pd
 
-    cols = ("size", "positions", "patch", "delta", "accuracy", "balanced_accuracy", "certified_accuracy",
+    cols = ("size", "stride", "positions", "patch", "delta", "accuracy", "balanced_accuracy", "certified_accuracy",
             "bonafide_certified", "spoof_certified", "pixle_touched_mean", "pixle_covered", "pixle_perturbed")
     return pd.DataFrame([{"model": a, "variant": variant, **{c: v.get(c) for c in cols}}
                          for variant in VARIANTS for a, v in getattr(stage, variant).items()])
