@@ -112,13 +112,16 @@ def ablation_transform(k: int) -> Callable[[torch.Tensor, torch.Generator], torc
     return transform
 
 
+def _windows(n: int, starts: torch.Tensor, size: int) -> torch.Tensor:
+    """(P, n) bool: for each start, the ``size`` consecutive indices of ``0..n-1`` from it, wrapping around."""
+    return (torch.arange(n, device=starts.device)[None, :] - starts[:, None]) % n < size
+
+
 def block_mask(h: int, w: int, top: int, left: int, bh: int, bw: int,
                device: torch.device | str = "cpu") -> torch.Tensor:
     """(h, w) bool: the ``bh`` x ``bw`` block whose top-left pixel is (``top``, ``left``), wrapping around both edges."""
-    rows = torch.zeros(h, dtype=torch.bool, device=device)
-    cols = torch.zeros(w, dtype=torch.bool, device=device)
-    rows[(torch.arange(bh, device=device) + top) % h] = True
-    cols[(torch.arange(bw, device=device) + left) % w] = True
+    rows = _windows(h, torch.tensor([top], device=device), bh)[0]
+    cols = _windows(w, torch.tensor([left], device=device), bw)[0]
     return rows[:, None] & cols[None, :]
 
 
@@ -136,7 +139,8 @@ def block_positions(h: int, w: int, bh: int, bw: int, stride: int = 1) -> list[t
 def block_masks(h: int, w: int, bh: int, bw: int, device: torch.device | str = "cpu", stride: int = 1) -> torch.Tensor:
     """(P, h, w) bools: the block at each of :func:`block_positions` (the deterministic "ablations" of derandomized
     smoothing, one vote each)."""
-    return torch.stack([block_mask(h, w, t, l, bh, bw, device) for t, l in block_positions(h, w, bh, bw, stride)])
+    tops, lefts = torch.tensor(block_positions(h, w, bh, bw, stride), device=device).T
+    return _windows(h, tops, bh)[:, :, None] & _windows(w, lefts, bw)[:, None, :]
 
 
 def block_shape(h: int, w: int, band: int | None = None, block: int | None = None) -> tuple[int, int]:
@@ -157,9 +161,13 @@ def block_transform(band: int | None = None, block: int | None = None,
     """Training-time transform for derandomized smoothing (the ``transform`` hook): each image keeps one band of
     ``band`` columns, or one ``block`` x ``block`` square, at a position drawn uniformly from
     :func:`block_positions` (every ``stride`` pixels) with the batch's seeded generator."""
+    masks_of: dict[tuple[int, int], torch.Tensor] = {}     # per image size: built once, not every batch
+
     def transform(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b, _, h, w = x.shape
-        masks = block_masks(h, w, *block_shape(h, w, band, block), stride=stride)
+        if (h, w) not in masks_of:
+            masks_of[h, w] = block_masks(h, w, *block_shape(h, w, band, block), stride=stride)
+        masks = masks_of[h, w]
         pick = torch.randint(0, len(masks), (b,), generator=g)
         return apply_mask(x, masks[pick].to(x.device))
 

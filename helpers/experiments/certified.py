@@ -326,14 +326,16 @@ def patch_summary(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, vari
 
 
 def patch_attack(arch: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, variant: str, size: int,
-                 pixle_kwargs: dict, cfg: CertConfig, device: torch.device | str, stride: int = 1) -> dict | None:
+                 pixle_kwargs: dict, cfg: CertConfig, device: torch.device | str, stride: int = 1,
+                 counts: torch.Tensor | None = None) -> dict | None:
     """Adaptive Pixle against the column- or block-smoothed detector (:class:`helpers.defenses.ablation.BlockScore`)
     on the clips it classifies correctly *and* certifies against some perturbation: every adversarial image is judged
     again by the smoothed detector, and a flip whose perturbation touches no more bands (block positions) than the
-    clip's certificate allows would break the certificate (the count must be 0)."""
+    clip's certificate allows would break the certificate (the count must be 0). ``counts``: the clean clips' votes,
+    when :func:`patch_summary` has already counted them."""
     kw = variant_kwargs(variant, size, stride)
     batch = eval_batch(device)
-    counts = A.block_votes(model, x, **kw, batch=batch)
+    counts = A.block_votes(model, x, **kw, batch=batch) if counts is None else counts
     pred, _ = A.column_certificate(counts, 0)
     spare = bands_affordable(counts, pred)
     ok = ((pred == y) & (spare >= 1)).nonzero().flatten()
@@ -408,16 +410,17 @@ def derandomized(stage: CertifiedStage, variant: str, size: int, arch: str, prep
                  device: str | torch.device) -> None:
     """One derandomized variant for one model, into ``stage``: train (or reuse) its base detector, certify the clips
     against Pixle's largest patch, and attack it adaptively."""
-    stride = cfg.block_stride if variant == "block" else 1
+    stride = variant_kwargs(variant, size, cfg.block_stride)["stride"]     # columns: every offset
     res = train_base(arch, prep, tcfg, variant, size, profile, str(device), init=clean, stride=stride)
     stage.checkpoints[f"{arch}/{variant}"] = rel(profile, res.checkpoint)
     stage.histories[f"{arch}/{variant}"] = res.history
     stage.train_seconds[f"{arch}/{variant}"] = round(res.seconds, 2)
     model = res.model.to(device).eval()
     t0 = time.perf_counter()
-    getattr(stage, variant)[arch] = patch_summary(model, x, y, variant, size, patch, pixle_adv, stride)
+    summary = getattr(stage, variant)[arch] = patch_summary(model, x, y, variant, size, patch, pixle_adv, stride)
     stage.seconds[f"{arch}/{variant}"] = round(time.perf_counter() - t0, 2)
-    row = patch_attack(arch, model, x, y, variant, size, pixle_kwargs, cfg, device, stride)
+    row = patch_attack(arch, model, x, y, variant, size, pixle_kwargs, cfg, device, stride,
+                       counts=torch.tensor(summary["per_clip"]["votes"], dtype=torch.long).view(-1, 2))
     if row is not None:
         report(f"07 {arch} {row['attack']}: accuracy {row['accuracy']:.2f}, mean votes touched "
                f"{row['mean_votes_touched']:.1f}, flips within the certificate {row['flips_within_radius']} "
