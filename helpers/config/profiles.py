@@ -2,7 +2,8 @@
 
 - ``smoke``: CI scale, every notebook in a couple of minutes on 2 CPU cores.
 - ``demo`` (default): a meaningful CPU run of the whole pipeline, 06 and 07 included; its budget is 30 minutes
-  on 2 cores and it takes longer (README *Measured*: 01's ResNet-50 and 07's base detectors): the multi-speaker corpus with every DF codec, split by speaker;
+  on 2 cores and it takes longer (README *Measured*: 01's ResNet-50 and 07's base detectors): the
+  multi-speaker corpus with every DF codec, split by speaker;
   detectors trained with ``CPU_RECIPE`` (15 epochs, lr 0.01, batch 16, warm-up and cosine decay, class-weighted
   loss, the best validation-EER epoch kept; the thesis: constant 1e-3, 10 epochs, batch 16);
   48 test clips attacked with Pixle 4x25 instead of 10x50; the baselines fine-tuned adversarially
@@ -155,7 +156,7 @@ PROFILES: dict[str, dict[str, object]] = {
 # demo_lfcc: the demo with the high-resolution front end (LFCC + deltas, 60 x 301, ImageNet stem;
 # benchmarks/front_end.py), so every notebook and the report can be read on both representations.
 # 07's block stride must divide both image sides (301 LFCC frames do not divide by 4): block smoothing stays off there.
-PROFILES["demo_lfcc"] = {**PROFILES["demo"], "FEATURES": "lfcc", "CERT_BLOCK": 0, "CERT_BLOCK_STRIDE": 1}
+PROFILES["demo_lfcc"] = {**PROFILES["demo"], "FEATURES": "lfcc", "CERT_BLOCK": 0}
 DEFAULT_PROFILE = "demo"
 
 # Notebooks a plain run of a profile executes (``--only`` overrides); every notebook where none is named.

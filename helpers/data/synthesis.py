@@ -352,7 +352,7 @@ def _festival_batch(system: SpoofSystem, items: Sequence[tuple[Sentence, Path]])
 
 
 _PIPER_VOICE = None
-PIPER_REVISION = 2   # 2: every sentence synthesised from its own seed (1: onnxruntime's unseeded noise, a new draw per run)
+PIPER_REVISION = 2   # 2: each sentence rendered from its own seed (1: onnxruntime's unseeded noise, a new draw per run)
 
 
 def piper_seed(sentence_id: str) -> int:
@@ -620,6 +620,7 @@ def licences_markdown(systems: Iterable[SpoofSystem | str]) -> str:
 
 
 __all__ = ["DEFAULT_SYSTEMS", "accepts", "DEFAULT_UNSEEN", "ESPEAK_VOICES", "FAMILIES", "SYSTEMS", "SpoofSystem",
-           "EngineTimeout", "PIPER_REVISION", "SynthesisError", "SynthesisResult", "piper_seed", "available_systems", "check_system", "check_unseen", "example_per_system", "festival_script",
+           "EngineTimeout", "PIPER_REVISION", "SynthesisError", "SynthesisResult", "piper_seed", "available_systems",
+           "check_system", "check_unseen", "example_per_system", "festival_script",
            "finish_clip", "get_system", "licences_markdown", "synthesize", "system_cache_dir", "system_languages",
            "systems_frame", "systems_overview"]
