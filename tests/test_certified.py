@@ -372,3 +372,30 @@ def test_ablation_init_computes_the_clean_detector_on_the_image_channels():
         for mask in (torch.ones(3, 1, 32, 32), torch.zeros(3, 1, 32, 32)):
             assert torch.allclose(model(torch.cat([x, mask], 1)), ref, atol=1e-5)
     assert torch.equal(model.net.conv1.weight[:, 3], torch.zeros_like(model.net.conv1.weight[:, 3]))
+
+
+def test_sweep_row_reports_the_trade_off_of_k():
+    """One point of the k trade-off: the kept epoch's validation EER, the last epoch's train accuracy, and the largest
+    radius n allows, which shrinks as k grows (Levine & Feizi's structure), with a curve reaching past it."""
+    from helpers.experiments.certified import CertConfig, sweep_row
+    from helpers.models.training import TrainResult
+
+    y = torch.tensor([0, 1, 1, 0])
+    counts = torch.tensor([[100, 0], [0, 100], [40, 60], [30, 70]])
+    cert = A.Certificate(prediction=torch.tensor([0, 1, -1, 1]), radius=torch.tensor([3, 2, -1, 0]),
+                         p_lower=torch.zeros(4), counts=counts, selection=counts)
+    hist = [{"epoch": 1, "train_accuracy": 0.6, "val_eer": 0.3}, {"epoch": 2, "train_accuracy": 0.7, "val_eer": 0.2},
+            {"epoch": 3, "train_accuracy": 0.8, "val_eer": 0.25}]
+    res = TrainResult(model=None, history=hist, seconds=12.345, selected_epoch=2)
+    cfg = CertConfig(n=100, alpha=0.05)
+    rows = {k: sweep_row("toy", k, y, cert, res, cfg, 1024, 90.0) for k in (30, 100, 250)}
+    r = rows[30]
+    assert r["train_accuracy"] == 0.8 and r["val_eer"] == 0.2 and r["train_seconds"] == 12.35
+    assert r["share_kept"] == pytest.approx(30 / 1024) and r["clean_accuracy"] == 0.75    # majority vote: 3 of 4
+    p_top = 0.05 ** (1 / 100)                                   # Clopper-Pearson lower bound of 100 of 100
+    assert r["max_certifiable_radius"] == A.certified_radius(p_top, 1024, 30) == 21
+    tops = [rows[k]["max_certifiable_radius"] for k in (30, 100, 250)]
+    assert tops[0] > tops[1] > tops[2] >= 0                     # more pixels kept: smaller radii
+    assert len(r["curve"]["radius"]) == tops[0] + 2 and r["curve"]["certified_accuracy"][0] == 0.5
+    # no selected epoch (select="last"): the last epoch's validation EER
+    assert sweep_row("toy", 30, y, cert, TrainResult(model=None, history=hist), cfg, 1024, None)["val_eer"] == 0.25

@@ -8,7 +8,8 @@
   loss, the best validation-EER epoch kept; the thesis: constant 1e-3, 10 epochs, batch 16);
   48 test clips attacked with Pixle 4x25 instead of 10x50; the baselines fine-tuned adversarially
   for one epoch (Pixle 1x5) instead of trained from scratch; 06 on 32 of those clips; 07 on 16 of them
-  (ablation k=30, n=100; column bands of 4; 8x8 blocks at stride 4). Every table says so.
+  (ablation k=30, n=100, and ResNet-18 at k=100 and 250 for the accuracy-radius trade-off; column bands of 4;
+  block smoothing only in smoke and thesis). Every table says so.
 - ``thesis_protocol``: the thesis's *protocol* (class mix 4.1% bonafide, clip-level 80/20 split,
   every test clip attacked) at the demo's scale and recipe, notebooks 00-05 (budget: 60 minutes on 2 CPU cores).
 - ``demo_lfcc``: the demo on the high-resolution LFCC front end (``FEATURES="lfcc"``), for every notebook.
@@ -103,6 +104,7 @@ BASE: dict[str, object] = {
     "CERT_CLIPS": None,
     "CERT_EPOCHS": 10,
     "CERT_INIT": "baseline",     # base detectors fine-tuned from 01's baseline; "scratch": as the paper
+    "CERT_K_SWEEP": [],          # more k for the accuracy-radius trade-off (first model; trained and certified)
     "CERT_BAND": 4,
     "CERT_BLOCK": 0,             # block smoothing's square side (0: off): H*W = 1,024 base evaluations per prediction
     "CERT_BLOCK_STRIDE": 1,      # block offsets every t pixels: H*W/t^2 evaluations (must divide the image side)
@@ -131,7 +133,7 @@ PROFILES: dict[str, dict[str, object]] = {
               "REALIZABLE_N": 4, "STFT_RESTARTS": 1, "STFT_ITERATIONS": 4, "SQUARE_QUERIES": 4,
               "CERT_K": 45, "CERT_N0": 4, "CERT_N": 32, "CERT_CLIPS": 4, "CERT_EPOCHS": 1, "CERT_ATTACK_N": 2,
               "CERT_ATTACK_CLIPS": 1, "CERT_PIXLE": [1, 2], "CERT_SPARSE_QUERIES": 2, "CERT_BLOCK": 8,
-              "CERT_BLOCK_STRIDE": 4},
+              "CERT_BLOCK_STRIDE": 4, "CERT_K_SWEEP": [100]},
     # demo: the wideband multi-speaker corpus against 14 spoofing systems (5 unseen), every DF codec condition, split
     # by speaker; detectors trained with CPU_RECIPE (the thesis's constant 1e-3 left them under-fitted), the best
     # validation-EER epoch kept
@@ -140,8 +142,7 @@ PROFILES: dict[str, dict[str, object]] = {
              "N_ATTACK": 48, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
              "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 5,
              "CERT_K": 30, "CERT_N0": 8, "CERT_N": 100, "CERT_CLIPS": 16, "CERT_EPOCHS": 8, "CERT_ATTACK_N": 8,
-             "CERT_ATTACK_CLIPS": 4, "CERT_PIXLE": [1, 20], "CERT_SPARSE_QUERIES": 20, "CERT_BLOCK": 8,
-             "CERT_BLOCK_STRIDE": 4},
+             "CERT_ATTACK_CLIPS": 4, "CERT_PIXLE": [1, 20], "CERT_SPARSE_QUERIES": 20, "CERT_K_SWEEP": [100, 250]},
     # The thesis's protocol at the demo's scale knobs: its class mix (68 bonafide of 1,649 clips = 0.041),
     # its clip-level random 80/20 split of one pool (no validation split: the thesis reported its validation
     # loader; no unseen systems: every DF system it sampled could land on both sides), every test clip attacked
@@ -151,12 +152,12 @@ PROFILES: dict[str, dict[str, object]] = {
                         **CPU_RECIPE,
                         "N_ATTACK": None, "PIXLE_RESTARTS": 4, "PIXLE_ITERATIONS": 25,
                         "AT_INIT": "baseline", "AT_EPOCHS": 1, "AT_RESTARTS": 1, "AT_ITERATIONS": 5},
-    "thesis": {**BASE, "PIXLE_TARGET_BATCH": 4096, "ATTACK_BATCH": 512, "CERT_BLOCK": 8},
+    "thesis": {**BASE, "PIXLE_TARGET_BATCH": 4096, "ATTACK_BATCH": 512, "CERT_BLOCK": 8, "CERT_K_SWEEP": [30, 150, 300]},
 }
 # demo_lfcc: the demo with the high-resolution front end (LFCC + deltas, 60 x 301, ImageNet stem;
 # benchmarks/front_end.py), so every notebook and the report can be read on both representations.
-# 07's block stride must divide both image sides (301 LFCC frames do not divide by 4): block smoothing stays off there.
-PROFILES["demo_lfcc"] = {**PROFILES["demo"], "FEATURES": "lfcc", "CERT_BLOCK": 0}
+# 07's k and k sweep are sized for 32x32 images (1,024 pixels; LFCC has 18,060): the sweep stays off there.
+PROFILES["demo_lfcc"] = {**PROFILES["demo"], "FEATURES": "lfcc", "CERT_K_SWEEP": []}
 DEFAULT_PROFILE = "demo"
 
 # Notebooks a plain run of a profile executes (``--only`` overrides); every notebook where none is named.

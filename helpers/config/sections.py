@@ -187,6 +187,11 @@ def _pair_of_whole(value: Any) -> str | None:
     return None if ok else "two whole numbers >= 1 (restarts, iterations)"
 
 
+def _whole_each(value: Any) -> str | None:
+    ok = isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    return None if ok else "a list of whole numbers >= 1 (may be empty)"
+
+
 def _positive_each(value: Any) -> str | None:
     ok = isinstance(value, tuple) and value and all(isinstance(v, (int, float)) and v > 0 for v in value)
     return None if ok else "a non-empty list of positive numbers"
@@ -322,6 +327,7 @@ class CertifiedSection(Section):
     pixle: tuple = param("CERT_PIXLE", check=_pair_of_whole)
     sparse_queries: int = param("CERT_SPARSE_QUERIES", ge=1, integer=True)
     init: str = param("CERT_INIT", choices=C.CERT_INIT)
+    k_sweep: tuple[int, ...] = param("CERT_K_SWEEP", check=_whole_each)
 
 
 SECTIONS: tuple[type[Section], ...] = (DataSection, TrainSection, PixleSection, SmoothingSection, AdversarialSection,

@@ -47,7 +47,7 @@ from helpers.paths import checkpoints_dir
 from helpers.progress import report
 
 # Bumped when a fix changes results for the same inputs, so a cached record is recomputed.
-VERSION = 3
+VERSION = 4
 RADII: tuple[int, ...] = (0, 1, 5, 10, 20)
 
 
@@ -70,12 +70,13 @@ class CertConfig:
     sparse_queries: int = 20         # adaptive Sparse-RS queries
     seed: int = 2022
     init: str = "baseline"           # base detectors start from 01's baseline (a zero-weight mask channel) or scratch
+    k_sweep: tuple = ()              # more k for the trade-off (first model only: trained and certified, not attacked)
 
     @classmethod
     def from_params(cls, ns: dict) -> "CertConfig":
         """``CERT_*`` and ``SEED``, checked (:class:`helpers.config.sections.CertifiedSection`) first."""
         sec = CertifiedSection.from_params(ns)
-        return cls(**{**sec.values(), "pixle": tuple(sec.pixle), "seed": ns["SEED"]})
+        return cls(**{**sec.values(), "pixle": tuple(sec.pixle), "k_sweep": tuple(sec.k_sweep), "seed": ns["SEED"]})
 
     def seeds(self) -> dict[str, int]:
         """Disjoint seeds: selection, estimation (certificate and every later smoothed prediction), attacks."""
@@ -97,6 +98,7 @@ class CertifiedStage(StageRecord):
     attacks: list[dict] = field(default_factory=list)        # one row per model x adaptive attack
     column: dict[str, dict] = field(default_factory=dict)    # arch -> column smoothing's patch certificate
     block: dict[str, dict] = field(default_factory=dict)     # arch -> block smoothing's patch certificate
+    sweep: list[dict] = field(default_factory=list)          # the k trade-off: one row per k (first model)
     budgets: dict = field(default_factory=dict)              # Pixle's mean L0 (02), Sparse-RS's k (06 or Pixle's)
     empirical: list[dict] = field(default_factory=list)      # the empirical defenses under attack on 02's clips
     seconds: dict[str, float] = field(default_factory=dict)
@@ -428,6 +430,44 @@ def derandomized(stage: CertifiedStage, variant: str, size: int, arch: str, prep
         stage.attacks.append(row)
 
 
+def sweep_row(arch: str, k: int, y: torch.Tensor, cert: A.Certificate, res: TrainResult, cfg: CertConfig, d: int,
+              pixle_l0: float | None) -> dict:
+    """One point of the k trade-off: how well the base detector learned from ``k`` pixels (last epoch's train accuracy,
+    the kept epoch's validation EER) and what its smoothed detector certifies (:func:`summarise`, the largest radius
+    ``n`` allows at this ``k``, certified accuracy at every radius up to it)."""
+    kept = [h for h in res.history if res.selected_epoch is None or h.get("epoch") == res.selected_epoch] or res.history
+    top = A.certified_radius(A.clopper_pearson_lower(cfg.n, cfg.n, cfg.alpha), d, k)
+    return {"model": arch, "k": int(k), "share_kept": k / d,
+            "train_accuracy": res.history[-1].get("train_accuracy") if res.history else None,
+            "val_eer": kept[-1].get("val_eer") if kept else None, "train_seconds": round(res.seconds, 2),
+            **summarise(y, cert, pixle_l0), "max_certifiable_radius": top,
+            "curve": certified_curve(y, cert.prediction, cert.radius, range(0, max(top, 0) + 2))}
+
+
+def k_sweep(stage: CertifiedStage, arch: str, main: tuple[A.Certificate, TrainResult], prep: Prepared,
+            tcfg: TrainConfig, clean: torch.nn.Module | None, x: torch.Tensor, y: torch.Tensor, cfg: CertConfig,
+            pixle_l0: float | None, profile: str, device: str | torch.device) -> None:
+    """The k trade-off into ``stage.sweep``: a base detector per ``k`` of ``cfg.k_sweep`` (trained and certified on the
+    same clips, same seeds; not attacked), beside the main ``cfg.k`` one. Levine & Feizi's structure: a larger ``k``
+    lets the base detector see more (higher accuracy) and lets an attacker reach more ablations (smaller radii)."""
+    d = int(x.shape[-2] * x.shape[-1])
+    seeds = cfg.seeds()
+    for k in sorted({cfg.k, *cfg.k_sweep}):
+        if k == cfg.k:
+            cert, res = main
+        else:
+            res = train_base(arch, prep, tcfg, "random", k, profile, str(device), init=clean)
+            stage.checkpoints[f"{arch}/ablation-k{k}"] = rel(profile, res.checkpoint)
+            stage.histories[f"{arch}/ablation-k{k}"] = res.history
+            cert = A.certify_ablation(res.model.to(device).eval(), x, k, cfg.n0, cfg.n, cfg.alpha, seeds["select"],
+                                      eval_batch(device))
+        row = sweep_row(arch, k, y, cert, res, cfg, d, pixle_l0)
+        report(f"07 {arch} k={k}: base train accuracy {row['train_accuracy']:.2f}, smoothed balanced accuracy "
+               f"{row['balanced_accuracy']:.2f}, certified at radius 1 {row['certified_accuracy']['1']:.2f}, "
+               f"largest certifiable radius {row['max_certifiable_radius']}")
+        stage.sweep.append(row)
+
+
 def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | torch.device = "cpu") -> CertifiedStage:
     """07: train the ablation base detectors, certify 02's clips, attack the smoothed detectors adaptively."""
     clips = attacked_clips(profile, prep)
@@ -496,6 +536,8 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
                 report(f"07 {arch} {r['attack']} ({r['budget']}): accuracy {r['accuracy']:.2f}, mean L0 {r['mean_l0']:.1f}, "
                        f"flips within radius {r['flips_within_radius']} of {r['within_radius']}")
             stage.attacks += rows
+        if cfg.k_sweep and arch == archs[0]:
+            k_sweep(stage, arch, (cert, res), prep, tcfg, clean, x, y, cfg, pixle_l0[arch], profile, device)
         for variant, size in (("column", cfg.band), ("block", cfg.block)):
             if size > 0:
                 derandomized(stage, variant, size, arch, prep, tcfg, clean, x, y, patch, bare_adv.get(arch),
@@ -541,6 +583,61 @@ def patch_table(stage: CertifiedStage):
             "bonafide_certified", "spoof_certified", "pixle_touched_mean", "pixle_covered", "pixle_perturbed")
     return pd.DataFrame([{"model": a, "variant": variant, **{c: v.get(c) for c in cols}}
                          for variant in VARIANTS for a, v in getattr(stage, variant).items()])
+
+
+def sweep_table(stage: CertifiedStage):
+    """The k trade-off, one row per k: what the base detector learned, what the smoothed detector certifies."""
+    import pandas as pd
+
+    return pd.DataFrame([{"model": r["model"], "k": r["k"], "kept %": 100 * r["share_kept"],
+                          "base train acc": r["train_accuracy"], "base val EER": r["val_eer"],
+                          "clean acc": r["clean_accuracy"], "balanced acc": r["balanced_accuracy"],
+                          "bonafide recall": r["bonafide_recall"], "spoof recall": r["spoof_recall"],
+                          "abstain": r["abstain_rate"], **{f"cert@{x}": r["certified_accuracy"][str(x)] for x in RADII},
+                          "median radius": r["median_radius"], "largest certifiable radius": r["max_certifiable_radius"],
+                          "Pixle L0": r["pixle_mean_l0"]} for r in stage.sweep])
+
+
+def sweep_figure(stage: CertifiedStage):
+    """Left: certified accuracy against L0 radius for each k (one model), Pixle's mean L0 marked. Right: against k,
+    the base detector's train accuracy, the smoothed detector's balanced accuracy, and the largest radius ``n``
+    can certify at that k (right axis): a larger k buys accuracy with radius."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    rows = stage.sweep
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12.5, 4.6))
+    pal = sns.color_palette("viridis", max(len(rows), 2))
+    for c, r in zip(pal, rows):
+        cv = r["curve"]
+        ax.step(cv["radius"], cv["certified_accuracy"], where="post", color=c, lw=2,
+                label=f"k={r['k']} ({100 * r['share_kept']:.0f}% kept): balanced acc {r['balanced_accuracy']:.0%}")
+    l0 = rows[0]["pixle_mean_l0"] if rows else None
+    if l0:
+        ax.axvline(l0, color="k", ls=":", lw=1.2, label=f"Pixle mean L0 (02): {l0:.0f}")
+    top = max([r["max_certifiable_radius"] for r in rows] + [l0 or 0, 1])
+    ax.set(xlabel="certified L0 radius (pixels)", ylabel="certified accuracy", ylim=(-0.02, 1.02), xlim=(-0.3, 1.15 * top),
+           title=f"{rows[0]['model'] if rows else ''}: certified accuracy per k (n={stage.config['n']})")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.legend(fontsize=7.5, loc="upper right")
+    ks = [r["k"] for r in rows]
+    bx.plot(ks, [r["train_accuracy"] for r in rows], "o-", color=pal[0], label="base detector: train accuracy")
+    bx.plot(ks, [r["balanced_accuracy"] for r in rows], "s-", color=pal[-1], label="smoothed: balanced accuracy (clips)")
+    bx.axhline(0.5, color="grey", lw=0.8, ls="--")
+    bx.set(xlabel=f"k: pixels kept per ablation (of {stage.budgets.get('d', '?'):,})", ylabel="accuracy",
+           ylim=(0.3, 1.02), xscale="log")
+    bx.set_xticks(ks, [str(k) for k in ks])
+    bx.minorticks_off()
+    rx = bx.twinx()
+    rx.plot(ks, [r["max_certifiable_radius"] for r in rows], "^--", color="tab:red", label="largest certifiable radius")
+    rx.set(ylabel="pixels", ylim=(0, 1.1 * max([r["max_certifiable_radius"] for r in rows] + [1])))
+    rx.grid(False)
+    h1, l1 = bx.get_legend_handles_labels()
+    h2, l2 = rx.get_legend_handles_labels()
+    bx.legend(h1 + h2, l1 + l2, fontsize=7.5, loc="lower left")
+    bx.set_title("the trade-off: accuracy against radius")
+    fig.tight_layout()
+    return fig
 
 
 def certified_figure(stage: CertifiedStage):
@@ -615,11 +712,20 @@ def verdict_markdown(stage: CertifiedStage) -> str:
             f"at most its radius. With k={stage.config['k']} and n={stage.config['n']}, no clip can be certified "
             f"beyond {s.get('max_certifiable_radius', 'n/a')} pixels, whatever the detector: the gap to the attacks' "
             "L0 is set by the certificate's parameters as much as by the detector.")
+    if len(stage.sweep) > 1:
+        lo, hi = stage.sweep[0], stage.sweep[-1]
+        l0_txt = f"{lo['pixle_mean_l0']:.0f}" if lo["pixle_mean_l0"] is not None else "n/a"
+        lines.append(
+            f"- **The k trade-off ({lo['model']})**: from k={lo['k']} to k={hi['k']} pixels kept, the base detector's "
+            f"train accuracy goes from {lo['train_accuracy']:.0%} to {hi['train_accuracy']:.0%} and the smoothed "
+            f"detector's balanced accuracy from {lo['balanced_accuracy']:.0%} to {hi['balanced_accuracy']:.0%}, while "
+            f"the largest radius any clip can be certified at falls from {lo['max_certifiable_radius']} to "
+            f"{hi['max_certifiable_radius']} pixels (Pixle's mean L0: {l0_txt}).")
     return "\n".join(lines)
 
 
 __all__ = ["VERSION", "RADII", "CertConfig", "CertifiedStage", "base_spec", "ablation_init", "train_base", "certified_curve",
            "median_radius", "summarise", "ci_half_width", "check_attack", "adaptive_attacks", "VARIANTS", "variant_kwargs",
            "patch_delta", "bands_affordable", "patch_summary", "patch_attack", "derandomized", "pixle_mean_l0",
-           "empirical_rows", "run_certified", "summary_table", "attacks_table", "patch_table",
-           "certified_figure", "verdict_markdown"]
+           "empirical_rows", "sweep_row", "k_sweep", "run_certified", "summary_table", "attacks_table", "patch_table",
+           "sweep_table", "sweep_figure", "certified_figure", "verdict_markdown"]
