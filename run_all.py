@@ -33,6 +33,7 @@ from helpers.progress import MODE_ENV, PREFIX as PROGRESS_PREFIX
 from helpers.distributed.stage_runner import STAGE_NOTEBOOKS
 from helpers.paths import ROOT, notebooks_dir, profile_dir
 from helpers.config.profiles import DEFAULT_NOTEBOOKS, DEFAULT_PROFILE, PROFILES, profile_params
+from helpers.data.synthesis import engine_versions
 from helpers.runtime import device_description, package_versions
 
 
@@ -233,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             previous = {}
     manifest = {"profile": args.profile, "started": dt.datetime.now(dt.timezone.utc).isoformat(),
                 "git_commit": git_commit(), "git_changed_files": git_changed_files(),
-                "versions": package_versions(), "device": device_description(),
+                "versions": package_versions(), "engines": (engine_versions(params.get("SPOOF_SYSTEMS") or ())
+                                                                 if params.get("DATASET") == "copysynth" else {}),
+                "device": device_description(),
                 "parameters": params, "overrides": overrides, "notebooks": previous, "status": "running",
                 "last_run": [nb.stem for nb in chosen],
                 "prepare_only": args.prepare_only, "nproc": args.nproc}

