@@ -98,6 +98,11 @@ def test_smoke_run_end_to_end():
     realizable = json.loads((prof / "metrics" / "06_realizable.json").read_text())["records"]
     assert {r["evaluation"] for r in realizable} >= {"stft_pixle", "square_audio", "sparse_rs", "pixle"}
     assert len(list((prof / "figures").glob("*.png"))) >= 12
+    # run.json names the spoofing engines' packages; 07 measured the k trade-off (smoke: k 45 and 100)
+    assert {"flite", "espeak-ng"} <= set(manifest["engines"]) and all(manifest["engines"].values())
+    sweep = json.loads((prof / "metrics" / "07_certified.json").read_text())["sweep"]
+    assert [r["k"] for r in sweep] == [45, 100]
+    assert sweep[0]["max_certifiable_radius"] > sweep[1]["max_certifiable_radius"] >= 0
     # --only runs just that notebook, reusing the caches
     r = run(["--profile", "smoke", "--only", "01"], env=env, timeout=600)
     assert r.returncode == 0, r.stderr

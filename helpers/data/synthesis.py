@@ -205,7 +205,7 @@ def engine_versions(ids: Iterable[str]) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str] = {}
-    for system in (get_system(i) for i in ids):
+    for system in (SYSTEMS[i] for i in ids if i in SYSTEMS):    # an unknown id is notebook 00's error to report
         for pkg in system.apt:
             if pkg not in out:
                 try:
@@ -643,7 +643,8 @@ def licences_markdown(systems: Iterable[SpoofSystem | str]) -> str:
     return "\n".join(out) + "\n"
 
 
-__all__ = ["DEFAULT_SYSTEMS", "accepts", "engine_versions", "DEFAULT_UNSEEN", "ESPEAK_VOICES", "FAMILIES", "SYSTEMS", "SpoofSystem",
+__all__ = ["DEFAULT_SYSTEMS", "accepts", "engine_versions",
+           "DEFAULT_UNSEEN", "ESPEAK_VOICES", "FAMILIES", "SYSTEMS", "SpoofSystem",
            "EngineTimeout", "PIPER_REVISION", "SynthesisError", "SynthesisResult", "piper_seed", "available_systems",
            "check_system", "check_unseen", "example_per_system", "festival_script",
            "finish_clip", "get_system", "licences_markdown", "synthesize", "system_cache_dir", "system_languages",

@@ -9,7 +9,9 @@ For each model of 01 (same features, same training recipe and data, ``CERT_EPOCH
 2. **Certify** the test clips 02 attacked (``clips`` of them, class-balanced): Levine & Feizi's CERTIFY
    (``n0`` selection ablations, ``n`` estimation ablations, Clopper-Pearson at ``1 - alpha``) gives each clip a
    prediction and a certified L0 radius, or an abstention; column smoothing gives a deterministic patch certificate.
-3. **Attack adaptively**: Pixle (02's settings, ``pixle`` budget) and Sparse-RS query the smoothed detector
+3. **Trade k off** (``k_sweep``, the first model only): more base detectors at other ``k``, trained and certified on the
+   same clips and seeds, not attacked: accuracy against the largest certifiable radius (:func:`k_sweep`).
+4. **Attack adaptively**: Pixle (02's settings, ``pixle`` budget) and Sparse-RS query the smoothed detector
    (:class:`helpers.defenses.ablation.SmoothedScore`: a fixed seeded set of ``attack_n`` ablations, so the attack's
    objective is deterministic, seeded apart from the certificate's). Sparse-RS runs twice: at each clip's own
    certified radius (the budget the certificate covers: a flip there would contradict it) and at Pixle's mean L0 of
@@ -432,9 +434,10 @@ def derandomized(stage: CertifiedStage, variant: str, size: int, arch: str, prep
 
 def sweep_row(arch: str, k: int, y: torch.Tensor, cert: A.Certificate, res: TrainResult, cfg: CertConfig, d: int,
               pixle_l0: float | None) -> dict:
-    """One point of the k trade-off: how well the base detector learned from ``k`` pixels (last epoch's train accuracy,
-    the kept epoch's validation EER) and what its smoothed detector certifies (:func:`summarise`, the largest radius
-    ``n`` allows at this ``k``, certified accuracy at every radius up to it)."""
+    """One point of the k trade-off: how well the base detector learned from ``k`` pixels (the last epoch's train
+    accuracy, as 01's fit is read; the kept epoch's validation EER: its weights are the ones certified) and what its
+    smoothed detector certifies (:func:`summarise`, the largest radius ``n`` allows at this ``k``, certified accuracy
+    at every radius up to it)."""
     kept = [h for h in res.history if res.selected_epoch is None or h.get("epoch") == res.selected_epoch] or res.history
     top = A.certified_radius(A.clopper_pearson_lower(cfg.n, cfg.n, cfg.alpha), d, k)
     return {"model": arch, "k": int(k), "share_kept": k / d,
@@ -459,6 +462,7 @@ def k_sweep(stage: CertifiedStage, arch: str, main: tuple[A.Certificate, TrainRe
             res = train_base(arch, prep, tcfg, "random", k, profile, str(device), init=clean)
             stage.checkpoints[f"{arch}/ablation-k{k}"] = rel(profile, res.checkpoint)
             stage.histories[f"{arch}/ablation-k{k}"] = res.history
+            stage.train_seconds[f"{arch}/ablation-k{k}"] = round(res.seconds, 2)
             cert = A.certify_ablation(res.model.to(device).eval(), x, k, cfg.n0, cfg.n, cfg.alpha, seeds["select"],
                                       eval_batch(device))
         row = sweep_row(arch, k, y, cert, res, cfg, d, pixle_l0)
@@ -487,6 +491,9 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
     pos = attack_subset(clips.y, cfg.clips, cfg.seed)
     x, y = clips.x[pos], clips.y[pos]
     _, _, h, w = x.shape
+    if max(cfg.k, *cfg.k_sweep) > h * w:     # before any training: a k that cannot be drawn fails now, not later
+        raise ValueError(f"CERT_K={cfg.k} / CERT_K_SWEEP={list(cfg.k_sweep)}: every k must be at most the {h}x{w} = "
+                         f"{h * w} pixels of an image; lower it in the profile or with -p")
     patch = (patch_bounds(clips.config.y_dimensions, h)[1], patch_bounds(clips.config.x_dimensions, w)[1])  # Pixle's largest
     empirical = empirical_rows(profile)
     key = cache_key({"version": VERSION, "cfg": asdict(cfg), "train": asdict(tcfg), "data": prep.key,
@@ -590,11 +597,12 @@ def sweep_table(stage: CertifiedStage):
     import pandas as pd
 
     return pd.DataFrame([{"model": r["model"], "k": r["k"], "kept %": 100 * r["share_kept"],
-                          "base train acc": r["train_accuracy"], "base val EER": r["val_eer"],
+                          "base train acc (last epoch)": r["train_accuracy"], "base val EER (kept epoch)": r["val_eer"],
                           "clean acc": r["clean_accuracy"], "balanced acc": r["balanced_accuracy"],
                           "bonafide recall": r["bonafide_recall"], "spoof recall": r["spoof_recall"],
                           "abstain": r["abstain_rate"], **{f"cert@{x}": r["certified_accuracy"][str(x)] for x in RADII},
-                          "median radius": r["median_radius"], "largest certifiable radius": r["max_certifiable_radius"],
+                          "median radius": r["median_radius"],
+                          "largest certifiable radius": r["max_certifiable_radius"],
                           "Pixle L0": r["pixle_mean_l0"]} for r in stage.sweep])
 
 
@@ -616,13 +624,15 @@ def sweep_figure(stage: CertifiedStage):
     if l0:
         ax.axvline(l0, color="k", ls=":", lw=1.2, label=f"Pixle mean L0 (02): {l0:.0f}")
     top = max([r["max_certifiable_radius"] for r in rows] + [l0 or 0, 1])
-    ax.set(xlabel="certified L0 radius (pixels)", ylabel="certified accuracy", ylim=(-0.02, 1.02), xlim=(-0.3, 1.15 * top),
+    ax.set(xlabel="certified L0 radius (pixels)", ylabel="certified accuracy", ylim=(-0.02, 1.02),
+           xlim=(-0.3, 1.15 * top),
            title=f"{rows[0]['model'] if rows else ''}: certified accuracy per k (n={stage.config['n']})")
     ax.set_xscale("symlog", linthresh=10)
     ax.legend(fontsize=7.5, loc="upper right")
     ks = [r["k"] for r in rows]
     bx.plot(ks, [r["train_accuracy"] for r in rows], "o-", color=pal[0], label="base detector: train accuracy")
-    bx.plot(ks, [r["balanced_accuracy"] for r in rows], "s-", color=pal[-1], label="smoothed: balanced accuracy (clips)")
+    bx.plot(ks, [r["balanced_accuracy"] for r in rows], "s-", color=pal[-1],
+            label="smoothed: balanced accuracy (clips)")
     bx.axhline(0.5, color="grey", lw=0.8, ls="--")
     bx.set(xlabel=f"k: pixels kept per ablation (of {stage.budgets.get('d', '?'):,})", ylabel="accuracy",
            ylim=(0.3, 1.02), xscale="log")
