@@ -33,14 +33,16 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+def installed_version(name: str) -> str:
+    """An installed distribution's version, or "not installed"."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for n in names:
-        try:
-            out[n] = version(n)
-        except PackageNotFoundError:
-            out[n] = "not installed"
-    return out
+    return {"python": platform.python_version(), **{n: installed_version(n) for n in names}}
 
 
 def device_description(device: torch.device | None = None) -> str:

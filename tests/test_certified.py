@@ -399,3 +399,10 @@ def test_sweep_row_reports_the_trade_off_of_k():
     assert len(r["curve"]["radius"]) == tops[0] + 2 and r["curve"]["certified_accuracy"][0] == 0.5
     # no selected epoch (select="last"): the last epoch's validation EER
     assert sweep_row("toy", 30, y, cert, TrainResult(model=None, history=hist), cfg, 1024, None)["val_eer"] == 0.25
+
+
+def test_max_certifiable_radius_is_the_radius_of_a_unanimous_vote():
+    # n=100 of 100 at alpha 0.05: p_lower = 0.05 ** (1/100); k=30 of 1,024 reaches 21 pixels, k=250 only 2
+    assert A.max_certifiable_radius(100, 0.05, 1024, 30) == A.certified_radius(0.05 ** (1 / 100), 1024, 30) == 21
+    assert A.max_certifiable_radius(100, 0.05, 1024, 250) == 2
+    assert A.max_certifiable_radius(10_000, 0.05, 1024, 30) > 21      # more ablations, a tighter bound, a larger ceiling

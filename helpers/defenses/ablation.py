@@ -224,6 +224,12 @@ def certified_radius(p_lower: float, d: int, k: int) -> int:
     return lo
 
 
+def max_certifiable_radius(n: int, alpha: float, d: int, k: int) -> int:
+    """The ceiling ``n``, ``alpha`` and ``k`` put on any radius: :func:`certified_radius` of a unanimous vote (the
+    Clopper-Pearson lower bound of ``n`` of ``n``). No detector, however good, certifies beyond it."""
+    return certified_radius(clopper_pearson_lower(n, n, alpha), d, k)
+
+
 @torch.inference_mode()
 def ablation_votes(model: nn.Module, x: torch.Tensor, k: int, n: int, seed: int, batch: int = 256,
                    num_classes: int = 2) -> torch.Tensor:
@@ -405,6 +411,6 @@ def bands_touched(x: torch.Tensor, x_adv: torch.Tensor, s: int) -> torch.Tensor:
 
 __all__ = ["ABSTAIN", "keep_masks", "apply_mask", "ablate", "ablation_transform", "block_mask", "block_positions", "block_masks",
            "block_shape", "column_mask", "block_transform", "column_transform", "masked_logits", "BlockScore", "ColumnScore",
-           "ablation_delta", "clopper_pearson_lower", "certified_radius", "ablation_votes", "Certificate",
+           "ablation_delta", "clopper_pearson_lower", "certified_radius", "max_certifiable_radius", "ablation_votes", "Certificate",
            "certify_ablation", "smoothed_predict", "vote_scores", "SmoothedScore", "block_votes", "band_votes", "blocks_per_patch",
            "bands_per_patch", "column_certificate", "blocks_touched", "bands_touched"]

@@ -408,6 +408,14 @@ def _row(r: dict, attack: str | None = None) -> dict:
             "accuracy": r.get("accuracy"), "bonafide_recall": rec[0], "spoof_recall": rec[1], "l0": r.get("l0")}
 
 
+def record_base(stage: CertifiedStage, name: str, res: TrainResult, profile: str) -> None:
+    """A trained base detector's checkpoint, curves and training time into ``stage`` under ``name``
+    ("<arch>/ablation", "<arch>/ablation-k<k>", "<arch>/<variant>")."""
+    stage.checkpoints[name] = rel(profile, res.checkpoint)
+    stage.histories[name] = res.history
+    stage.train_seconds[name] = round(res.seconds, 2)
+
+
 def derandomized(stage: CertifiedStage, variant: str, size: int, arch: str, prep: Prepared, tcfg: TrainConfig,
                  clean: torch.nn.Module | None, x: torch.Tensor, y: torch.Tensor, patch: tuple[int, int],
                  pixle_adv: torch.Tensor | None, pixle_kwargs: dict, cfg: CertConfig, profile: str,
@@ -416,9 +424,7 @@ def derandomized(stage: CertifiedStage, variant: str, size: int, arch: str, prep
     against Pixle's largest patch, and attack it adaptively."""
     stride = variant_kwargs(variant, size, cfg.block_stride)["stride"]     # columns: every offset
     res = train_base(arch, prep, tcfg, variant, size, profile, str(device), init=clean, stride=stride)
-    stage.checkpoints[f"{arch}/{variant}"] = rel(profile, res.checkpoint)
-    stage.histories[f"{arch}/{variant}"] = res.history
-    stage.train_seconds[f"{arch}/{variant}"] = round(res.seconds, 2)
+    record_base(stage, f"{arch}/{variant}", res, profile)
     model = res.model.to(device).eval()
     t0 = time.perf_counter()
     summary = getattr(stage, variant)[arch] = patch_summary(model, x, y, variant, size, patch, pixle_adv, stride)
@@ -439,7 +445,7 @@ def sweep_row(arch: str, k: int, y: torch.Tensor, cert: A.Certificate, res: Trai
     smoothed detector certifies (:func:`summarise`, the largest radius ``n`` allows at this ``k``, certified accuracy
     at every radius up to it)."""
     kept = [h for h in res.history if res.selected_epoch is None or h.get("epoch") == res.selected_epoch] or res.history
-    top = A.certified_radius(A.clopper_pearson_lower(cfg.n, cfg.n, cfg.alpha), d, k)
+    top = A.max_certifiable_radius(cfg.n, cfg.alpha, d, k)
     return {"model": arch, "k": int(k), "share_kept": k / d,
             "train_accuracy": res.history[-1].get("train_accuracy") if res.history else None,
             "val_eer": kept[-1].get("val_eer") if kept else None, "train_seconds": round(res.seconds, 2),
@@ -460,9 +466,7 @@ def k_sweep(stage: CertifiedStage, arch: str, main: tuple[A.Certificate, TrainRe
             cert, res = main
         else:
             res = train_base(arch, prep, tcfg, "random", k, profile, str(device), init=clean)
-            stage.checkpoints[f"{arch}/ablation-k{k}"] = rel(profile, res.checkpoint)
-            stage.histories[f"{arch}/ablation-k{k}"] = res.history
-            stage.train_seconds[f"{arch}/ablation-k{k}"] = round(res.seconds, 2)
+            record_base(stage, f"{arch}/ablation-k{k}", res, profile)
             cert = A.certify_ablation(res.model.to(device).eval(), x, k, cfg.n0, cfg.n, cfg.alpha, seeds["select"],
                                       eval_batch(device))
         row = sweep_row(arch, k, y, cert, res, cfg, d, pixle_l0)
@@ -515,9 +519,7 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
         t_arch = time.perf_counter()
         clean = load_detector(profile, arch, "baseline", prep) if cfg.init == "baseline" else None
         res = train_base(arch, prep, tcfg, "random", cfg.k, profile, str(device), init=clean)
-        stage.checkpoints[f"{arch}/ablation"] = rel(profile, res.checkpoint)
-        stage.histories[f"{arch}/ablation"] = res.history
-        stage.train_seconds[f"{arch}/ablation"] = round(res.seconds, 2)
+        record_base(stage, f"{arch}/ablation", res, profile)
         model = res.model.to(device).eval()
         t0 = time.perf_counter()
         cert = A.certify_ablation(model, x, cfg.k, cfg.n0, cfg.n, cfg.alpha, seeds["select"], eval_batch(device))
@@ -526,8 +528,7 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
         stage.summary[arch] = summarise(y, cert, pixle_l0[arch])
         d = int(x.shape[-2] * x.shape[-1])
         # the ceiling n, k and alpha put on any radius (a unanimous vote): no detector certifies beyond it
-        stage.summary[arch]["max_certifiable_radius"] = A.certified_radius(A.clopper_pearson_lower(cfg.n, cfg.n, cfg.alpha),
-                                                                           d, cfg.k)
+        stage.summary[arch]["max_certifiable_radius"] = A.max_certifiable_radius(cfg.n, cfg.alpha, d, cfg.k)
         top = int(max(RADII + (int(cert.radius.max()) if len(y) else 0,) + ((round(pixle_l0[arch]),) if pixle_l0[arch] else ())))
         stage.curves[arch] = certified_curve(y, cert.prediction, cert.radius, range(0, top + 2))
         stage.per_clip[arch] = {"y": y.tolist(), "prediction": cert.prediction.tolist(), "radius": cert.radius.tolist(),
@@ -736,6 +737,6 @@ def verdict_markdown(stage: CertifiedStage) -> str:
 
 __all__ = ["VERSION", "RADII", "CertConfig", "CertifiedStage", "base_spec", "ablation_init", "train_base", "certified_curve",
            "median_radius", "summarise", "ci_half_width", "check_attack", "adaptive_attacks", "VARIANTS", "variant_kwargs",
-           "patch_delta", "bands_affordable", "patch_summary", "patch_attack", "derandomized", "pixle_mean_l0",
+           "patch_delta", "bands_affordable", "patch_summary", "patch_attack", "record_base", "derandomized", "pixle_mean_l0",
            "empirical_rows", "sweep_row", "k_sweep", "run_certified", "summary_table", "attacks_table", "patch_table",
            "sweep_table", "sweep_figure", "certified_figure", "verdict_markdown"]

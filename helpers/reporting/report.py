@@ -243,8 +243,8 @@ class Results:
         for c in rates:
             df[c] = [pct(v) for v in df[c]]
         df["Pixle L0"] = [number(v, 0) for v in df["Pixle L0"]]
-        # -0.5 (half the clips wrong or abstaining) as such, a whole radius without decimals
-        df["median radius"] = [f"{v:g}" if v == v else "—" for v in df["median radius"]]
+        # a median of an even count can fall between radii: -0.5 (half the clips wrong or abstaining) stays -0.5
+        df["median radius"] = [number(v, 0 if float(v).is_integer() else 1) for v in df["median radius"]]
         cfg = self.certified.config
         head = (f"Smoothed detectors: base ResNets trained on images with all but k={cfg.get('k')} pixels ablated, "
                 f"majority over n={cfg.get('n')} ablations (n0={cfg.get('n0')} to select the class), Clopper-Pearson "
