@@ -405,4 +405,4 @@ def test_max_certifiable_radius_is_the_radius_of_a_unanimous_vote():
     # n=100 of 100 at alpha 0.05: p_lower = 0.05 ** (1/100); k=30 of 1,024 reaches 21 pixels, k=250 only 2
     assert A.max_certifiable_radius(100, 0.05, 1024, 30) == A.certified_radius(0.05 ** (1 / 100), 1024, 30) == 21
     assert A.max_certifiable_radius(100, 0.05, 1024, 250) == 2
-    assert A.max_certifiable_radius(10_000, 0.05, 1024, 30) > 21      # more ablations, a tighter bound, a larger ceiling
+    assert A.max_certifiable_radius(10_000, 0.05, 1024, 30) > 21      # more ablations: a larger ceiling
