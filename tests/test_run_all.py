@@ -44,6 +44,19 @@ def test_the_report_notebook_runs_after_every_later_stage():
     assert order(nbs[:6]) == ["00", "01", "02", "03", "04", "05"] and order([nbs[1]]) == ["01"]
 
 
+def test_default_notebooks_of_a_profile_skip_what_it_does_not_measure():
+    sys.path.insert(0, str(ROOT))
+    import run_all
+    from helpers.config.profiles import DEFAULT_NOTEBOOKS
+
+    nbs = [Path(f"{i:02d}_x.ipynb") for i in range(9)]
+    chosen = lambda profile: [p.name[:2] for p in run_all.run_order(  # noqa: E731
+        run_all.select(nbs, DEFAULT_NOTEBOOKS.get(profile)), nbs)]
+    assert chosen("demo") == ["00", "01", "02", "03", "04", "06", "07", "08", "05"]
+    assert chosen("demo_lfcc") == ["00", "01", "02", "03", "04", "06", "08", "05"]   # no certificate on LFCC
+    assert chosen("thesis_protocol") == ["00", "01", "02", "03", "04", "05"]
+
+
 def test_unknown_profile_and_parameter_are_rejected():
     r = run(["--profile", "nope"])
     assert r.returncode == 2 and "unknown profile 'nope'" in r.stderr
