@@ -6,9 +6,9 @@
 
 Trains ``--arch`` with the recipe 01 recorded (``metrics/01_baselines.json``: batch, lr, schedule, balance,
 selection), only ``--epochs`` (and ``--lr`` when given) changed, on the profile's prepared train and validation
-splits, into a checkpoint under /tmp (01's checkpoints are not touched), and prints every epoch's train accuracy, loss and validation EER,
-the epoch kept and the seconds it took. Issue 23's measurement of why ResNet-50 misses train accuracy 0.95 on the
-demo in 15 epochs (README, *The default run*).
+splits, into a checkpoint under /tmp (01's checkpoints are not touched), and prints every epoch's train accuracy,
+loss and validation EER, the epoch kept and the seconds it took. Issue 23's measurement of why ResNet-50 misses
+train accuracy 0.95 on the demo in 15 epochs (README, *The default run*).
 """
 
 from __future__ import annotations
