@@ -37,7 +37,7 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     prep = stages.load_prepared(args.profile)
     recipe = read_stage(args.profile, BaselinesStage).train
-    cfg = TrainConfig(**{**recipe, "epochs": args.epochs, "lr": args.lr or recipe["lr"]})
+    cfg = TrainConfig(**{**recipe, "epochs": args.epochs, "lr": recipe["lr"] if args.lr is None else args.lr})
     print("recipe:", asdict(cfg), flush=True)
     path = Path(tempfile.gettempdir()) / f"fit_epochs-{args.profile}-{args.arch}-{args.epochs}-lr{cfg.lr:g}.safetensors"
     t0 = time.time()

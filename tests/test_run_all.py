@@ -128,6 +128,7 @@ def test_smoke_run_end_to_end():
     p.wait()
     r = run(["--profile", "smoke", "--only", "02"], env=env, timeout=600)
     assert r.returncode == 0, r.stderr
+    assert json.loads((prof / "run.json").read_text())["last_run"] == ["02_pixle_attack"]   # --only: just that one
     after = json.loads((prof / "metrics" / "02_pixle.json").read_text())["records"]
     key = lambda recs: [(x["model"], x["condition"], x["accuracy"], x.get("queries"), x["per_clip"]["pred"]) for x in recs]
     assert key(after) == key(before)
