@@ -495,9 +495,10 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
     pos = attack_subset(clips.y, cfg.clips, cfg.seed)
     x, y = clips.x[pos], clips.y[pos]
     _, _, h, w = x.shape
-    if max(cfg.k, *cfg.k_sweep) > h * w:     # before any training: a k that cannot be drawn fails now, not later
+    d = h * w                                # pixels per image: the L0 space every radius lives in
+    if max(cfg.k, *cfg.k_sweep) > d:         # before any training: a k that cannot be drawn fails now, not later
         raise ValueError(f"CERT_K={cfg.k} / CERT_K_SWEEP={list(cfg.k_sweep)}: every k must be at most the {h}x{w} = "
-                         f"{h * w} pixels of an image; lower it in the profile or with -p")
+                         f"{d} pixels of an image; lower it in the profile or with -p")
     patch = (patch_bounds(clips.config.y_dimensions, h)[1], patch_bounds(clips.config.x_dimensions, w)[1])  # Pixle's largest
     empirical = empirical_rows(profile)
     key = cache_key({"version": VERSION, "cfg": asdict(cfg), "train": asdict(tcfg), "data": prep.key,
@@ -511,7 +512,7 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
     seeds = cfg.seeds()
     stage = CertifiedStage(**CertifiedStage.head(profile, prep), config=asdict(cfg), clips=pos.tolist(), key=key,
                            budgets={"pixle_mean_l0": pixle_l0, "sparse_rs_k": sparse_k, "pixle_patch": list(patch),
-                                    "d": h * w, "ci_half_width_n": ci_half_width(cfg.n),
+                                    "d": d, "ci_half_width_n": ci_half_width(cfg.n),
                                     "sparse_rs_k_from": "06" if six_k else "02 (Pixle's mean L0)"},
                            empirical=empirical)
     bare_adv = {a: load_attack(clips.stage.path(d), len(clips.y)).adv[pos] for a, d in clips.stage.adv_cache.items()}
@@ -526,7 +527,6 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
         # certify_ablation draws estimation ablations from seed + 1: keep that stream the "estimate" seed
         stage.seconds[f"{arch}/certify"] = round(time.perf_counter() - t0, 2)
         stage.summary[arch] = summarise(y, cert, pixle_l0[arch])
-        d = int(x.shape[-2] * x.shape[-1])
         # the ceiling n, k and alpha put on any radius (a unanimous vote): no detector certifies beyond it
         stage.summary[arch]["max_certifiable_radius"] = A.max_certifiable_radius(cfg.n, cfg.alpha, d, cfg.k)
         top = int(max(RADII + (int(cert.radius.max()) if len(y) else 0,) + ((round(pixle_l0[arch]),) if pixle_l0[arch] else ())))
