@@ -183,6 +183,19 @@ def _first_line(src: str) -> str:
     return (lines[0][:70] + ("..." if len(lines[0]) > 70 else "")) if lines else ""
 
 
+def prepare(chosen: list[Path], params: dict, declared: dict, folder: Path) -> int:
+    """``--prepare-only``: the parameterised notebooks, unexecuted, into ``folder`` (what ``make test`` hands
+    nbval). A separate folder, and run.json untouched, so the executed copies and times of a real run survive."""
+    import papermill
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for nb in chosen:
+        papermill.execute_notebook(str(nb), str(folder / nb.name), prepare_only=True, kernel_name="python3",
+                                   parameters={k: v for k, v in params.items() if k in declared[nb]})
+    print(f"{len(chosen)} parameterised notebook(s), not executed -> {folder}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {sorted(PROFILES)}")
@@ -194,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="run the heavy part of notebooks 01-04 (training, Pixle) on N processes with torchrun first "
                          "(helpers.distributed.stage_runner); the notebooks then read the caches")
     ap.add_argument("--prepare-only", action="store_true",
-                    help="write the parameterised notebooks without executing them (for nbval)")
+                    help="write the parameterised notebooks, unexecuted, to OUTPUT_DIR/PROFILE/prepared (for nbval); "
+                         "run.json and the executed copies are left alone")
     args = ap.parse_args(argv)
 
     if args.profile not in PROFILES:
@@ -223,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = run_order(select(all_nbs, args.only or DEFAULT_NOTEBOOKS.get(args.profile)), all_nbs)
 
     out_dir = profile_dir(args.profile)
+    if args.prepare_only:
+        return prepare(chosen, params, declared, out_dir / "prepared")
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "run.json"
     # notebooks not run this time keep their last entry (a --only re-run does not erase the full run's times)
@@ -238,8 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                  if params.get("DATASET") == "copysynth" else {}),
                 "device": device_description(),
                 "parameters": params, "overrides": overrides, "notebooks": previous, "status": "running",
-                "last_run": [nb.stem for nb in chosen],
-                "prepare_only": args.prepare_only, "nproc": args.nproc}
+                "last_run": [nb.stem for nb in chosen], "nproc": args.nproc}
     save_json(manifest_path, manifest)
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -255,21 +270,20 @@ def main(argv: list[str] | None = None) -> int:
         nb_params = {k: v for k, v in params.items() if k in declared[nb]}
         target = out_dir / "notebooks" / nb.name
         t0 = time.perf_counter()
-        if not args.prepare_only:
-            print(f"{nb.name}", flush=True)
-            if args.nproc > 1 and nb.name[:2] in STAGE_NOTEBOOKS:
-                from helpers.distributed.stage_runner import launch
+        print(f"{nb.name}", flush=True)
+        if args.nproc > 1 and nb.name[:2] in STAGE_NOTEBOOKS:
+            from helpers.distributed.stage_runner import launch
 
-                print(f"  torchrun: stage {nb.name[:2]} on {args.nproc} processes", flush=True)
-                if launch(args.nproc, args.profile, nb.name[:2], args.p) != 0:
-                    print(f"  stage {nb.name[:2]} failed under torchrun (see above)", file=sys.stderr)
-                    status = 1
-                    break
-            cells.start(nb)
+            print(f"  torchrun: stage {nb.name[:2]} on {args.nproc} processes", flush=True)
+            if launch(args.nproc, args.profile, nb.name[:2], args.p) != 0:
+                print(f"  stage {nb.name[:2]} failed under torchrun (see above)", file=sys.stderr)
+                status = 1
+                break
+        cells.start(nb)
         try:
             papermill.execute_notebook(str(nb), str(target), parameters=nb_params, cwd=str(nb.parent),
-                                       progress_bar=False, kernel_name="python3", prepare_only=args.prepare_only,
-                                       log_output=not args.prepare_only, stdout_file=ProgressLines(),
+                                       progress_bar=False, kernel_name="python3",
+                                       log_output=True, stdout_file=ProgressLines(),
                                        # the kernel's "running over TCP without encryption" notice, once per
                                        # notebook, is nothing a user can act on for a local kernel
                                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
@@ -284,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         save_json(manifest_path, manifest)
         if ok:
             print(f"  {nb.name:<32} done in {seconds:.1f} s", flush=True)
-            if nb.stem.startswith("05") and not args.prepare_only:
+            if nb.stem.startswith("05"):
                 export_html(target, out_dir / "report.html")
         else:
             print(f"  {nb.name:<32} FAILED after {seconds:.1f} s in {msg}\n"

@@ -84,6 +84,24 @@ def test_failing_notebook_names_the_cell_and_exits_nonzero(tmp_path):
     assert manifest["status"] == "failed"
 
 
+def test_prepare_only_parameterises_into_its_own_folder_and_leaves_a_run_alone(tmp_path):
+    prof = tmp_path / "out" / "smoke"
+    (prof / "notebooks").mkdir(parents=True)
+    manifest = '{"notebooks": {"01_baselines": {"seconds": 42.0}}, "status": "ok"}'
+    (prof / "run.json").write_text(manifest)
+    (prof / "notebooks" / "01_baselines.ipynb").write_text("executed copy")
+    r = run(["--profile", "smoke", "--only", "01", "--prepare-only", "-p", "EPOCHS", "3"],
+            env={"OUTPUT_DIR": str(tmp_path / "out")}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (prof / "run.json").read_text() == manifest                       # a real run's times survive
+    assert (prof / "notebooks" / "01_baselines.ipynb").read_text() == "executed copy"
+    prepared = nbformat.read(prof / "prepared" / "01_baselines.ipynb", as_version=4)
+    injected = [c for c in prepared.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "EPOCHS = 3" in injected[0].source and 'PROFILE = "smoke"' in injected[0].source
+    assert not any(c.get("outputs") for c in prepared.cells if c.cell_type == "code")   # not executed
+    assert [p.name[:2] for p in (prof / "prepared").glob("*.ipynb")] == ["01"]                # --only 01
+
+
 @pytest.mark.slow
 def test_smoke_run_end_to_end():
     """``run_all.py --profile smoke`` into OUTPUT_DIR: every notebook runs and the metrics hold numbers."""
