@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +14,6 @@ from helpers.paths import ROOT
 from tests.toys import RegionModel, random_images, region_images  # noqa: F401 (re-exported for the tests)
 
 SHARED = ROOT.parent / "shared" / "data"
-
-# `make test` runs pytest on 2 workers (pytest-xdist): one takes the end-to-end run, whose notebooks use the
-# machine's threads, the other the unit tests, which then run single-threaded so the two do not fight for cores.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(1)
-
-
-def pytest_collection_modifyitems(items):
-    """End-to-end runs (marked ``slow``) first, so under ``-n 2 --dist worksteal`` they start at once and the unit
-    tests fill the other worker around them; without xdist the order changes nothing but the log."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True)
