@@ -47,14 +47,15 @@ lock: venv
 run: venv
 	$(BIN)/python run_all.py --profile $(PROFILE)
 
-# nbval re-executes the parameterised notebooks over the end-to-end smoke run's caches, one per core
-# (pytest-xdist). pytest itself runs on one worker: with the smoke run's notebooks on 2 threads, a second worker
-# made it slower (14 min 40 s against 12 min 41 s, measured from a fresh clone).
+# pytest-xdist, one thread per worker (OMP_NUM_THREADS=1): the end-to-end smoke run (tests/conftest.py puts it
+# first) runs on one core while the unit tests take the other; nbval then re-executes the parameterised notebooks
+# over that run's caches, one per core. With 2 threads per worker the two workers fought over the cores and pytest
+# took longer than on one worker (14 min 40 s against 12 min 41 s from a fresh clone).
 test: venv notebooks-clean
 	rm -rf $(TEST_OUT)
-	E2E_OUTPUT_DIR=$(abspath $(TEST_OUT)) E2E_DATA_DIR=$(abspath data) $(BIN)/python -m pytest tests -q
+	E2E_OUTPUT_DIR=$(abspath $(TEST_OUT)) E2E_DATA_DIR=$(abspath data) OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -n 2 --dist worksteal
 	OUTPUT_DIR=$(abspath $(TEST_OUT)) $(BIN)/python run_all.py --profile smoke --prepare-only
-	OUTPUT_DIR=$(abspath $(TEST_OUT)) $(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider -n 2 --dist loadfile $(TEST_OUT)/smoke/prepared
+	OUTPUT_DIR=$(abspath $(TEST_OUT)) OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider -n 2 --dist loadfile $(TEST_OUT)/smoke/prepared
 
 notebooks-clean:
 	$(BIN)/python tools/check_notebooks.py notebooks

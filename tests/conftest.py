@@ -16,6 +16,12 @@ from tests.toys import RegionModel, random_images, region_images  # noqa: F401 (
 SHARED = ROOT.parent / "shared" / "data"
 
 
+def pytest_collection_modifyitems(items):
+    """End-to-end runs (marked ``slow``) first: under ``make test``'s ``-n 2 --dist worksteal`` one worker starts
+    them at once and the other takes the unit tests around them (without xdist only the order changes)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path, monkeypatch):
     """Every test writes under its own temporary DATA_DIR / OUTPUT_DIR, never into the repo."""

@@ -134,7 +134,7 @@ PROFILES: dict[str, dict[str, object]] = {
               "REALIZABLE_N": 4, "STFT_RESTARTS": 1, "STFT_ITERATIONS": 4, "SQUARE_QUERIES": 4,
               "CERT_K": 45, "CERT_N0": 4, "CERT_N": 32, "CERT_CLIPS": 4, "CERT_EPOCHS": 1, "CERT_ATTACK_N": 2,
               "CERT_ATTACK_CLIPS": 1, "CERT_PIXLE": [1, 2], "CERT_SPARSE_QUERIES": 2, "CERT_BLOCK": 8,
-              "CERT_BLOCK_STRIDE": 4, "CERT_K_SWEEP": [100]},
+              "CERT_BLOCK_STRIDE": 8, "CERT_K_SWEEP": [100]},
     # demo: the wideband multi-speaker corpus against 14 spoofing systems (5 unseen), every DF codec condition, split
     # by speaker; detectors trained with CPU_RECIPE (the thesis's constant 1e-3 left them under-fitted), the best
     # validation-EER epoch kept
