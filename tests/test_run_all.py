@@ -150,10 +150,10 @@ def test_smoke_run_end_to_end():
     after = json.loads((prof / "metrics" / "02_pixle.json").read_text())["records"]
     key = lambda recs: [(x["model"], x["condition"], x["accuracy"], x.get("queries"), x["per_clip"]["pred"]) for x in recs]
     assert key(after) == key(before)
-    # the same attacks on 2 processes (torchrun, gloo) fill the notebook's cache: identical results
-    for folder in (prof / "cache" / "adv").glob("*-none-*"):
-        if "baseline" in folder.name:
-            shutil.rmtree(folder)
+    # the same attacks on 2 processes (torchrun, gloo) fill the notebook's cache: identical results (ResNet-18's
+    # attack recomputed, ResNet-50's read back: the sharded path is the same code for both)
+    for folder in (prof / "cache" / "adv").glob("resnet18-baseline-*-none-*"):
+        shutil.rmtree(folder)
     r = run(["--profile", "smoke", "--only", "02", "--nproc", "2"], env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "torchrun: stage 02 on 2 processes" in r.stdout
@@ -165,12 +165,12 @@ def test_smoke_run_end_to_end():
     run06 = json.loads((prof / "metrics" / "06_realizable.json").read_text())["key"]
     parts = sorted((prof / "cache" / "realizable" / run06).glob("*.json"))
     assert len(parts) == len([r for r in realizable if r["evaluation"] != "pixle"]) >= 6
-    for part in parts[::2]:
+    for part in parts[::8]:                 # every eighth recomputed (3 of 24 in smoke), the rest read back
         part.unlink()
     (prof / "metrics" / "06_realizable.json").unlink()
     r = run(["--profile", "smoke", "--only", "06"], env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count("reused cache/realizable/") + r.stderr.count("reused cache/realizable/") == len(parts[1::2])
+    assert r.stdout.count("reused cache/realizable/") + r.stderr.count("reused cache/realizable/") == len(parts) - len(parts[::8])
     # --only runs just that notebook (and the report after it), reusing the caches; run.json keeps the others
     manifest = json.loads((prof / "run.json").read_text())
     assert manifest["last_run"] == ["06_realizable_attacks", "05_evaluation"] and len(manifest["notebooks"]) == every
