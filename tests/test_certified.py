@@ -406,3 +406,31 @@ def test_max_certifiable_radius_is_the_radius_of_a_unanimous_vote():
     assert A.max_certifiable_radius(100, 0.05, 1024, 30) == A.certified_radius(0.05 ** (1 / 100), 1024, 30) == 21
     assert A.max_certifiable_radius(100, 0.05, 1024, 250) == 2
     assert A.max_certifiable_radius(10_000, 0.05, 1024, 30) > 21      # more ablations: a larger ceiling
+
+
+def test_largest_k_for_radius_inverts_the_ceiling():
+    # by hand: a unanimous n=100 gives p_lower = 0.05 ** (1/100) = 0.9705; Delta(87) = 1 - prod_i (937-i)/(1024-i)
+    # over the k kept pixels is 0.463 at k=7 (0.9705 - 0.463 > 0.5) and 0.509 at k=8 (< 0.5): k <= 7 certifies 87
+    p = 0.05 ** (1 / 100)
+    delta = lambda k: 1 - math.prod((937 - i) / (1024 - i) for i in range(k))   # noqa: E731
+    assert p - delta(7) > 0.5 > p - delta(8)
+    assert A.largest_k_for_radius(87, 100, 0.05, 1024) == 7
+    # the inverse of max_certifiable_radius: at the answer the radius is reached, one more pixel kept loses it
+    for rho in (1, 21, 49):
+        k = A.largest_k_for_radius(rho, 100, 0.05, 1024)
+        assert A.max_certifiable_radius(100, 0.05, 1024, k) >= rho > A.max_certifiable_radius(100, 0.05, 1024, k + 1)
+    assert A.largest_k_for_radius(21, 100, 0.05, 1024) == 30            # the demo's k is the largest for 21
+    assert A.largest_k_for_radius(0, 100, 0.05, 1024) == 1024           # radius 0: any k
+    assert A.largest_k_for_radius(1024, 100, 0.05, 1024) == 0           # out of reach whatever k
+
+
+def test_the_verdict_says_how_few_pixels_a_certificate_at_pixles_l0_allows():
+    from types import SimpleNamespace
+
+    from helpers.experiments.certified import reach_sentence
+
+    stage = SimpleNamespace(budgets={"d": 1024}, config={"n": 100, "alpha": 0.05, "k": 30})
+    text = reach_sentence(stage, 86.4)          # the demo's ResNet-18: Pixle's mean L0 87 (rounded up)
+    assert "(87 pixels)" in text and "at most k=7 of the 1024 pixels (0.7%)" in text and "keep 30" in text
+    assert reach_sentence(stage, None) == "" and reach_sentence(SimpleNamespace(budgets={}, config={}), 50) == ""
+    assert "No k certifies 1024 pixels" in reach_sentence(stage, 1024)

@@ -230,6 +230,23 @@ def max_certifiable_radius(n: int, alpha: float, d: int, k: int) -> int:
     return certified_radius(clopper_pearson_lower(n, n, alpha), d, k)
 
 
+def largest_k_for_radius(rho: int, n: int, alpha: float, d: int) -> int:
+    """The most pixels an ablation may keep for a unanimous vote of ``n`` to certify radius ``rho``: the largest
+    ``k`` with :func:`max_certifiable_radius` ``>= rho`` (0 when none, i.e. ``rho`` is out of reach at this ``n``).
+    The radius falls as ``k`` grows, so the answer is found by bisection. It turns a target L0 (Pixle's) into
+    the share of the image a base detector would have to decide from."""
+    if max_certifiable_radius(n, alpha, d, 1) < rho:
+        return 0
+    lo, hi = 1, d + 1        # radius(lo) >= rho holds; k = d + 1 is out of range (treated as failing)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if max_certifiable_radius(n, alpha, d, mid) >= rho:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 @torch.inference_mode()
 def ablation_votes(model: nn.Module, x: torch.Tensor, k: int, n: int, seed: int, batch: int = 256,
                    num_classes: int = 2) -> torch.Tensor:
@@ -409,7 +426,7 @@ def bands_touched(x: torch.Tensor, x_adv: torch.Tensor, s: int) -> torch.Tensor:
     return blocks_touched(x, x_adv, band=s)
 
 
-__all__ = ["ABSTAIN", "keep_masks", "apply_mask", "ablate", "ablation_transform", "block_mask", "block_positions", "block_masks",
+__all__ = ["ABSTAIN", "largest_k_for_radius", "keep_masks", "apply_mask", "ablate", "ablation_transform", "block_mask", "block_positions", "block_masks",
            "block_shape", "column_mask", "block_transform", "column_transform", "masked_logits", "BlockScore", "ColumnScore",
            "ablation_delta", "clopper_pearson_lower", "certified_radius", "max_certifiable_radius", "ablation_votes", "Certificate",
            "certify_ablation", "smoothed_predict", "vote_scores", "SmoothedScore", "block_votes", "band_votes", "blocks_per_patch",

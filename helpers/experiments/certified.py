@@ -25,6 +25,8 @@ Writes ``metrics/07_certified.json`` (:class:`CertifiedStage`), reused while its
 
 from __future__ import annotations
 
+import math
+
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -701,6 +703,20 @@ def certified_figure(stage: CertifiedStage):
     return fig
 
 
+def reach_sentence(stage: CertifiedStage, l0: float | None) -> str:
+    """How few pixels a base detector would have to decide from for a unanimous vote to certify Pixle's mean L0
+    (:func:`helpers.defenses.ablation.largest_k_for_radius`), or "" without an L0 or an image size."""
+    d = stage.budgets.get("d")
+    if not l0 or not d:
+        return ""
+    need = math.ceil(l0)
+    k = A.largest_k_for_radius(need, stage.config["n"], stage.config["alpha"], d)
+    if k == 0:
+        return f" No k certifies {need} pixels with n={stage.config['n']}."
+    return (f" To certify Pixle's mean L0 ({need} pixels) even with a unanimous vote, an ablation could keep at most "
+            f"k={k} of the {d} pixels ({k / d:.1%}); these base detectors keep {stage.config['k']}.")
+
+
 def verdict_markdown(stage: CertifiedStage) -> str:
     """One sentence per model: how far the guarantee reaches against the L0 the attacks use, and the adaptive check."""
     lines = []
@@ -722,7 +738,7 @@ def verdict_markdown(stage: CertifiedStage) -> str:
             f"Adaptive attacks flipped {flips} of the {within} (clip, attack) pairs that changed a certified clip in "
             f"at most its radius. With k={stage.config['k']} and n={stage.config['n']}, no clip can be certified "
             f"beyond {s.get('max_certifiable_radius', 'n/a')} pixels, whatever the detector: the gap to the attacks' "
-            "L0 is set by the certificate's parameters as much as by the detector.")
+            "L0 is set by the certificate's parameters as much as by the detector." + reach_sentence(stage, l0))
     if len(stage.sweep) > 1:
         lo, hi = stage.sweep[0], stage.sweep[-1]
         l0_txt = f"{lo['pixle_mean_l0']:.0f}" if lo["pixle_mean_l0"] is not None else "n/a"
@@ -739,4 +755,4 @@ __all__ = ["VERSION", "RADII", "CertConfig", "CertifiedStage", "base_spec", "abl
            "median_radius", "summarise", "ci_half_width", "check_attack", "adaptive_attacks", "VARIANTS", "variant_kwargs",
            "patch_delta", "bands_affordable", "patch_summary", "patch_attack", "record_base", "derandomized", "pixle_mean_l0",
            "empirical_rows", "sweep_row", "k_sweep", "run_certified", "summary_table", "attacks_table", "patch_table",
-           "sweep_table", "sweep_figure", "certified_figure", "verdict_markdown"]
+           "sweep_table", "sweep_figure", "certified_figure", "reach_sentence", "verdict_markdown"]
