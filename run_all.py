@@ -189,6 +189,8 @@ def prepare(chosen: list[Path], params: dict, declared: dict, folder: Path) -> i
     import papermill
 
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.ipynb"):       # only this call's notebooks: nbval runs whatever the folder holds
+        old.unlink()
     for nb in chosen:
         papermill.execute_notebook(str(nb), str(folder / nb.name), prepare_only=True, kernel_name="python3",
                                    parameters={k: v for k, v in params.items() if k in declared[nb]})

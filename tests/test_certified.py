@@ -410,7 +410,8 @@ def test_max_certifiable_radius_is_the_radius_of_a_unanimous_vote():
 
 def test_largest_k_for_radius_inverts_the_ceiling():
     # by hand: a unanimous n=100 gives p_lower = 0.05 ** (1/100) = 0.9705; Delta(87) = 1 - prod_i (937-i)/(1024-i)
-    # over the k kept pixels is 0.463 at k=7 (0.9705 - 0.463 > 0.5) and 0.509 at k=8 (< 0.5): k <= 7 certifies 87
+    # over the k kept pixels is 0.463 at k=7 (p_lower - Delta = 0.507 > 0.5) and 0.510 at k=8 (0.461 < 0.5): k <= 7
+    # certifies 87
     p = 0.05 ** (1 / 100)
     delta = lambda k: 1 - math.prod((937 - i) / (1024 - i) for i in range(k))   # noqa: E731
     assert p - delta(7) > 0.5 > p - delta(8)
@@ -422,6 +423,9 @@ def test_largest_k_for_radius_inverts_the_ceiling():
     assert A.largest_k_for_radius(21, 100, 0.05, 1024) == 30            # the demo's k is the largest for 21
     assert A.largest_k_for_radius(0, 100, 0.05, 1024) == 1024           # radius 0: any k
     assert A.largest_k_for_radius(1024, 100, 0.05, 1024) == 0           # out of reach whatever k
+    assert A.largest_k_for_radius(5, 1, 0.05, 1024) == 0                # one vote bounds nothing above 0.05
+    with pytest.raises(ValueError, match="0 <= rho <= d"):
+        A.largest_k_for_radius(-1, 100, 0.05, 1024)
 
 
 def test_the_verdict_says_how_few_pixels_a_certificate_at_pixles_l0_allows():
@@ -430,7 +434,17 @@ def test_the_verdict_says_how_few_pixels_a_certificate_at_pixles_l0_allows():
     from helpers.experiments.certified import reach_sentence
 
     stage = SimpleNamespace(budgets={"d": 1024}, config={"n": 100, "alpha": 0.05, "k": 30})
-    text = reach_sentence(stage, 86.4)          # the demo's ResNet-18: Pixle's mean L0 87 (rounded up)
-    assert "(87 pixels)" in text and "at most k=7 of the 1024 pixels (0.7%)" in text and "keep 30" in text
+    text = reach_sentence(stage, 86.8)          # the demo's ResNet-18: Pixle's mean L0 86.8, 87 rounded up
+    assert "(87 pixels)" in text and "at most k=7 of the 1,024 pixels (0.7%)" in text and "keep 30" in text
     assert reach_sentence(stage, None) == "" and reach_sentence(SimpleNamespace(budgets={}, config={}), 50) == ""
     assert "No k certifies 1024 pixels" in reach_sentence(stage, 1024)
+    # and the report's verdict (05 and 07 print verdict_markdown) carries it, per model
+    from helpers.experiments.certified import verdict_markdown
+
+    summary = {"pixle_mean_l0": 86.8, "clean_accuracy": 0.5, "n": 2, "balanced_accuracy": 0.5, "bonafide_recall": 1.0,
+               "spoof_recall": 0.0, "certified_accuracy": {"0": 0.5, "1": 0.5}, "median_radius": 2.0,
+               "certified_accuracy_at_pixle_l0": 0.0, "max_certifiable_radius": 21}
+    full = SimpleNamespace(**vars(stage), summary={"resnet18": summary}, attacks=[], sweep=[],
+                           per_clip={"resnet18": {"y": [0, 1], "prediction": [0, 0], "radius": [5, 3]}})
+    verdict = verdict_markdown(full)
+    assert verdict.startswith("- **resnet18**") and "largest 5 pixels" in verdict and "at most k=7 of the 1,024" in verdict

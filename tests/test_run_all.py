@@ -90,6 +90,8 @@ def test_prepare_only_parameterises_into_its_own_folder_and_leaves_a_run_alone(t
     manifest = '{"notebooks": {"01_baselines": {"seconds": 42.0}}, "status": "ok"}'
     (prof / "run.json").write_text(manifest)
     (prof / "notebooks" / "01_baselines.ipynb").write_text("executed copy")
+    (prof / "prepared").mkdir()
+    (prof / "prepared" / "02_pixle_attack.ipynb").write_text("an earlier call's")   # removed: nbval runs them all
     r = run(["--profile", "smoke", "--only", "01", "--prepare-only", "-p", "EPOCHS", "3"],
             env={"OUTPUT_DIR": str(tmp_path / "out")}, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -136,9 +138,10 @@ def test_smoke_run_end_to_end():
     assert sweep[0]["max_certifiable_radius"] > sweep[1]["max_certifiable_radius"] >= 0
     # SIGKILL the attack notebook mid-run (its attack cache removed first), re-run: the same metrics
     before = json.loads((prof / "metrics" / "02_pixle.json").read_text())["records"]
-    for folder in (prof / "cache" / "adv").glob("*-none-*"):
-        if "baseline" in folder.name:
-            shutil.rmtree(folder)
+    bare = [f for f in (prof / "cache" / "adv").glob("*-none-*") if "baseline" in f.name]
+    assert len(bare) == 2                   # both models' unblurred baseline attacks: recomputed below
+    for folder in bare:
+        shutil.rmtree(folder)
     p = subprocess.Popen(RUN + ["--profile", "smoke", "--only", "02"], env={**os.environ, **env}, cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(12)
@@ -152,8 +155,9 @@ def test_smoke_run_end_to_end():
     assert key(after) == key(before)
     # the same attacks on 2 processes (torchrun, gloo) fill the notebook's cache: identical results (ResNet-18's
     # attack recomputed, ResNet-50's read back: the sharded path is the same code for both)
-    for folder in (prof / "cache" / "adv").glob("resnet18-baseline-*-none-*"):
-        shutil.rmtree(folder)
+    r18 = list((prof / "cache" / "adv").glob("resnet18-baseline-*-none-*"))
+    assert len(r18) == 1
+    shutil.rmtree(r18[0])
     r = run(["--profile", "smoke", "--only", "02", "--nproc", "2"], env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "torchrun: stage 02 on 2 processes" in r.stdout

@@ -233,14 +233,18 @@ def max_certifiable_radius(n: int, alpha: float, d: int, k: int) -> int:
 def largest_k_for_radius(rho: int, n: int, alpha: float, d: int) -> int:
     """The most pixels an ablation may keep for a unanimous vote of ``n`` to certify radius ``rho``: the largest
     ``k`` with :func:`max_certifiable_radius` ``>= rho`` (0 when none, i.e. ``rho`` is out of reach at this ``n``).
-    The radius falls as ``k`` grows, so the answer is found by bisection. It turns a target L0 (Pixle's) into
-    the share of the image a base detector would have to decide from."""
-    if max_certifiable_radius(n, alpha, d, 1) < rho:
+    It turns a target L0 (Pixle's) into the share of the image a base detector would have to decide from.
+    ``Delta(rho)`` grows with ``k``, so the answer is found by bisection on ``p_lower - Delta(rho) > 0.5``."""
+    if not 0 <= rho <= d:
+        raise ValueError(f"need 0 <= rho <= d (rho={rho}, d={d})")
+    p = clopper_pearson_lower(n, n, alpha)          # a unanimous vote's lower bound
+    ok = lambda k: p - ablation_delta(d, k, rho) > 0.5   # noqa: E731
+    if not ok(1):
         return 0
-    lo, hi = 1, d + 1        # radius(lo) >= rho holds; k = d + 1 is out of range (treated as failing)
+    lo, hi = 1, d + 1        # ok(lo) holds; k = d + 1 is out of range (treated as failing)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if max_certifiable_radius(n, alpha, d, mid) >= rho:
+        if ok(mid):
             lo = mid
         else:
             hi = mid
@@ -426,8 +430,9 @@ def bands_touched(x: torch.Tensor, x_adv: torch.Tensor, s: int) -> torch.Tensor:
     return blocks_touched(x, x_adv, band=s)
 
 
-__all__ = ["ABSTAIN", "largest_k_for_radius", "keep_masks", "apply_mask", "ablate", "ablation_transform", "block_mask", "block_positions", "block_masks",
+__all__ = ["ABSTAIN", "keep_masks", "apply_mask", "ablate", "ablation_transform", "block_mask", "block_positions", "block_masks",
            "block_shape", "column_mask", "block_transform", "column_transform", "masked_logits", "BlockScore", "ColumnScore",
-           "ablation_delta", "clopper_pearson_lower", "certified_radius", "max_certifiable_radius", "ablation_votes", "Certificate",
+           "ablation_delta", "clopper_pearson_lower", "certified_radius", "max_certifiable_radius", "largest_k_for_radius",
+           "ablation_votes", "Certificate",
            "certify_ablation", "smoothed_predict", "vote_scores", "SmoothedScore", "block_votes", "band_votes", "blocks_per_patch",
            "bands_per_patch", "column_certificate", "blocks_touched", "bands_touched"]

@@ -26,7 +26,6 @@ Writes ``metrics/07_certified.json`` (:class:`CertifiedStage`), reused while its
 from __future__ import annotations
 
 import math
-
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -714,7 +713,7 @@ def reach_sentence(stage: CertifiedStage, l0: float | None) -> str:
     if k == 0:
         return f" No k certifies {need} pixels with n={stage.config['n']}."
     return (f" To certify Pixle's mean L0 ({need} pixels) even with a unanimous vote, an ablation could keep at most "
-            f"k={k} of the {d} pixels ({k / d:.1%}); these base detectors keep {stage.config['k']}.")
+            f"k={k} of the {d:,} pixels ({k / d:.1%}); these base detectors keep {stage.config['k']}.")
 
 
 def verdict_markdown(stage: CertifiedStage) -> str:
