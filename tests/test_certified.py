@@ -315,6 +315,9 @@ def test_profiles_declare_every_cert_parameter():
         cfg = CertConfig.from_params(params)
         assert cfg.n0 >= 1 and cfg.n >= cfg.n0 and 0 < cfg.alpha < 1 and len(cfg.pixle) == 2, name
     assert PROFILES["thesis"]["CERT_N"] >= 10000
+    # the k trade-off trains 01's first model unless CERT_SWEEP_MODEL names another
+    assert CertConfig.from_params(PROFILES["demo"]).sweep_model is None
+    assert CertConfig.from_params({**PROFILES["demo"], "CERT_SWEEP_MODEL": "resnet50"}).sweep_model == "resnet50"
 
 
 def test_column_score_is_the_column_vote_and_the_adaptive_attack_respects_the_certificate():

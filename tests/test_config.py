@@ -42,6 +42,7 @@ def test_every_profile_builds_every_section():
     (CertifiedSection, "CERT_ALPHA", 1.5, "must be a number > 0 and < 1"),
     (CertifiedSection, "CERT_INIT", "imagenet", "not one of ['baseline', 'scratch']"),
     (CertifiedSection, "CERT_PIXLE", [1], "two whole numbers >= 1"),
+    (CertifiedSection, "CERT_SWEEP_MODEL", "resnet34", "'resnet34' is not one of ['resnet18', 'resnet50']"),
 ])
 def test_a_section_refuses_a_bad_value_at_construction_naming_it(cls, name, bad, says):
     with pytest.raises(ParameterError) as e:

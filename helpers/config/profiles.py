@@ -105,7 +105,8 @@ BASE: dict[str, object] = {
     "CERT_CLIPS": None,
     "CERT_EPOCHS": 10,
     "CERT_INIT": "baseline",     # base detectors fine-tuned from 01's baseline; "scratch": as the paper
-    "CERT_K_SWEEP": [],          # more k for the accuracy-radius trade-off (first model; trained and certified)
+    "CERT_K_SWEEP": [],          # more k for the accuracy-radius trade-off (trained and certified)
+    "CERT_SWEEP_MODEL": None,    # the model the k trade-off trains (one of 01's; None: the first)
     "CERT_BAND": 4,
     "CERT_BLOCK": 0,             # block smoothing's square side (0: off): H*W = 1,024 base evaluations per prediction
     "CERT_BLOCK_STRIDE": 1,      # block offsets every t pixels: H*W/t^2 evaluations (must divide the image side)

@@ -328,6 +328,7 @@ class CertifiedSection(Section):
     sparse_queries: int = param("CERT_SPARSE_QUERIES", ge=1, integer=True)
     init: str = param("CERT_INIT", choices=C.CERT_INIT)
     k_sweep: tuple[int, ...] = param("CERT_K_SWEEP", check=_whole_each)
+    sweep_model: str | None = param("CERT_SWEEP_MODEL", choices=C.ARCHS)
 
 
 SECTIONS: tuple[type[Section], ...] = (DataSection, TrainSection, PixleSection, SmoothingSection, AdversarialSection,

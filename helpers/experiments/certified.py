@@ -9,8 +9,9 @@ For each model of 01 (same features, same training recipe and data, ``CERT_EPOCH
 2. **Certify** the test clips 02 attacked (``clips`` of them, class-balanced): Levine & Feizi's CERTIFY
    (``n0`` selection ablations, ``n`` estimation ablations, Clopper-Pearson at ``1 - alpha``) gives each clip a
    prediction and a certified L0 radius, or an abstention; column smoothing gives a deterministic patch certificate.
-3. **Trade k off** (``k_sweep``, the first model only): more base detectors at other ``k``, trained and certified on the
-   same clips and seeds, not attacked: accuracy against the largest certifiable radius (:func:`k_sweep`).
+3. **Trade k off** (``k_sweep``, on ``sweep_model``, else the first model): more base detectors at other ``k``,
+   trained and certified on the same clips and seeds, not attacked: accuracy against the largest certifiable radius
+   (:func:`k_sweep`).
 4. **Attack adaptively**: Pixle (02's settings, ``pixle`` budget) and Sparse-RS query the smoothed detector
    (:class:`helpers.defenses.ablation.SmoothedScore`: a fixed seeded set of ``attack_n`` ablations, so the attack's
    objective is deterministic, seeded apart from the certificate's). Sparse-RS runs twice: at each clip's own
@@ -73,7 +74,8 @@ class CertConfig:
     sparse_queries: int = 20         # adaptive Sparse-RS queries
     seed: int = 2022
     init: str = "baseline"           # base detectors start from 01's baseline (a zero-weight mask channel) or scratch
-    k_sweep: tuple = ()              # more k for the trade-off (first model only: trained and certified, not attacked)
+    k_sweep: tuple = ()              # more k for the trade-off (one model: trained and certified, not attacked)
+    sweep_model: str | None = None   # the model the trade-off trains (None: 01's first)
 
     @classmethod
     def from_params(cls, ns: dict) -> "CertConfig":
@@ -101,7 +103,7 @@ class CertifiedStage(StageRecord):
     attacks: list[dict] = field(default_factory=list)        # one row per model x adaptive attack
     column: dict[str, dict] = field(default_factory=dict)    # arch -> column smoothing's patch certificate
     block: dict[str, dict] = field(default_factory=dict)     # arch -> block smoothing's patch certificate
-    sweep: list[dict] = field(default_factory=list)          # the k trade-off: one row per k (first model)
+    sweep: list[dict] = field(default_factory=list)          # the k trade-off: one row per k (one model)
     budgets: dict = field(default_factory=dict)              # Pixle's mean L0 (02), Sparse-RS's k (06 or Pixle's)
     empirical: list[dict] = field(default_factory=list)      # the empirical defenses under attack on 02's clips
     seconds: dict[str, float] = field(default_factory=dict)
@@ -491,6 +493,10 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
         pass
     tcfg = TrainConfig(**{**base.train, "epochs": cfg.epochs})
     archs = list(base.checkpoints)
+    sweep_arch = cfg.sweep_model or archs[0]
+    if cfg.k_sweep and sweep_arch not in archs:
+        raise ValueError(f"CERT_SWEEP_MODEL={cfg.sweep_model!r}: 01 trained only {archs}; choose one of them "
+                         f"(-p CERT_SWEEP_MODEL {archs[0]}) or run 01 with it in MODELS")
     pixle_l0 = {a: pixle_mean_l0(clips.stage, a) for a in archs}
     sparse_k = {a: int((six_k or {}).get(a) or max(1, round(pixle_l0[a] or 32))) for a in archs}
     pos = attack_subset(clips.y, cfg.clips, cfg.seed)
@@ -545,7 +551,7 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
                 report(f"07 {arch} {r['attack']} ({r['budget']}): accuracy {r['accuracy']:.2f}, mean L0 {r['mean_l0']:.1f}, "
                        f"flips within radius {r['flips_within_radius']} of {r['within_radius']}")
             stage.attacks += rows
-        if cfg.k_sweep and arch == archs[0]:
+        if cfg.k_sweep and arch == sweep_arch:
             k_sweep(stage, arch, (cert, res), prep, tcfg, clean, x, y, cfg, pixle_l0[arch], profile, device)
         for variant, size in (("column", cfg.band), ("block", cfg.block)):
             if size > 0:
