@@ -48,7 +48,7 @@ run: venv
 	$(BIN)/python run_all.py --profile $(PROFILE)
 
 # pytest-xdist, one thread per worker (OMP_NUM_THREADS=1): the end-to-end smoke run (tests/conftest.py puts it
-# first) takes one worker while the unit tests take the other (pytest 10 min 29 s from a fresh clone, against
+# first) takes one worker while the unit tests take the other (pytest 10 min 29 s and 11 min 18 s from fresh clones, against
 # 12 min 41 s on one worker; with 2 threads per worker the workers fought over the cores: 14 min 40 s). nbval then
 # re-executes the parameterised notebooks over that run's caches, one at a time: on 2 xdist workers it was a
 # minute faster but two kernels starting at once can race for a port ("Kernel died before replying to
