@@ -32,14 +32,15 @@ engines:
 
 # Exact versions from requirements.lock (generated from pyproject.toml by `make lock`), then the
 # package itself without resolving anything again. uv (MIT/Apache-2.0) installs the lock: it downloads and unpacks
-# in parallel (52 s against pip's 181 s, 120 s without byte-compiling, for the lock from an empty cache, 2.7 GB of torch's CUDA
-# wheels); it does not read pip's configuration, so tools/uv_indexes.py hands it pip's indexes, and pip installs
-# the lock instead if uv fails.
-$(STAMP): pyproject.toml requirements.lock tools/uv_indexes.py
+# in parallel (52 s against pip's 181 s, 120 s without byte-compiling, from an empty cache; 2.7 GB of it are torch's
+# CUDA wheels). tools/uv_install.py hands it pip's configured indexes; where uv cannot be installed or fails, pip
+# installs the lock.
+$(STAMP): pyproject.toml requirements.lock tools/uv_install.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip $(UV)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock $$($(BIN)/python tools/uv_indexes.py) \
-		|| $(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	-$(BIN)/python -m pip install --quiet $(UV)
+	$(BIN)/python tools/uv_install.py --quiet -r requirements.lock \
+		|| (echo "venv: uv did not install the lock; pip installs it" && $(BIN)/python -m pip install --quiet -r requirements.lock)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m pip install --quiet --no-deps $(REFERENCE)
 	touch $(STAMP)

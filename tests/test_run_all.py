@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -140,12 +141,17 @@ def test_smoke_run_end_to_end():
     nbval, log = start_nbval(prof, env)
     try:
         check_resumes(prof, env, realizable, every)
-    except BaseException:
-        nbval.kill()
-        nbval.wait()
-        raise
-    assert nbval.wait(timeout=1500) == 0, log.read_text()[-6000:]
-    assert " passed" in log.read_text() and " failed" not in log.read_text()
+        rc = nbval.wait(timeout=1500)
+    finally:
+        if nbval.poll() is None:
+            nbval.kill()
+            nbval.wait()
+    if rc and KERNEL_RACE in log.read_text():     # two kernels starting at once took the same port: once more, alone
+        with open(log, "w") as fh:
+            rc = subprocess.run(nbval.args, env=nbval_env(prof, env), cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                                timeout=1500).returncode
+    assert rc == 0, log.read_text()[-6000:]
+    assert re.search(r"^\d+ passed", log.read_text().splitlines()[-1]), log.read_text()[-2000:]
 
 
 def replay_copy(prof: Path, dest: Path) -> Path:
@@ -165,19 +171,28 @@ def replay_copy(prof: Path, dest: Path) -> Path:
     return dest
 
 
+# jupyter_client picks a kernel's ports before binding them: two kernels starting together can take the same one
+# (nbmake#129). nbval's kernels start beside the resume checks' papermill kernels, so this retries nbval once on it.
+KERNEL_RACE = "Kernel died before replying to kernel_info"
+
+
+def nbval_env(prof: Path, env: dict) -> dict:
+    return {**os.environ, **env, "OUTPUT_DIR": str(prof.parent / "nbval")}
+
+
 def start_nbval(prof: Path, env: dict) -> tuple[subprocess.Popen, Path]:
     """nbval over every notebook, parameterised for the profile (``run_all.py --prepare-only``), re-executed in the
     background over a copy of the finished run (``<OUTPUT_DIR>/nbval``): its caches make it a replay of minutes,
     which the resume checks then overlap. Returns the process and its log."""
-    out = prof.parent / "nbval"
+    nb_env = nbval_env(prof, env)
+    out = Path(nb_env["OUTPUT_DIR"])
     replay_copy(prof, out / prof.name)
-    nb_env = {**env, "OUTPUT_DIR": str(out)}
     r = run(["--profile", prof.name, "--prepare-only"], env=nb_env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     log = out / "nbval.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
-                                 str(out / prof.name / "prepared")], env={**os.environ, **nb_env}, cwd=ROOT,
+                                 str(out / prof.name / "prepared")], env=nb_env, cwd=ROOT,
                                 stdout=fh, stderr=subprocess.STDOUT)
     return proc, log
 
@@ -193,9 +208,14 @@ def check_resumes(prof: Path, env: dict, realizable: list[dict], every: int) -> 
         shutil.rmtree(folder)
     p = subprocess.Popen(RUN + ["--profile", "smoke", "--only", "02"], env={**os.environ, **env}, cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    time.sleep(12)
-    os.killpg(p.pid, signal.SIGKILL)
+    chunks = lambda arch: list((prof / "cache" / "adv").glob(f"{arch}-baseline-*-none-*/chunk_*.safetensors"))  # noqa: E731
+    deadline = time.monotonic() + 600
+    while not chunks("resnet18") and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGKILL)        # killed once ResNet-18's attack is cached, ResNet-50's not yet
     p.wait()
+    assert len(chunks("resnet18")) == 1 and not chunks("resnet50")
+    kept = chunks("resnet18")[0], chunks("resnet18")[0].stat().st_mtime_ns
     r = run(["--profile", "smoke", "--only", "02", "--nproc", "2"], env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "torchrun: stage 02 on 2 processes" in r.stdout
@@ -204,6 +224,8 @@ def check_resumes(prof: Path, env: dict, realizable: list[dict], every: int) -> 
     key = lambda recs: [(x["model"], x["condition"], x["accuracy"], x.get("queries"), x["per_clip"]["pred"]) for x in recs]
     assert key(after) == key(before)
     assert all(rec["per_clip"].get("l0") == ref["per_clip"].get("l0") for rec, ref in zip(after, before))
+    assert chunks("resnet18") == [kept[0]] and kept[0].stat().st_mtime_ns == kept[1]    # read back, not redone
+    assert len(chunks("resnet50")) == 1
     # 06 interrupted after some attack runs: the finished ones are reused, the rest recomputed, same records
     assert "## Attacks an adversary can mount" in (prof / "report.md").read_text()   # 05 ran after 06
     run06 = json.loads((prof / "metrics" / "06_realizable.json").read_text())["key"]
