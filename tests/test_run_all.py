@@ -214,7 +214,9 @@ def check_resumes(prof: Path, env: dict, realizable: list[dict], every: int) -> 
         time.sleep(0.2)
     os.killpg(p.pid, signal.SIGKILL)        # killed once ResNet-18's attack is cached, ResNet-50's not yet
     p.wait()
-    assert len(chunks("resnet18")) == 1 and not chunks("resnet50")
+    assert len(chunks("resnet18")) == 1 and not chunks("resnet50"), (
+        f"02 (exit code {p.returncode}) was to be killed between ResNet-18's and ResNet-50's attacks; cached: "
+        f"{chunks('resnet18') + chunks('resnet50')}")
     kept = chunks("resnet18")[0], chunks("resnet18")[0].stat().st_mtime_ns
     r = run(["--profile", "smoke", "--only", "02", "--nproc", "2"], env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
