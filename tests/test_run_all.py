@@ -141,7 +141,10 @@ def test_smoke_run_end_to_end():
     nbval, log = start_nbval(prof, env)
     try:
         check_resumes(prof, env, realizable, every)
-        rc = nbval.wait(timeout=1500)
+        try:
+            rc = nbval.wait(timeout=1500)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"nbval still running after 25 min: {log.read_text()[-6000:]}") from None
     finally:
         if nbval.poll() is None:
             nbval.kill()
@@ -151,7 +154,8 @@ def test_smoke_run_end_to_end():
             rc = subprocess.run(nbval.args, env=nbval_env(prof, env), cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
                                 timeout=1500).returncode
     assert rc == 0, log.read_text()[-6000:]
-    assert re.search(r"^\d+ passed", log.read_text().splitlines()[-1]), log.read_text()[-2000:]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text())
+    assert re.search(r"^\d+ passed\b.* in [\d.]+s", text, re.M), text[-2000:]     # "1 failed, 74 passed" does not match
 
 
 def replay_copy(prof: Path, dest: Path) -> Path:
@@ -172,8 +176,18 @@ def replay_copy(prof: Path, dest: Path) -> Path:
 
 
 # jupyter_client picks a kernel's ports before binding them: two kernels starting together can take the same one
-# (nbmake#129). nbval's kernels start beside the resume checks' papermill kernels, so this retries nbval once on it.
+# (nbmake#129). nbval's kernels start beside the resume checks' papermill kernels, so either side is run once more
+# on it.
 KERNEL_RACE = "Kernel died before replying to kernel_info"
+
+
+def run_once_more_on_kernel_race(args, env, **kw):
+    """``run``, repeated once when a notebook's kernel lost the port race (run_all resumes from its caches);
+    returns the result and whether it was repeated."""
+    r = run(args, env=env, **kw)
+    if r.returncode and KERNEL_RACE in r.stdout + r.stderr:
+        return run(args, env=env, **kw), True
+    return r, False
 
 
 def nbval_env(prof: Path, env: dict) -> dict:
@@ -212,13 +226,15 @@ def check_resumes(prof: Path, env: dict, realizable: list[dict], every: int) -> 
     deadline = time.monotonic() + 600
     while not chunks("resnet18") and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    os.killpg(p.pid, signal.SIGKILL)        # killed once ResNet-18's attack is cached, ResNet-50's not yet
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)    # killed once ResNet-18's attack is cached, ResNet-50's not yet
     p.wait()
+    time.sleep(2)                           # the notebook's kernel (its own session) notices its parent is gone
     assert len(chunks("resnet18")) == 1 and not chunks("resnet50"), (
         f"02 (exit code {p.returncode}) was to be killed between ResNet-18's and ResNet-50's attacks; cached: "
         f"{chunks('resnet18') + chunks('resnet50')}")
     kept = chunks("resnet18")[0], chunks("resnet18")[0].stat().st_mtime_ns
-    r = run(["--profile", "smoke", "--only", "02", "--nproc", "2"], env=env, timeout=900)
+    r, _ = run_once_more_on_kernel_race(["--profile", "smoke", "--only", "02", "--nproc", "2"], env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "torchrun: stage 02 on 2 processes" in r.stdout
     assert json.loads((prof / "run.json").read_text())["last_run"] == ["02_pixle_attack"]   # --only: just that one
@@ -236,9 +252,10 @@ def check_resumes(prof: Path, env: dict, realizable: list[dict], every: int) -> 
     for part in parts[::8]:                 # every eighth recomputed (3 of 24 in smoke), the rest read back
         part.unlink()
     (prof / "metrics" / "06_realizable.json").unlink()
-    r = run(["--profile", "smoke", "--only", "06"], env=env, timeout=900)
+    r, again = run_once_more_on_kernel_race(["--profile", "smoke", "--only", "06"], env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count("reused cache/realizable/") + r.stderr.count("reused cache/realizable/") == len(parts) - len(parts[::8])
+    reused = r.stdout.count("reused cache/realizable/") + r.stderr.count("reused cache/realizable/")
+    assert reused == len(parts) - len(parts[::8]) or (again and reused >= len(parts) - len(parts[::8]))
     # --only runs just that notebook (and the report after it), reusing the caches; run.json keeps the others
     manifest = json.loads((prof / "run.json").read_text())
     assert manifest["last_run"] == ["06_realizable_attacks", "05_evaluation"] and len(manifest["notebooks"]) == every

@@ -36,3 +36,6 @@ def test_no_configuration_leaves_uv_on_its_default_index_and_no_index_is_passed_
     assert uv_install.uv_args(uv_install.pip_settings("")) == ["--index-strategy", "unsafe-best-match"]
     assert "--no-index" in uv_install.uv_args(uv_install.pip_settings(":env:.no-index='true'\n"))
     assert "--no-index" not in uv_install.uv_args(uv_install.pip_settings("global.no-index='false'\n"))
+    assert "--no-index" not in uv_install.uv_args(uv_install.pip_settings(":env:.no-index=''\n"))   # PIP_NO_INDEX=
+    assert uv_install.uv_args(uv_install.pip_settings("global.constraint='/etc/c.txt'\n"))[:2] == ["--constraint",
+                                                                                                  "/etc/c.txt"]

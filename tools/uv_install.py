@@ -5,8 +5,8 @@
 ``make venv`` installs the lock this way: uv downloads and unpacks in parallel (52 s against pip's 181 s on this
 machine, 120 s without byte-compiling, from an empty cache) and falls back to pip when this fails. uv does not read
 pip's configuration, so this reads it (``pip config list``: its files, then ``PIP_*`` variables, which win, as in
-pip) and passes ``index-url``, ``extra-index-url``, ``find-links`` and ``no-index`` on as uv's flags, and ``cert``
-as ``SSL_CERT_FILE``. uv's ``unsafe-best-match`` looks for each pinned version in every index, as pip does (uv's
+pip) and passes ``index-url``, ``extra-index-url``, ``find-links``, ``constraint`` and ``no-index`` on as uv's
+flags, and ``cert`` as ``SSL_CERT_FILE``. uv's ``unsafe-best-match`` looks for each pinned version in every index, as pip does (uv's
 default takes a package only from the first index that lists it). The uv next to this Python runs it.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-FLAGS = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links"}
+FLAGS = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
+         "constraint": "--constraint"}
 READ = (*FLAGS, "no-index", "cert")
 SECTIONS = ("global", "install", ":env:")        # pip's precedence, lowest first; other commands' sections ignored
 
@@ -44,7 +45,7 @@ def uv_args(settings: dict[str, list[str]]) -> list[str]:
     for key, flag in FLAGS.items():
         for value in settings.get(key, []):
             args += [flag, value]
-    if settings.get("no-index", ["false"])[0].lower() in ("1", "true", "yes", "on"):
+    if (settings.get("no-index") or ["false"])[0].lower() in ("1", "true", "t", "yes", "y", "on"):
         args.append("--no-index")
     return args + ["--index-strategy", "unsafe-best-match"]
 
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
     settings = pip_settings(listing)
     env = dict(os.environ)
     if settings.get("cert"):
-        env.setdefault("SSL_CERT_FILE", settings["cert"][0])
+        env["SSL_CERT_FILE"] = settings["cert"][0]      # pip's cert wins, as it does for pip
     uv = Path(sys.executable).with_name("uv")
     cmd = [str(uv), "pip", "install", "--python", sys.executable, *argv, *uv_args(settings)]
     try:
