@@ -45,9 +45,9 @@ $(STAMP): pyproject.toml requirements.lock tools/uv_install.py
 	$(BIN)/python -m pip install --quiet --no-deps $(REFERENCE)
 	touch $(STAMP)
 
-# Refresh the lock after changing dependencies in pyproject.toml (uv resolves for Linux x86-64, Python 3.11).
+# Refresh the lock after changing dependencies in pyproject.toml (uv, installed with the venv, resolves for Linux
+# x86-64, Python 3.11).
 lock: venv
-	$(BIN)/python -m pip install --quiet $(UV)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --no-header -o requirements.lock
 

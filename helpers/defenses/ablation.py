@@ -205,23 +205,29 @@ def clopper_pearson_lower(count: int, n: int, alpha: float = 0.05) -> float:
     return 0.0 if count == 0 else float(beta.ppf(alpha, count, n - count + 1))
 
 
+def _certifies(p_lower: float, d: int, k: int, rho: int) -> bool:
+    """Levine & Feizi's two-class condition: the top class keeps the majority after ``rho`` changed pixels."""
+    return p_lower - ablation_delta(d, k, rho) > 0.5
+
+
+def _last_true(ok: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The largest ``x`` in ``[lo, hi)`` with ``ok(x)``, for ``ok`` true at ``lo`` and monotone (true, then false)."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
 def certified_radius(p_lower: float, d: int, k: int) -> int:
     """The largest ``rho`` with ``p_lower - Delta(rho) > 0.5`` (two classes), or ``ABSTAIN`` (-1) when even
     ``rho = 0`` fails (``p_lower <= 0.5``: the top class is not certified to be the majority).
 
     Radius 0 means: the prediction is certified for the clean input only. ``Delta`` grows with ``rho``, so the
-    largest one is found by bisection.
+    largest one is found by bisection (``Delta(d - k + 1) = 1`` always fails).
     """
     if p_lower <= 0.5:
         return ABSTAIN
-    lo, hi = 0, d - k + 1    # Delta(lo) < p_lower - 0.5 holds; Delta(hi) = 1 fails
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if p_lower - ablation_delta(d, k, mid) > 0.5:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return _last_true(lambda rho: _certifies(p_lower, d, k, rho), 0, d - k + 1)
 
 
 def max_certifiable_radius(n: int, alpha: float, d: int, k: int) -> int:
@@ -238,17 +244,8 @@ def largest_k_for_radius(rho: int, n: int, alpha: float, d: int) -> int:
     if not 0 <= rho <= d:
         raise ValueError(f"need 0 <= rho <= d (rho={rho}, d={d})")
     p = clopper_pearson_lower(n, n, alpha)          # a unanimous vote's lower bound
-    ok = lambda k: p - ablation_delta(d, k, rho) > 0.5   # noqa: E731
-    if not ok(1):
-        return 0
-    lo, hi = 1, d + 1        # ok(lo) holds; k = d + 1 is out of range (treated as failing)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    ok = lambda k: _certifies(p, d, k, rho)         # noqa: E731
+    return _last_true(ok, 1, d + 1) if ok(1) else 0   # k = d + 1 is out of range (treated as failing)
 
 
 @torch.inference_mode()
