@@ -52,7 +52,6 @@ from typing import Callable, Literal
 
 import numpy as np
 import pandas as pd
-import scipy.signal as sps
 
 from helpers.data.audio import TARGET_SR, AudioError, list_audio, trim_silence, write_flac
 from helpers.data.codecs import CODEC_VERSION, CodecError, apply_codec, apply_source_codec, assign_codecs
@@ -172,6 +171,7 @@ def vocode_lpc(wav: np.ndarray, sr: int = TARGET_SR, order: int = 16, frame_ms: 
                hop_ms: float = 10.0, seed: int = 0) -> np.ndarray:
     """LPC source-filter vocoder: per-frame all-pole envelope excited by pulses (voiced) or noise."""
     import librosa
+    import scipy.signal as sps     # here, not at the top: scipy.signal costs every notebook's kernel about 2 s
 
     rng = np.random.default_rng(seed)
     x = wav.astype(np.float64)

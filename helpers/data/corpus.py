@@ -143,20 +143,23 @@ def _stratified(pool: pd.DataFrame, col: str, k: int, rng: np.random.Generator) 
 
 
 def split_by_group(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
-                   seed: int = 2022) -> pd.DataFrame:
+                   seed: int = 2022, test_groups: tuple[str, ...] | list[str] | set[str] = ()) -> pd.DataFrame:
     """Assign ``split`` in {train, val, test} so that no group straddles two splits.
 
     Groups are shuffled with the seed and filled into splits in order until each split holds
-    its fraction of the trials. Deterministic for a given seed and table.
+    its fraction of the trials. Deterministic for a given seed and table. ``test_groups`` go to
+    test whatever the draw, on top of its share: the other groups are split as if they were the
+    whole table, so the test split still holds others besides them.
     """
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"split fractions {fractions} must sum to 1")
-    groups = np.array(sorted(df["group"].unique()))
+    held = set(test_groups)
+    groups = np.array(sorted(set(df["group"].unique()) - held))
     rng = np.random.default_rng(seed)
     groups = groups[rng.permutation(len(groups))]
     sizes = df.groupby("group").size()
-    bounds = np.cumsum(fractions) * len(df)
-    assign, filled, idx = {}, 0, 0
+    bounds = np.cumsum(fractions) * int(sizes.loc[list(groups)].sum())
+    assign, filled, idx = {g: "test" for g in held}, 0, 0
     for g in groups:
         while idx < len(SPLITS) - 1 and filled >= bounds[idx] - 1e-9:
             idx += 1
@@ -211,7 +214,8 @@ def _follows_text(df: pd.DataFrame) -> pd.Series:
 
 
 def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), seed: int = 2022,
-                  by: SplitBy = "source", unseen: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+                  by: SplitBy = "source", unseen: tuple[str, ...] | list[str] = (),
+                  test_speakers: tuple[str, ...] = ()) -> pd.DataFrame:
     """``split`` column by the chosen unit; ``attrs["split_by"]`` says which grouping was used.
 
     Clip-level splits are stratified by label (each split holds each class's share within one
@@ -222,12 +226,16 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7
     ``unseen`` systems are evaluation-only, as ASVspoof 2019 LA's A07-A19: their spoofs go to
     ``test`` and never to train or validation; an unseen copy whose bonafide source landed in
     train or validation is dropped (it would put that recording on both sides), and
-    ``attrs["note"]`` says how many.
+    ``attrs["note"]`` says how many. A speaker whose own recordings an unseen voice was built from
+    (``SpoofSystem.built_from``: S07 and festvox_ru_nsh) is a test speaker, as ASVspoof's
+    evaluation-only systems spoof evaluation speakers: otherwise the detector would learn that
+    speaker's voice as bonafide in training and meet the spoof of that voice only in test (a
+    split by clip keeps no unit together, so it holds nobody back).
     """
     unseen = tuple(unseen)
     if unseen:
         mask = df["attack"].isin(unseen) & (df["label"] == "spoof")
-        rest = assign_splits(df.loc[~mask], fractions, seed, by)
+        rest = assign_splits(df.loc[~mask], fractions, seed, by, test_speakers=voices_built_from(unseen))
         held = df.loc[mask].copy()
         held["split"] = "test"
         if by != "clip" and len(held):
@@ -243,7 +251,7 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7
             dropped = 0
         out = pd.concat([rest, held]).sort_index()
         out.attrs["split_by"] = rest.attrs.get("split_by", by)
-        note = df.attrs.get("note", "")
+        note = rest.attrs.get("note", df.attrs.get("note", ""))
         if dropped:
             note = "; ".join(x for x in (note, f"{dropped} unseen-system copies of train/validation recordings "
                                                "dropped (their source is on the other side)") if x)
@@ -252,13 +260,15 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7
     units, used = split_units(df, by)
     if used != "clip":
         text = _follows_text(df)
+        held = sorted(set(units[~text & df.get("speaker", pd.Series("", index=df.index)).isin(test_speakers)]))
         if text.any():   # TTS clips: split by sentence, apart from the speakers' units
-            a = split_by_group(df.loc[~text].assign(group=units[~text]), fractions, seed).assign(group=df["group"])
+            a = split_by_group(df.loc[~text].assign(group=units[~text]), fractions, seed,
+                               test_groups=held).assign(group=df["group"])
             b = split_by_group(df.loc[text], fractions, seed + 1)
             out = pd.concat([a, b]).sort_index()
             out.attrs.update(df.attrs)
             out.attrs["split_by"] = used
-            return out
+            return _note_held(out, test_speakers, held)
     if used == "clip":
         out = df.copy()
         out["split"] = ""
@@ -270,6 +280,23 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7
             for name, lo, hi in zip(SPLITS, np.r_[0, cuts[:-1]], cuts):
                 out.loc[idx[lo:hi], "split"] = name
     else:
-        out = split_by_group(df.assign(group=units), fractions, seed).assign(group=df["group"])
+        out = split_by_group(df.assign(group=units), fractions, seed, test_groups=held).assign(group=df["group"])
+        out = _note_held(out, test_speakers, held)
     out.attrs["split_by"] = used
+    return out
+
+
+def voices_built_from(systems: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The corpus speakers whose own recordings these systems' voices were built from (S07: festvox_ru_nsh)."""
+    from helpers.data.synthesis import SYSTEMS
+
+    return tuple(sorted({SYSTEMS[s].built_from for s in systems if s in SYSTEMS and SYSTEMS[s].built_from}))
+
+
+def _note_held(out: pd.DataFrame, speakers: tuple[str, ...], held: list[str]) -> pd.DataFrame:
+    """``attrs["note"]`` names the speakers held in the test split (:func:`assign_splits`)."""
+    if held:
+        who = ", ".join(sorted(set(speakers)))
+        out.attrs["note"] = "; ".join(x for x in (out.attrs.get("note", ""), f"speaker {who} in the test split "
+                                                  "only: an unseen system's voice was built from their recordings") if x)
     return out

@@ -94,6 +94,7 @@ ASTERISK_VOICES: dict[str, tuple[str, str, str, str]] = {
 }
 ASTERISK_SKIP_DIRS = ("silence",)
 FESTVOX_RU_WAV = "usr/share/festival/voices/russian/msu_ru_nsh_clunits/wav"
+FESTVOX_RU_SPEAKER = "festvox_ru_nsh"   # the speaker id of its recordings, from which S07's voice was also built
 TUXPAINT_STAMPS = "usr/share/tuxpaint/stamps"
 _TUX_DESC = re.compile(r"_desc(?:_([A-Za-z]{2,3}(?:_[A-Z]{2})?(?:@[A-Za-z]+)?))?\.ogg$")
 
@@ -254,7 +255,7 @@ def asterisk_items(root: Path, language: str) -> list[SpeechItem]:
 def festvox_ru_items(root: Path) -> list[SpeechItem]:
     """The 620 read sentences of msu_ru_nsh (one male speaker, 16 kHz PCM)."""
     folder = Path(root) / FESTVOX_RU_WAV
-    return [SpeechItem(p, "festvox_ru_nsh", "ru", "festvox-ru", "pcm", "festvox_ru")
+    return [SpeechItem(p, FESTVOX_RU_SPEAKER, "ru", "festvox-ru", "pcm", "festvox_ru")
             for p in sorted(folder.glob("*.wav")) if p.is_file()]
 
 

@@ -28,7 +28,9 @@ D02   copy_synthesis           WORLD with the full CheapTrick envelope (diagnost
 
 S07 is built from the very recordings the corpus uses as bonafide speaker ``festvox_ru_nsh``: a
 same-speaker spoof, the ASVspoof setting; it is given sentences other than its own prompts (a
-prompt's own text re-splices its recording almost whole).
+prompt's own text re-splices its recording almost whole). When S07 is unseen, that speaker is a test
+speaker too (``SpoofSystem.built_from``, :func:`helpers.data.corpus.assign_splits`): ASVspoof's
+evaluation-only systems spoof evaluation speakers, never the training ones.
 
 **How they run.** eSpeak NG (GPL-3.0+), Festival (``festival --batch``; X11-style licence, voices
 under their own) and Flite (BSD-style, parts GPL-2) run as separate processes, as command-line
@@ -67,6 +69,7 @@ import numpy as np
 
 from helpers.data.audio import TARGET_SR, resample, trim_silence, write_flac
 from helpers.data.sentences import Sentence
+from helpers.data.speech_sources import FESTVOX_RU_SPEAKER
 from helpers.io import atomic_write, cache_key, load_json, save_json
 from helpers.paths import interim_dir
 from helpers.progress import progress_iter
@@ -99,6 +102,7 @@ class SpoofSystem:
     apt: tuple[str, ...] = ()        # Debian packages it needs
     pip: tuple[str, ...] = ()        # PyPI packages it needs
     diagnostic: bool = False         # not in the default list: a check, not a deepfake
+    built_from: str = ""             # the corpus speaker whose own recordings the voice was built from (S07)
     options: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -142,7 +146,7 @@ SYSTEMS: dict[str, SpoofSystem] = {s.id: s for s in (
     SpoofSystem("S07", "Festival unit selection msu_ru_nsh", "unit_selection", "Festival 2.5 (clunits)",
                 "msu_ru_nsh_clunits", ("ru",), "BSD-like (keep the notice, mark modifications)",
                 "msu_ru_nsh Russian voice, Copyright (c) 2005 Nickolay V. Shmyrev (festvox-ru)", "festival",
-                apt=("festival", "festvox-ru"), options={"script": "cyrillic", "strip": "«»„“”\"—–…", "text_rules": 2}),
+                apt=("festival", "festvox-ru"), built_from=FESTVOX_RU_SPEAKER, options={"script": "cyrillic", "strip": "«»„“”\"—–…", "text_rules": 2}),
     SpoofSystem("S08", "Festival diphone kal", "diphone", "Festival 2.5 (residual-LPC diphones)", "kal_diphone",
                 ("en",), "free use and distribution (Black & Lenzo 1998, keep the notice)",
                 "CSTR/OGI kal diphone database, Alan W Black and Kevin Lenzo", "festival",

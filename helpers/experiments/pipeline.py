@@ -117,7 +117,8 @@ def prepare_data(p: DataParams, profile: str | None = None, device: str = "cpu",
     df, skipped = C.load_corpus(layout, on_missing="skip" if p.on_error == "skip" else "error",
                                 check_orphans=strict)
     corpus_key = root.name
-    key = cache_key({"corpus": corpus_key, "p": asdict(p)})
+    held = C.voices_built_from(p.unseen_systems)   # test speakers by protocol (assign_splits); keys unchanged without
+    key = cache_key({"corpus": corpus_key, "p": asdict(p), **({"test_speakers": held} if held else {})})
     folder = interim_dir() / "prepared" / key
     table_file = folder / "trials.csv"
     table = read_or_quarantine(table_file, _read_table)
