@@ -48,6 +48,7 @@ N_TRIALS = None                # sample size (None: as many as the class share a
 BONAFIDE_SHARE = 0.5           # None keeps the corpus mix; the thesis's sample had 0.041
 SPLIT = [0.7, 0.1, 0.2]        # train, val, test fractions
 SPLIT_BY = "speaker"           # speaker (unseen voices in test), source (leak-free), or clip (the thesis's split)
+UNSEEN_VOICE_SPEAKER = "drawn" # S07's own speaker (festvox_ru_nsh): drawn like any speaker, or "test" (ASVspoof's way)
 FEATURES = "thesis_rgb32"      # or logspec
 FEATURE_SIZE = 32
 ON_ERROR = "error"             # or skip: bad files are listed in outputs/PROFILE/skipped.csv

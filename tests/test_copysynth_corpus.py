@@ -116,6 +116,52 @@ def test_split_fractions_and_determinism():
     assert abs(frac["train"] - 0.7) < 0.1 and abs(frac["test"] - 0.2) < 0.1
 
 
+def _speaker_table() -> pd.DataFrame:
+    """Eight speakers (festvox_ru_nsh among them) with 10 recordings each and one copy (S14) per recording, and
+    the TTS systems S07 (built from festvox_ru_nsh's recordings) and S04 reading 30 sentences."""
+    rows = []
+    for spk in ["festvox_ru_nsh"] + [f"spk{i}" for i in range(7)]:
+        for r in range(10):
+            g = f"{spk}_{r}"
+            rows.append({"trial": f"B_{g}", "group": g, "speaker": spk, "label": "bonafide", "attack": "-"})
+            rows.append({"trial": f"C_{g}", "group": g, "speaker": spk, "label": "spoof", "attack": "S14"})
+    for sys_, voice in (("S07", "msu_ru_nsh"), ("S04", "slt")):
+        for n in range(30):
+            rows.append({"trial": f"T_{sys_}_{n}", "group": f"SENT_{n}", "speaker": voice, "label": "spoof",
+                         "attack": sys_})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("by", ["speaker", "source"])
+def test_the_speaker_an_unseen_voice_was_built_from_is_a_test_speaker(by):
+    """S07 splices festvox_ru_nsh's own recordings: with S07 unseen and ``hold_voice_speakers``, that speaker's
+    recordings (and their copies) are test-only, the other speakers are split as without it (test keeps speakers
+    of its own), and the note says so; with S07 seen, or without the switch, nobody is held back."""
+    df = _speaker_table()
+    assert C.voices_built_from(["S02", "S07", "A07"]) == ("festvox_ru_nsh",) and C.voices_built_from(["S04"]) == ()
+    held = C.assign_splits(df, (0.6, 0.2, 0.2), 3, by, unseen=("S07",), hold_voice_speakers=True)
+    nsh = held[held.speaker == "festvox_ru_nsh"]
+    assert len(nsh) == 20 and set(nsh.split) == {"test"}
+    others = held[held.label.eq("bonafide") & held.speaker.ne("festvox_ru_nsh")]
+    assert set(others[others.split == "test"].speaker) and set(others.split) == {"train", "val", "test"}
+    recordings = held[~held.group.str.startswith("SENT_")]
+    assert set(held.loc[held.attack == "S07", "split"]) == {"test"} and (recordings.groupby("group")["split"].nunique() == 1).all()
+    assert "festvox_ru_nsh in the test split only" in held.attrs["note"]
+    # the rest are split as if the held speaker were absent
+    alone = C.assign_splits(df[df.speaker != "festvox_ru_nsh"], (0.6, 0.2, 0.2), 3, by, unseen=("S07",),
+                            hold_voice_speakers=True)
+    assert held.set_index("trial").loc[alone.trial, "split"].tolist() == alone.split.tolist()
+    sides = set()
+    for seed in range(6):
+        assert set(C.assign_splits(df, (0.6, 0.2, 0.2), seed, by, unseen=("S07",), hold_voice_speakers=True)
+                   .query("speaker == 'festvox_ru_nsh'").split) == {"test"}
+        for unseen, hold in ((("S04",), True), (("S07",), False)):
+            drawn = C.assign_splits(df, (0.6, 0.2, 0.2), seed, by, unseen=unseen, hold_voice_speakers=hold)
+            assert "test split only" not in drawn.attrs.get("note", "")
+            sides |= set(drawn.loc[drawn.speaker == "festvox_ru_nsh", "split"])
+    assert sides >= {"train", "test"}     # drawn like anyone when S07 is seen or the switch is off
+
+
 def test_missing_audio_orphans_and_path_confinement(tmp_path):
     keys = tmp_path / "keys.txt"
     flac = tmp_path / "flac"

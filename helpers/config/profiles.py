@@ -44,6 +44,9 @@ BASE: dict[str, object] = {
     "BONAFIDE_SHARE": 0.5,
     "SPLIT": [0.7, 0.1, 0.2],
     "SPLIT_BY": "source",
+    # the speaker an unseen voice was built from (S07: festvox_ru_nsh): drawn into a split like any speaker, or held
+    # in test (ASVspoof's evaluation-only systems spoof evaluation speakers); helpers.data.corpus.assign_splits
+    "UNSEEN_VOICE_SPEAKER": "drawn",
     "FEATURES": "thesis_rgb32",
     "FEATURE_SIZE": 32,
     "ON_ERROR": "error",

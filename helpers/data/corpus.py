@@ -215,7 +215,7 @@ def _follows_text(df: pd.DataFrame) -> pd.Series:
 
 def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), seed: int = 2022,
                   by: SplitBy = "source", unseen: tuple[str, ...] | list[str] = (),
-                  test_speakers: tuple[str, ...] = ()) -> pd.DataFrame:
+                  hold_voice_speakers: bool = False, test_speakers: tuple[str, ...] = ()) -> pd.DataFrame:
     """``split`` column by the chosen unit; ``attrs["split_by"]`` says which grouping was used.
 
     Clip-level splits are stratified by label (each split holds each class's share within one
@@ -226,16 +226,20 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7
     ``unseen`` systems are evaluation-only, as ASVspoof 2019 LA's A07-A19: their spoofs go to
     ``test`` and never to train or validation; an unseen copy whose bonafide source landed in
     train or validation is dropped (it would put that recording on both sides), and
-    ``attrs["note"]`` says how many. A speaker whose own recordings an unseen voice was built from
-    (``SpoofSystem.built_from``: S07 and festvox_ru_nsh) is a test speaker, as ASVspoof's
-    evaluation-only systems spoof evaluation speakers: otherwise the detector would learn that
-    speaker's voice as bonafide in training and meet the spoof of that voice only in test (a
-    split by clip keeps no unit together, so it holds nobody back).
+    ``attrs["note"]`` says how many.
+
+    ``hold_voice_speakers``: a speaker whose own recordings an unseen voice was built from
+    (``SpoofSystem.built_from``: S07 and festvox_ru_nsh) is a test speaker (``test_speakers``), as
+    ASVspoof's evaluation-only systems spoof evaluation speakers. Otherwise (the default) that
+    speaker is drawn like any other: where it lands in train, the detector learns its voice as
+    bonafide and meets the spoof of that voice only in test. A split by clip keeps no unit together,
+    so it holds nobody back.
     """
     unseen = tuple(unseen)
     if unseen:
         mask = df["attack"].isin(unseen) & (df["label"] == "spoof")
-        rest = assign_splits(df.loc[~mask], fractions, seed, by, test_speakers=voices_built_from(unseen))
+        rest = assign_splits(df.loc[~mask], fractions, seed, by,
+                             test_speakers=voices_built_from(unseen) if hold_voice_speakers else ())
         held = df.loc[mask].copy()
         held["split"] = "test"
         if by != "clip" and len(held):

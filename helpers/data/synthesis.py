@@ -28,9 +28,10 @@ D02   copy_synthesis           WORLD with the full CheapTrick envelope (diagnost
 
 S07 is built from the very recordings the corpus uses as bonafide speaker ``festvox_ru_nsh``: a
 same-speaker spoof, the ASVspoof setting; it is given sentences other than its own prompts (a
-prompt's own text re-splices its recording almost whole). When S07 is unseen, that speaker is a test
-speaker too (``SpoofSystem.built_from``, :func:`helpers.data.corpus.assign_splits`): ASVspoof's
-evaluation-only systems spoof evaluation speakers, never the training ones.
+prompt's own text re-splices its recording almost whole). ``UNSEEN_VOICE_SPEAKER = "test"`` holds
+that speaker in the test split when S07 is unseen (``SpoofSystem.built_from``,
+:func:`helpers.data.corpus.assign_splits`), as ASVspoof's evaluation-only systems spoof evaluation
+speakers; by default it is drawn like any speaker.
 
 **How they run.** eSpeak NG (GPL-3.0+), Festival (``festival --batch``; X11-style licence, voices
 under their own) and Flite (BSD-style, parts GPL-2) run as separate processes, as command-line

@@ -44,6 +44,7 @@ class DataParams:
     bonafide_share: float | None = 0.5      # None = the corpus's own mix
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     split_by: Literal["source", "speaker", "clip"] = "source"   # the unit no split straddles (corpus.split_units)
+    unseen_voice_speaker: Literal["drawn", "test"] = "drawn"    # the speaker an unseen voice was built from (S07)
     features: str = "thesis_rgb32"
     feature_size: int = 32
     on_error: Literal["error", "skip"] = "error"
@@ -117,15 +118,18 @@ def prepare_data(p: DataParams, profile: str | None = None, device: str = "cpu",
     df, skipped = C.load_corpus(layout, on_missing="skip" if p.on_error == "skip" else "error",
                                 check_orphans=strict)
     corpus_key = root.name
-    held = C.voices_built_from(p.unseen_systems)   # test speakers by protocol (assign_splits); keys unchanged without
-    key = cache_key({"corpus": corpus_key, "p": asdict(p), **({"test_speakers": held} if held else {})})
+    hold = p.unseen_voice_speaker == "test"
+    held = C.voices_built_from(p.unseen_systems) if hold else ()
+    # the held speakers, not the switch, are part of the key: "drawn" keeps the keys of runs before it existed
+    shape = {k: v for k, v in asdict(p).items() if k != "unseen_voice_speaker"}
+    key = cache_key({"corpus": corpus_key, "p": shape, **({"test_speakers": held} if held else {})})
     folder = interim_dir() / "prepared" / key
     table_file = folder / "trials.csv"
     table = read_or_quarantine(table_file, _read_table)
     attrs_file = folder / "trials_attrs.json"
     if table is None:
         sample = C.mark_systems(C.sample_trials(df, p.n_trials, p.bonafide_share, p.seed), p.unseen_systems)
-        table = C.assign_splits(sample, p.split, p.seed, p.split_by, unseen=p.unseen_systems)
+        table = C.assign_splits(sample, p.split, p.seed, p.split_by, unseen=p.unseen_systems, hold_voice_speakers=hold)
         save_json(attrs_file, {k: v for k, v in table.attrs.items() if isinstance(v, (str, int, float))})
         atomic_write(table_file, table.to_csv(index=False))
     else:   # the sampling note and the split actually used survive a reuse of the cached table

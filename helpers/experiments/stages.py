@@ -365,7 +365,9 @@ def system_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str
                      seed: int = 0) -> list[dict]:
     """Clean EER with 95% bootstrap CIs (:func:`helpers.evaluation.metrics.eer_by_group`) of one detector:
     per spoofing system (every bonafide clip against that system's spoofs, ASVspoof's per-attack EER), pooled
-    over the seen and over the unseen systems, per family, and per codec condition (both classes of it)."""
+    over the seen and over the unseen systems, per family, per codec condition (both classes of it), and per
+    bonafide speaker (that speaker's bonafide clips against every spoof: whether a pooled EER comes from the
+    spoofs or from one speaker's recordings that the detector takes for spoofs)."""
     import numpy as np
 
     from helpers.evaluation.metrics import bonafide_score, eer_by_group
@@ -391,6 +393,9 @@ def system_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str
     for codec in sorted(t.codec.unique()):
         groups[f"codec:{codec}"] = (t.codec == codec).to_numpy()
         extra[f"codec:{codec}"] = {"by": "codec", "system": "-", "family": "-", "seen": "-", "codec": codec}
+    for spk in sorted(t.loc[bona, "speaker"].unique()) if "speaker" in t else []:
+        groups[f"bonafide:{spk}"] = ~bona | (bona & (t.speaker == spk).to_numpy())
+        extra[f"bonafide:{spk}"] = {"by": "bonafide", "system": "all", "family": "-", "seen": "-", "speaker": spk}
     rows = eer_by_group(prep.sets[split].y.numpy(), bonafide_score(logits).numpy(), groups, n_boot=n_boot, seed=seed,
                         **extra)
     return [{"model": arch, **r} for r in rows]

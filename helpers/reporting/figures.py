@@ -284,9 +284,10 @@ def eer_breakdown(rows: list[dict]) -> plt.Figure:
 
 def per_system_eer(rows: list[dict]) -> plt.Figure:
     """Clean EER with 95% CIs per spoofing system (seen / unseen coloured), pooled over seen and unseen
-    systems, per family and per codec; one panel per grouping, one marker per model (0.5 = chance)."""
+    systems, per family, per codec, and per bonafide speaker (against every spoof); one panel per grouping, one
+    marker per model (0.5 = chance)."""
     df = pd.DataFrame(rows)
-    kinds = [k for k in ("system", "seen", "family", "codec") if k in set(df.get("by", []))]
+    kinds = [k for k in ("system", "seen", "family", "codec", "bonafide") if k in set(df.get("by", []))]
     fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(4.5 * max(1, len(kinds)), 3.8), squeeze=False,
                              gridspec_kw={"width_ratios": [max(2, (df["by"] == k).sum()) for k in kinds] or [1]})
     markers = dict(zip(sorted(df["model"].unique()) if len(df) else [], "os^Dv"))
