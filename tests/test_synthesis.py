@@ -399,6 +399,19 @@ def test_system_breakdown_rows_for_systems_pools_families_codecs(tts_corpus, mon
     assert ("seen", "seen:unseen") in by and any(k[0] == "family" for k in by) and any(k[0] == "codec" for k in by)
     assert all(r["eer"] == 0 for r in rows if r["by"] != "codec" or r["n_bonafide"] and r["n_spoof"])
     assert {r["seen"] for r in rows if r["by"] == "system" and r["system"] == "S04"} == {"unseen"}
+    # per bonafide speaker: that speaker's bonafide clips against every spoof; a detector that calls one test
+    # speaker's real recordings "spoof" shows it there (EER 1), and the others stay at 0
+    t = test.set_index("trial").loc[prep.sets["test"].trials].reset_index()
+    speakers = sorted(t.loc[t.label == "bonafide", "speaker"].unique())
+    assert {k for k in by if k[0] == "bonafide"} == {("bonafide", f"bonafide:{s}") for s in speakers}
+    rows = {r["group"]: r for r in rows}
+    for s in speakers:
+        assert rows[f"bonafide:{s}"]["n_bonafide"] == ((t.label == "bonafide") & (t.speaker == s)).sum()
+        assert rows[f"bonafide:{s}"]["n_spoof"] == (t.label == "spoof").sum() and rows[f"bonafide:{s}"]["speaker"] == s
+    wrong = torch.tensor(((t.label == "bonafide") & (t.speaker == speakers[0])).to_numpy())
+    flipped = torch.where(wrong[:, None], torch.tensor([-2.0, 2.0]), logits)   # more "spoof" than any spoof
+    rows = {r["group"]: r["eer"] for r in system_breakdown("toy", flipped, prep, n_boot=10)}
+    assert rows[f"bonafide:{speakers[0]}"] == 1.0 and all(rows[f"bonafide:{s}"] == 0 for s in speakers[1:])
 
 
 def test_engine_versions_names_every_package_the_systems_need():

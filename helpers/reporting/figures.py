@@ -303,7 +303,8 @@ def per_system_eer(rows: list[dict]) -> plt.Figure:
                         fmt=markers.get(r["model"], "o"), color=colour, capsize=2, ms=4)
         ax.set_xticks(range(len(order)), list(order), rotation=40, ha="right", fontsize=8)
         ax.axhline(0.5, ls=":", color="grey", lw=1)
-        ax.set(title=f"clean EER per {kind}", ylabel="EER (95% CI)", ylim=(0, 1.02))
+        name = {"bonafide": "bonafide speaker\n(against every spoof)"}.get(kind, kind)
+        ax.set(title=f"clean EER per {name}", ylabel="EER (95% CI)", ylim=(0, 1.02))
     handles = [plt.Line2D([], [], marker=mk, ls="", color="k", label=m) for m, mk in markers.items()]
     handles += [plt.Line2D([], [], marker="s", ls="", color=c, label=l) for l, c in (("seen", "tab:blue"),
                                                                                      ("unseen", "tab:red"))]
