@@ -108,8 +108,9 @@ plots.save(plots.eer_breakdown(baselines.breakdown), PROFILE, "01_eer_breakdown"
 # Clean test EER per system (every test bonafide clip against that system's spoofs, ASVspoof's per-attack EER),
 # pooled over the systems the detector saw in training and over the **unseen** ones (evaluation-only, as in
 # ASVspoof 2019 LA), per family, per codec condition, and per bonafide speaker (that speaker's bonafide clips
-# against every test spoof: a speaker near 50% is one whose real recordings the detector takes for spoofs, which
-# raises every pooled EER above). The intervals are percentile bootstrap CIs resampling
+# against every test spoof: a speaker near or above 50% is one whose real recordings the detector cannot tell from
+# spoofs, which raises every pooled EER above; the per-speaker EER of the breakdown before is another comparison, a
+# speaker's bonafide clips against the spoofs made from them). The intervals are percentile bootstrap CIs resampling
 # the bonafide and the spoof clips separately; `metrics/01_baselines.json` keeps them under `per_system` for the
 # report and the model card.
 

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,35 @@ def test_the_speaker_an_unseen_voice_was_built_from_is_a_test_speaker(by):
             assert "test split only" not in drawn.attrs.get("note", "")
             sides |= set(drawn.loc[drawn.speaker == "festvox_ru_nsh", "split"])
     assert sides >= {"train", "test"}     # drawn like anyone when S07 is seen or the switch is off
+
+
+def test_the_held_speaker_switch_keeps_the_keys_of_earlier_runs_and_names_only_what_it_changes():
+    """UNSEEN_VOICE_SPEAKER is not itself part of any cache key: "drawn" (and "test" where it changes nothing)
+    keeps the corpus and sample keys of runs made before it existed (values from commit c076311); what "test"
+    holds back is named by ``held_speakers``, which is what prepare_data adds to the key."""
+    from helpers.experiments.pipeline import DataParams, Prepared, held_speakers
+    from helpers.io import cache_key
+
+    for p, before in ((DataParams(), "b116db099989"),
+                      (DataParams(dataset="asvspoof2021_df", n_trials=40, bonafide_share=None, split_by="speaker"),
+                       "eb2b915cdcd8")):
+        for switch in ("drawn", "test"):
+            q = dataclasses.replace(p, unseen_voice_speaker=switch)
+            assert cache_key({"p": q.key_fields(), "local": None}) == before
+    corpus = _speaker_table()
+    test = DataParams(split_by="speaker", unseen_voice_speaker="test")
+    assert held_speakers(test, corpus) == ("festvox_ru_nsh",)
+    assert held_speakers(dataclasses.replace(test, unseen_voice_speaker="drawn"), corpus) == ()
+    assert held_speakers(dataclasses.replace(test, split_by="clip"), corpus) == ()               # no unit kept together
+    assert held_speakers(dataclasses.replace(test, unseen_systems=("S02",)), corpus) == ()      # S07 seen
+    assert held_speakers(test, corpus[corpus.speaker != "festvox_ru_nsh"]) == ()                # not in the corpus
+    # every metrics file's protocol names the held speaker (the report's protocol line shows it)
+    table = C.assign_splits(corpus, (0.6, 0.2, 0.2), 3, "speaker", unseen=test.unseen_systems, hold_voice_speakers=True)
+    proto = Prepared(test, "k", Path("."), table).protocol()
+    assert proto["held_in_test"] == ["festvox_ru_nsh"] and proto["n_test"] == (table.split == "test").sum()
+    drawn = dataclasses.replace(test, unseen_voice_speaker="drawn")
+    assert "held_in_test" not in Prepared(drawn, "k", Path("."), C.assign_splits(corpus, (0.6, 0.2, 0.2), 3, "speaker",
+                                                                                unseen=drawn.unseen_systems)).protocol()
 
 
 def test_missing_audio_orphans_and_path_confinement(tmp_path):

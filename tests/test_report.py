@@ -124,3 +124,19 @@ def test_one_formatter_writes_every_rate():
     assert pct_prose(0.96, 0.937, 0.972) == "96.0% (95% CI 93.7–97.2)" and pct_prose(np.nan) == "—"
     assert points(-0.021, -0.033, -0.01) == "-2.1 points (95% CI -3.3 to -1.0)"
     assert number(412.46) == "412.5" and number(31.24, unit="dB") == "31.2 dB" and number(None) == "—"
+
+
+def test_protocol_line_names_the_split_and_a_speaker_held_in_test():
+    """Every table's protocol sentence: corpus, profile, features, class mix, split grouping and test size; a speaker
+    UNSEEN_VOICE_SPEAKER="test" held in the test split is named there (it explains a test split larger than its
+    fraction)."""
+    from helpers.reporting.report import protocol_line
+
+    proto = {"bonafide_share": 0.5, "split_by": "speaker", "split": [0.7, 0.1, 0.2], "n_test": 435,
+             "test_bonafide_share": 165 / 435}
+    header = {"dataset": "copysynth", "profile": "demo", "features": "lfcc", "protocol": proto}
+    line = protocol_line(header)
+    assert "`copysynth`" in line and "`demo`" in line and "`lfcc`" in line and "split by **speaker**" in line
+    assert "435 clips, bonafide share 0.379" in line and "held in test" not in line
+    held = protocol_line({**header, "protocol": {**proto, "held_in_test": ["festvox_ru_nsh"]}})
+    assert "speaker(s) festvox_ru_nsh held in test" in held and held.startswith(line.split(" (test split")[0])

@@ -399,19 +399,43 @@ def test_system_breakdown_rows_for_systems_pools_families_codecs(tts_corpus, mon
     assert ("seen", "seen:unseen") in by and any(k[0] == "family" for k in by) and any(k[0] == "codec" for k in by)
     assert all(r["eer"] == 0 for r in rows if r["by"] != "codec" or r["n_bonafide"] and r["n_spoof"])
     assert {r["seen"] for r in rows if r["by"] == "system" and r["system"] == "S04"} == {"unseen"}
-    # per bonafide speaker: that speaker's bonafide clips against every spoof; a detector that calls one test
-    # speaker's real recordings "spoof" shows it there (EER 1), and the others stay at 0
-    t = test.set_index("trial").loc[prep.sets["test"].trials].reset_index()
-    speakers = sorted(t.loc[t.label == "bonafide", "speaker"].unique())
-    assert {k for k in by if k[0] == "bonafide"} == {("bonafide", f"bonafide:{s}") for s in speakers}
-    rows = {r["group"]: r for r in rows}
-    for s in speakers:
-        assert rows[f"bonafide:{s}"]["n_bonafide"] == ((t.label == "bonafide") & (t.speaker == s)).sum()
-        assert rows[f"bonafide:{s}"]["n_spoof"] == (t.label == "spoof").sum() and rows[f"bonafide:{s}"]["speaker"] == s
-    wrong = torch.tensor(((t.label == "bonafide") & (t.speaker == speakers[0])).to_numpy())
+
+
+
+def test_system_breakdown_per_bonafide_speaker_shows_a_speaker_the_detector_calls_spoof(tts_corpus, monkeypatch):
+    """Per bonafide speaker: that speaker's bonafide test clips against every test spoof. A detector that calls one
+    speaker's real recordings "spoof" shows it in that row alone (EER 1, the others 0); a speaker with fewer than
+    MIN_SPEAKER_CLIPS bonafide clips gets no row."""
+    import torch
+
+    from helpers.experiments import pipeline as P
+    from helpers.experiments import stages
+
+    root, _ = tts_corpus
+    monkeypatch.setattr(P, "build_corpus", lambda p: (root, C.CorpusLayout(
+        root / "keys/CM/trial_metadata.txt", root / "flac", root / "keys/CM/trial_groups.txt"), True))
+    prep = P.prepare_data(P.DataParams(n_trials=None, split=(0.2, 0.1, 0.7), spoof_systems=("S04", "S11", "S12", "S14"),
+                                       unseen_systems=("S04",)), None, progress=False)
+    t = prep.table
+    bona = t.index[(t.split == "test") & (t.label == "bonafide")]
+    assert len(bona) >= 3                          # the fixture has one speaker: give its test clips three
+    t.loc[bona, "speaker"] = ["spkA", "spkB", "spkC"] + ["spkA", "spkB"] * ((len(bona) - 3) // 2) + ["spkA"] * ((len(bona) - 3) % 2)
+    monkeypatch.setattr(stages, "MIN_SPEAKER_CLIPS", 1)
+    y = prep.sets["test"].y
+    logits = torch.stack([-y.float(), y.float()], 1)                  # a perfect detector
+    order = t.set_index("trial").loc[prep.sets["test"].trials].reset_index()
+    rows = {r["group"]: r for r in stages.system_breakdown("toy", logits, prep, n_boot=10) if r["by"] == "bonafide_speaker"}
+    assert set(rows) == {"bonafide_speaker:spkA", "bonafide_speaker:spkB", "bonafide_speaker:spkC"}
+    for spk in ("spkA", "spkB", "spkC"):
+        r = rows[f"bonafide_speaker:{spk}"]
+        assert r["n_bonafide"] == ((order.label == "bonafide") & (order.speaker == spk)).sum() and r["speaker"] == spk
+        assert r["n_spoof"] == (order.label == "spoof").sum() and r["eer"] == 0
+    wrong = torch.tensor(((order.label == "bonafide") & (order.speaker == "spkB")).to_numpy())
     flipped = torch.where(wrong[:, None], torch.tensor([-2.0, 2.0]), logits)   # more "spoof" than any spoof
-    rows = {r["group"]: r["eer"] for r in system_breakdown("toy", flipped, prep, n_boot=10)}
-    assert rows[f"bonafide:{speakers[0]}"] == 1.0 and all(rows[f"bonafide:{s}"] == 0 for s in speakers[1:])
+    eer = {r["group"]: r["eer"] for r in stages.system_breakdown("toy", flipped, prep, n_boot=10)}
+    assert eer["bonafide_speaker:spkB"] == 1.0 and eer["bonafide_speaker:spkA"] == eer["bonafide_speaker:spkC"] == 0
+    monkeypatch.setattr(stages, "MIN_SPEAKER_CLIPS", 2)                # spkC has one clip: no row
+    assert "bonafide_speaker:spkC" not in {r["group"] for r in stages.system_breakdown("toy", logits, prep, n_boot=10)}
 
 
 def test_engine_versions_names_every_package_the_systems_need():

@@ -26,8 +26,8 @@ SELECT: tuple[str, ...] = ("last", "val_eer")                                  #
 EARLY_STOP_METRICS: tuple[str, ...] = ("val_loss", "val_eer")                  # helpers.models.training.EarlyStop
 AUGMENTS: tuple[str, ...] = ("shift", "freqmask", "timemask", "noise", "gain")  # helpers.models.augment.AUGMENTS
 CERT_INIT: tuple[str, ...] = ("baseline", "scratch")                           # helpers.experiments.certified
-VOICE_SPEAKER: tuple[str, ...] = ("drawn", "test")                             # helpers.data.corpus.assign_splits
+UNSEEN_VOICE_SPEAKER: tuple[str, ...] = ("drawn", "test")                             # helpers.data.corpus.assign_splits
 
 __all__ = ["DATASETS", "SPLIT_BY", "FEATURES", "ON_ERROR", "SPEECH_SOURCES", "DF_CODECS", "ARCHS", "LR_SCHEDULES",
            "PIXLE_MAPPINGS", "BLUR_PER", "AT_INIT", "BALANCE", "SELECT", "EARLY_STOP_METRICS", "AUGMENTS", "CERT_INIT",
-           "VOICE_SPEAKER"]
+           "UNSEEN_VOICE_SPEAKER"]

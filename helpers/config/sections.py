@@ -217,7 +217,7 @@ class DataSection(Section):
     bonafide_share: float | None = param("BONAFIDE_SHARE", gt=0, lt=1, optional=True)
     split: tuple[float, float, float] = param("SPLIT", check=_fractions)
     split_by: str = param("SPLIT_BY", choices=C.SPLIT_BY)
-    unseen_voice_speaker: str = param("UNSEEN_VOICE_SPEAKER", choices=C.VOICE_SPEAKER)
+    unseen_voice_speaker: str = param("UNSEEN_VOICE_SPEAKER", choices=C.UNSEEN_VOICE_SPEAKER)
     features: str = param("FEATURES", choices=C.FEATURES)
     feature_size: int = param("FEATURE_SIZE", ge=8, integer=True)
     on_error: str = param("ON_ERROR", choices=C.ON_ERROR)

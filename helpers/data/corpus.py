@@ -215,7 +215,7 @@ def _follows_text(df: pd.DataFrame) -> pd.Series:
 
 def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), seed: int = 2022,
                   by: SplitBy = "source", unseen: tuple[str, ...] | list[str] = (),
-                  hold_voice_speakers: bool = False, test_speakers: tuple[str, ...] = ()) -> pd.DataFrame:
+                  hold_voice_speakers: bool = False, _held_speakers: tuple[str, ...] = ()) -> pd.DataFrame:
     """``split`` column by the chosen unit; ``attrs["split_by"]`` says which grouping was used.
 
     Clip-level splits are stratified by label (each split holds each class's share within one
@@ -230,7 +230,8 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7
 
     ``hold_voice_speakers``: a speaker whose own recordings an unseen voice was built from
     (``SpoofSystem.built_from``: S07 and festvox_ru_nsh) is a test speaker (``test_speakers``), as
-    ASVspoof's evaluation-only systems spoof evaluation speakers. Otherwise (the default) that
+    ASVspoof's evaluation-only systems spoof evaluation speakers (``_held_speakers`` carries them into the
+    split of the other clips). Otherwise (the default) that
     speaker is drawn like any other: where it lands in train, the detector learns its voice as
     bonafide and meets the spoof of that voice only in test. A split by clip keeps no unit together,
     so it holds nobody back.
@@ -239,7 +240,7 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7
     if unseen:
         mask = df["attack"].isin(unseen) & (df["label"] == "spoof")
         rest = assign_splits(df.loc[~mask], fractions, seed, by,
-                             test_speakers=voices_built_from(unseen) if hold_voice_speakers else ())
+                             _held_speakers=voices_built_from(unseen) if hold_voice_speakers else ())
         held = df.loc[mask].copy()
         held["split"] = "test"
         if by != "clip" and len(held):
@@ -264,7 +265,8 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7
     units, used = split_units(df, by)
     if used != "clip":
         text = _follows_text(df)
-        held = sorted(set(units[~text & df.get("speaker", pd.Series("", index=df.index)).isin(test_speakers)]))
+        speaker = df.get("speaker", pd.Series("", index=df.index))
+        held = sorted(set(units[~text & speaker.isin(_held_speakers)]))
         if text.any():   # TTS clips: split by sentence, apart from the speakers' units
             a = split_by_group(df.loc[~text].assign(group=units[~text]), fractions, seed,
                                test_groups=held).assign(group=df["group"])
@@ -272,7 +274,7 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7
             out = pd.concat([a, b]).sort_index()
             out.attrs.update(df.attrs)
             out.attrs["split_by"] = used
-            return _note_held(out, test_speakers, held)
+            return _note_held(out, speaker[units.isin(held)])
     if used == "clip":
         out = df.copy()
         out["split"] = ""
@@ -285,7 +287,7 @@ def assign_splits(df: pd.DataFrame, fractions: tuple[float, float, float] = (0.7
                 out.loc[idx[lo:hi], "split"] = name
     else:
         out = split_by_group(df.assign(group=units), fractions, seed, test_groups=held).assign(group=df["group"])
-        out = _note_held(out, test_speakers, held)
+        out = _note_held(out, speaker[units.isin(held)])
     out.attrs["split_by"] = used
     return out
 
@@ -297,9 +299,10 @@ def voices_built_from(systems: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(sorted({SYSTEMS[s].built_from for s in systems if s in SYSTEMS and SYSTEMS[s].built_from}))
 
 
-def _note_held(out: pd.DataFrame, speakers: tuple[str, ...], held: list[str]) -> pd.DataFrame:
-    """``attrs["note"]`` names the speakers held in the test split (:func:`assign_splits`)."""
-    if held:
+def _note_held(out: pd.DataFrame, speakers: pd.Series) -> pd.DataFrame:
+    """``attrs["note"]`` names the speakers held in the test split (:func:`assign_splits`): ``speakers``, one per
+    held clip."""
+    if len(speakers):
         who = ", ".join(sorted(set(speakers)))
         out.attrs["note"] = "; ".join(x for x in (out.attrs.get("note", ""), f"speaker {who} in the test split "
                                                   "only: an unseen system's voice was built from their recordings") if x)

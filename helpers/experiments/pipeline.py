@@ -52,6 +52,12 @@ class DataParams:
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig(name=self.features, size=self.feature_size)  # type: ignore[arg-type]
 
+    def key_fields(self) -> dict:
+        """The fields that name a corpus build and a sample: every field but ``unseen_voice_speaker``, whose effect
+        (the speakers it holds in test) :func:`prepare_data` adds to the key only where it changes the split, so
+        the default keeps the keys of runs made before the switch existed."""
+        return {k: v for k, v in asdict(self).items() if k != "unseen_voice_speaker"}
+
 
 @dataclass
 class Prepared:
@@ -77,7 +83,8 @@ class Prepared:
         return {"bonafide_share": self.params.bonafide_share, "split_by": C.split_units(t, self.params.split_by)[1],
                 "split": list(self.params.split), "n_trials": len(t),
                 "test_bonafide_share": float((test.label == "bonafide").mean()) if len(test) else None,
-                "n_test": len(test), "n_test_bonafide": int((test.label == "bonafide").sum())}
+                "n_test": len(test), "n_test_bonafide": int((test.label == "bonafide").sum()),
+                **({"held_in_test": list(held)} if (held := held_speakers(self.params, t)) else {})}
 
     def describe(self) -> dict:
         t = self.table
@@ -105,7 +112,7 @@ def build_corpus(p: DataParams) -> tuple[Path, C.CorpusLayout, bool]:
         from helpers.data.asvspoof import prepare_asvspoof
 
         local = p.asvspoof_root or os.environ.get("ASVSPOOF2021_DF_ROOT")
-        out = interim_dir() / "asvspoof2021_df" / cache_key({"p": asdict(p), "local": local})
+        out = interim_dir() / "asvspoof2021_df" / cache_key({"p": p.key_fields(), "local": local})
         prepare_asvspoof(out, lambda df: C.sample_trials(df, p.n_trials, p.bonafide_share, p.seed),
                          root=Path(local) if local else None, parts=tuple(p.asvspoof_parts))
         return out, C.CorpusLayout(out / "keys/CM/trial_metadata.txt", out / "flac"), True
@@ -118,18 +125,16 @@ def prepare_data(p: DataParams, profile: str | None = None, device: str = "cpu",
     df, skipped = C.load_corpus(layout, on_missing="skip" if p.on_error == "skip" else "error",
                                 check_orphans=strict)
     corpus_key = root.name
-    hold = p.unseen_voice_speaker == "test"
-    held = C.voices_built_from(p.unseen_systems) if hold else ()
-    # the held speakers, not the switch, are part of the key: "drawn" keeps the keys of runs before it existed
-    shape = {k: v for k, v in asdict(p).items() if k != "unseen_voice_speaker"}
-    key = cache_key({"corpus": corpus_key, "p": shape, **({"test_speakers": held} if held else {})})
+    held = held_speakers(p, df)
+    key = cache_key({"corpus": corpus_key, "p": p.key_fields(), **({"test_speakers": held} if held else {})})
     folder = interim_dir() / "prepared" / key
     table_file = folder / "trials.csv"
     table = read_or_quarantine(table_file, _read_table)
     attrs_file = folder / "trials_attrs.json"
     if table is None:
         sample = C.mark_systems(C.sample_trials(df, p.n_trials, p.bonafide_share, p.seed), p.unseen_systems)
-        table = C.assign_splits(sample, p.split, p.seed, p.split_by, unseen=p.unseen_systems, hold_voice_speakers=hold)
+        table = C.assign_splits(sample, p.split, p.seed, p.split_by, unseen=p.unseen_systems,
+                                hold_voice_speakers=bool(held))
         save_json(attrs_file, {k: v for k, v in table.attrs.items() if isinstance(v, (str, int, float))})
         atomic_write(table_file, table.to_csv(index=False))
     else:   # the sampling note and the split actually used survive a reuse of the cached table
@@ -149,6 +154,15 @@ def prepare_data(p: DataParams, profile: str | None = None, device: str = "cpu",
     if profile is not None and conversions:
         _write_csv(profile_dir(profile) / "conversions.csv", conversions, ["file", "trial", "conversions"])
     return prep
+
+
+def held_speakers(p: DataParams, corpus: pd.DataFrame) -> tuple[str, ...]:
+    """The corpus speakers ``UNSEEN_VOICE_SPEAKER = "test"`` holds in the test split: those an unseen voice was
+    built from (S07: festvox_ru_nsh) that the corpus holds, under a split that keeps speakers together; () where
+    the switch changes nothing (then the cache keys do not change either)."""
+    if p.unseen_voice_speaker != "test" or p.split_by == "clip" or "speaker" not in corpus:
+        return ()
+    return tuple(s for s in C.voices_built_from(p.unseen_systems) if s in set(corpus["speaker"]))
 
 
 def _read_table(path: Path) -> pd.DataFrame:

@@ -103,7 +103,7 @@ class BaselinesStage(StageRecord):
     train_seconds: dict[str, float] = field(default_factory=dict)
     full_test_records: list[dict] = field(default_factory=list)
     breakdown: list[dict] = field(default_factory=list)             # clean EER per vocoder / codec / speaker
-    per_system: list[dict] = field(default_factory=list)            # clean EER + 95% CI per system, seen/unseen, family, codec
+    per_system: list[dict] = field(default_factory=list)            # clean EER + 95% CI per system, seen/unseen, family, codec, bonafide speaker
 
 
 @dataclass
@@ -361,14 +361,21 @@ def clean_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str 
     return rows
 
 
+MIN_SPEAKER_CLIPS = 5     # per-speaker rows of system_breakdown: fewer bonafide clips give an EER of 0 or 1 by chance
+MAX_SPEAKER_ROWS = 20     # and a bootstrap per row: the largest speakers only (ASVspoof has dozens)
+
+
 def system_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str = "test", n_boot: int = 1000,
                      seed: int = 0) -> list[dict]:
     """Clean EER with 95% bootstrap CIs (:func:`helpers.evaluation.metrics.eer_by_group`) of one detector:
     per spoofing system (every bonafide clip against that system's spoofs, ASVspoof's per-attack EER), pooled
     over the seen and over the unseen systems, per family, per codec condition (both classes of it), and per
     bonafide speaker (that speaker's bonafide clips against every spoof: whether a pooled EER comes from the
-    spoofs or from one speaker's recordings that the detector takes for spoofs)."""
+    spoofs or from one speaker's recordings that the detector cannot tell from them; the ``MAX_SPEAKER_ROWS``
+    speakers with the most bonafide test clips, each with at least ``MIN_SPEAKER_CLIPS``). 01's ``breakdown``
+    has another per-speaker EER: a speaker's bonafide clips against the spoofs made from them."""
     import numpy as np
+    import pandas as pd
 
     from helpers.evaluation.metrics import bonafide_score, eer_by_group
 
@@ -393,9 +400,11 @@ def system_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str
     for codec in sorted(t.codec.unique()):
         groups[f"codec:{codec}"] = (t.codec == codec).to_numpy()
         extra[f"codec:{codec}"] = {"by": "codec", "system": "-", "family": "-", "seen": "-", "codec": codec}
-    for spk in sorted(t.loc[bona, "speaker"].unique()) if "speaker" in t else []:
-        groups[f"bonafide:{spk}"] = ~bona | (bona & (t.speaker == spk).to_numpy())
-        extra[f"bonafide:{spk}"] = {"by": "bonafide", "system": "all", "family": "-", "seen": "-", "speaker": spk}
+    speakers = t.loc[bona, "speaker"].value_counts() if "speaker" in t else pd.Series(dtype=int)
+    for spk in sorted(speakers[speakers >= MIN_SPEAKER_CLIPS].index[:MAX_SPEAKER_ROWS]):   # the largest first
+        key = f"bonafide_speaker:{spk}"
+        groups[key] = ~bona | (bona & (t.speaker == spk).to_numpy())
+        extra[key] = {"by": "bonafide_speaker", "system": "all", "family": "-", "seen": "-", "speaker": spk}
     rows = eer_by_group(prep.sets[split].y.numpy(), bonafide_score(logits).numpy(), groups, n_boot=n_boot, seed=seed,
                         **extra)
     return [{"model": arch, **r} for r in rows]

@@ -287,7 +287,7 @@ def per_system_eer(rows: list[dict]) -> plt.Figure:
     systems, per family, per codec, and per bonafide speaker (against every spoof); one panel per grouping, one
     marker per model (0.5 = chance)."""
     df = pd.DataFrame(rows)
-    kinds = [k for k in ("system", "seen", "family", "codec", "bonafide") if k in set(df.get("by", []))]
+    kinds = [k for k in ("system", "seen", "family", "codec", "bonafide_speaker") if k in set(df.get("by", []))]
     fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(4.5 * max(1, len(kinds)), 3.8), squeeze=False,
                              gridspec_kw={"width_ratios": [max(2, (df["by"] == k).sum()) for k in kinds] or [1]})
     markers = dict(zip(sorted(df["model"].unique()) if len(df) else [], "os^Dv"))
@@ -303,7 +303,7 @@ def per_system_eer(rows: list[dict]) -> plt.Figure:
                         fmt=markers.get(r["model"], "o"), color=colour, capsize=2, ms=4)
         ax.set_xticks(range(len(order)), list(order), rotation=40, ha="right", fontsize=8)
         ax.axhline(0.5, ls=":", color="grey", lw=1)
-        name = {"bonafide": "bonafide speaker\n(against every spoof)"}.get(kind, kind)
+        name = {"bonafide_speaker": "bonafide speaker\n(against every spoof)"}.get(kind, kind)
         ax.set(title=f"clean EER per {name}", ylabel="EER (95% CI)", ylim=(0, 1.02))
     handles = [plt.Line2D([], [], marker=mk, ls="", color="k", label=m) for m, mk in markers.items()]
     handles += [plt.Line2D([], [], marker="s", ls="", color=c, label=l) for l, c in (("seen", "tab:blue"),
