@@ -8,6 +8,15 @@ def _batch(n=6, c=3, h=16, w=24):
     return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(0))
 
 
+def _lfcc_batch(n=4):
+    """Real LFCC images (B, 1, 60, frames) of coloured noise, so the sigmoid is not saturated."""
+    from helpers.data.features import FeatureConfig, lfcc
+
+    g = torch.Generator().manual_seed(3)
+    wav = torch.randn(n, 8000, generator=g).cumsum(-1) * 0.01 + torch.randn(n, 8000, generator=g) * 0.1
+    return lfcc(wav, FeatureConfig(name="lfcc"))
+
+
 def test_parse_rejects_unknown_names_and_none_is_off():
     assert parse_augment("none") == () and make_augment("none") is None and make_augment(None) is None
     assert parse_augment("shift+noise") == ("shift", "noise")
@@ -17,7 +26,7 @@ def test_parse_rejects_unknown_names_and_none_is_off():
 
 @pytest.mark.parametrize("name", AUGMENTS)
 def test_each_augmentation_is_seeded_keeps_shape_and_range_and_changes_the_image(name):
-    x = _batch()
+    x = _lfcc_batch() if name == "eq" else _batch()
     aug = make_augment(name)
     a, b = aug(x, batch_generator(1, 0, 0)), aug(x, batch_generator(1, 0, 0))
     c = aug(x, batch_generator(1, 0, 1))
@@ -43,3 +52,25 @@ def test_composition_is_deterministic_and_labels_are_not_an_input():
     assert torch.equal(aug(x, batch_generator(5, 2, 3)), aug(x, batch_generator(5, 2, 3)))
     import inspect
     assert list(inspect.signature(aug).parameters) == ["x", "g"]
+
+
+def test_eq_is_a_channel_filter_a_constant_shift_of_the_log_filterbank_energies_and_no_change_of_the_deltas():
+    from helpers.data.features import lfcc_db_from_image
+    from helpers.models.augment import EQ_RIPPLE_DB, EQ_ROLLOFF_DB, channel_response_db
+
+    x = _lfcc_batch()
+    out = make_augment("eq")(x, batch_generator(2, 1, 0))
+    change = lfcc_db_from_image(out) - lfcc_db_from_image(x)                  # (B, 20, frames), in dB
+    assert torch.allclose(change, change[..., :1].expand_as(change), atol=2e-3)   # the same in every frame
+    expected = channel_response_db(len(x), batch_generator(2, 1, 0))
+    assert torch.allclose(change[..., 0], expected, atol=2e-3)              # the drawn response, filter by filter
+    assert torch.allclose(out[:, 0, 20:], x[:, 0, 20:], atol=1e-4)          # a constant has no delta
+    many = channel_response_db(2000, batch_generator(0, 0, 0))
+    assert many[:, :8].abs().max() <= 3 * EQ_RIPPLE_DB + 1e-4               # below every cut-off: the ripple only
+    top = many[:, -1]
+    assert top.min() >= -EQ_ROLLOFF_DB[1] - 3 * EQ_RIPPLE_DB and top.mean() < -EQ_ROLLOFF_DB[1] / 2 + 2  # rolled off
+
+
+def test_eq_refuses_an_image_that_is_not_lfcc_and_names_the_parameter():
+    with pytest.raises(ValueError, match="FEATURES must be 'lfcc'"):
+        make_augment("eq")(_batch(), batch_generator(0, 0, 0))

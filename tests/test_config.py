@@ -60,6 +60,12 @@ def test_check_reports_every_problem_at_once_and_passes_unknown_names():
     check({"SOME_NEW_NAME": 1})
 
 
+def test_the_eq_augmentation_is_refused_before_any_work_unless_the_features_are_lfcc():
+    with pytest.raises(ParameterError, match="'eq' filters LFCC images only"):
+        check({"AUGMENT": "shift+eq", "FEATURES": "thesis_rgb32"})
+    check({"AUGMENT": "shift+eq", "FEATURES": "lfcc"})
+
+
 def test_sections_are_frozen_and_default_to_the_base_profile():
     sec = TrainSection()
     assert sec.epochs == BASE["EPOCHS"] and sec.models == tuple(BASE["MODELS"])

@@ -344,9 +344,20 @@ def check_sections(params: Mapping[str, Any]) -> dict[type[Section], Section]:
             built[cls] = cls.from_params(params)
         except ParameterError as exc:
             problems += exc.problems
+    if DataSection in built and TrainSection in built:
+        problems += _cross_problems(built[DataSection], built[TrainSection])
     if problems:
         raise ParameterError(problems)
     return built
+
+
+def _cross_problems(data: "DataSection", train: "TrainSection") -> list[str]:
+    """Problems of two parameters together: the ``eq`` augmentation filters LFCC images only."""
+    names = [] if train.augment in (None, "", "none") else str(train.augment).split("+")
+    if "eq" in names and data.features != "lfcc":
+        return [f"AUGMENT = {train.augment!r} with FEATURES = {data.features!r}: 'eq' filters LFCC images only; "
+                "set FEATURES 'lfcc' or leave 'eq' out"]
+    return []
 
 
 __all__ = ["ParameterError", "Section", "param", "from_upper", "upper_kwargs", "SECTIONS", "DataSection", "TrainSection", "PixleSection",

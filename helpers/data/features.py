@@ -196,27 +196,51 @@ def _lfcc_matrices(sample_rate: int, device: torch.device) -> tuple[torch.Tensor
     return _LFCC_MATS[key]
 
 
+def _lfcc_dct(device: torch.device) -> torch.Tensor:
+    return _lfcc_matrices(16_000, device)[1]     # the DCT does not depend on the rate
+
+
 def lfcc(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     """LFCC + deltas + delta-deltas of each clip's fixed-length crop, squashed into [0, 1]: (B, 1, 60, frames).
 
     Per clip the same numbers as ``torchaudio.transforms.LFCC(n_filter=20, n_lfcc=20)`` with the 512/320/160
     STFT (tested), but with the 80 dB floor below each clip's own peak in a batch too."""
-    import torchaudio.functional as AF
-
     batched = wav.dim() == 2
     wav = wav if batched else wav[None]
-    fb, dct = _lfcc_matrices(cfg.sample_rate, wav.device)
+    fb, _ = _lfcc_matrices(cfg.sample_rate, wav.device)
     power = _hires_power(wav, cfg)                                           # (B, 257, frames)
     db = _db_per_clip(torch.matmul(power.transpose(1, 2), fb).transpose(1, 2), cfg.amin, cfg.top_db)
-    c = torch.matmul(db.transpose(1, 2), dct).transpose(1, 2)               # (B, 20, frames)
-    d = AF.compute_deltas(c)
-    dd = AF.compute_deltas(d)
-    feats = torch.cat([c, d, dd], 1)
-    s0, s1, s2, s3 = LFCC_SCALES
-    scale = torch.tensor([s0] + [s1] * (LFCC_COEFFS - 1) + [s2] * LFCC_COEFFS + [s3] * LFCC_COEFFS,
-                         device=wav.device).view(1, -1, 1)
-    img = torch.sigmoid(feats / scale)[:, None]
+    img = lfcc_image_from_db(db)
     return img if batched else img[0]
+
+
+def _lfcc_scale(device: torch.device) -> torch.Tensor:
+    s0, s1, s2, s3 = LFCC_SCALES
+    return torch.tensor([s0] + [s1] * (LFCC_COEFFS - 1) + [s2] * LFCC_COEFFS + [s3] * LFCC_COEFFS,
+                        device=device).view(1, -1, 1)
+
+
+def lfcc_image_from_db(db: torch.Tensor) -> torch.Tensor:
+    """(B, 20, frames) log filterbank energies in dB -> the LFCC image (B, 1, 60, frames): DCT, deltas,
+    delta-deltas, each row block squashed by its scale. The one place the LFCC image's layout is defined."""
+    import torchaudio.functional as AF
+
+    c = torch.matmul(db.transpose(1, 2), _lfcc_dct(db.device)).transpose(1, 2)   # (B, 20, frames)
+    d = AF.compute_deltas(c)
+    feats = torch.cat([c, d, AF.compute_deltas(d)], 1)
+    return torch.sigmoid(feats / _lfcc_scale(db.device))[:, None]
+
+
+def lfcc_db_from_image(img: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`lfcc_image_from_db` on the cepstral rows: (B, 1, 60, frames) -> (B, 20, frames) dB.
+    Exact up to float32's resolution of the sigmoid (rows saturated at 0 or 1 are clipped at 1e-6 from them);
+    the deltas are not needed, they are linear in the cepstra along time."""
+    if img.dim() != 4 or img.shape[1] != 1 or img.shape[2] != 3 * LFCC_COEFFS:
+        raise ValueError(f"an LFCC image batch is (B, 1, {3 * LFCC_COEFFS}, frames); got {tuple(img.shape)} "
+                         "(FEATURES must be 'lfcc' for this)")
+    c = torch.logit(img[:, 0, :LFCC_COEFFS].clamp(1e-6, 1 - 1e-6)) * _lfcc_scale(img.device)[:, :LFCC_COEFFS]
+    # the DCT is orthonormal: its inverse is its transpose
+    return torch.matmul(c.transpose(1, 2), _lfcc_dct(img.device).T).transpose(1, 2)
 
 
 def loglin(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
