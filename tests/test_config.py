@@ -64,6 +64,7 @@ def test_the_eq_augmentation_is_refused_before_any_work_unless_the_features_are_
     with pytest.raises(ParameterError, match="'eq' filters LFCC images only"):
         check({"AUGMENT": "shift+eq", "FEATURES": "thesis_rgb32"})
     check({"AUGMENT": "shift+eq", "FEATURES": "lfcc"})
+    check({"AUGMENT": "eq"})                # 01's namespace alone: its features come from 00's record
 
 
 def test_sections_are_frozen_and_default_to_the_base_profile():

@@ -344,18 +344,22 @@ def check_sections(params: Mapping[str, Any]) -> dict[type[Section], Section]:
             built[cls] = cls.from_params(params)
         except ParameterError as exc:
             problems += exc.problems
-    if DataSection in built and TrainSection in built:
-        problems += _cross_problems(built[DataSection], built[TrainSection])
+    if not problems:
+        problems += _cross_problems(params)
     if problems:
         raise ParameterError(problems)
     return built
 
 
-def _cross_problems(data: "DataSection", train: "TrainSection") -> list[str]:
-    """Problems of two parameters together: the ``eq`` augmentation filters LFCC images only."""
-    names = [] if train.augment in (None, "", "none") else str(train.augment).split("+")
-    if "eq" in names and data.features != "lfcc":
-        return [f"AUGMENT = {train.augment!r} with FEATURES = {data.features!r}: 'eq' filters LFCC images only; "
+def _cross_problems(params: Mapping[str, Any]) -> list[str]:
+    """Problems of two parameters together, where ``params`` names both (a whole profile, as run_all.py checks it;
+    a notebook's namespace names only its own): the ``eq`` augmentation filters LFCC images only."""
+    if "AUGMENT" not in params or "FEATURES" not in params:
+        return []
+    augment, features = params["AUGMENT"], params["FEATURES"]
+    names = [] if augment in (None, "", "none") else str(augment).split("+")
+    if "eq" in names and features != "lfcc":
+        return [f"AUGMENT = {augment!r} with FEATURES = {features!r}: 'eq' filters LFCC images only; "
                 "set FEATURES 'lfcc' or leave 'eq' out"]
     return []
 
