@@ -152,6 +152,22 @@ for name, wav in coded.items():
     display(Markdown(f"**{name}**"), Audio(wav, rate=16000))
 
 # %% [markdown]
+# ## Where the bonafide recordings differ: long-term spectra
+#
+# Each bonafide source package was recorded its own way, and a detector can learn those recording conditions
+# as "bonafide" instead of learning spoofing traces. Left: the long-term average spectrum of each bonafide
+# source (uncoded clips, each normalised to its own peak); right: each spoofing system's, over the bonafide
+# mean. In the demo corpus festvox-ru's studio reading rolls off above 6 kHz like several vocoders do (S03,
+# S07, S13), while the Tux Paint and Asterisk recordings keep their level up to 8 kHz: a detector trained with
+# that speaker drawn into train can call its spoofs bonafide (S07), and one trained without it calls its real
+# recordings spoof (README, "S07's speaker held in test"). `AUGMENT = "eq"` (LFCC only) trains on random
+# roll-offs and ripples of the channel so that the band's edge alone cannot decide.
+
+# %%
+spectra = data_views.long_term_spectra(prep)
+plots.save(plots.long_term_spectra(spectra), PROFILE, "00_long_term_spectra")
+
+# %% [markdown]
 # ## The images the detectors see
 #
 # `thesis_rgb32` paints the log spectrogram with viridis and resizes it to 32x32, directly on the array.

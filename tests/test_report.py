@@ -140,3 +140,42 @@ def test_protocol_line_names_the_split_and_a_speaker_held_in_test():
     assert "435 clips, bonafide share 0.379" in line and "held in test" not in line
     held = protocol_line({**header, "protocol": {**proto, "held_in_test": ["festvox_ru_nsh"]}})
     assert "speaker(s) festvox_ru_nsh held in test" in held and held.startswith(line.split(" (test split")[0])
+
+
+def test_long_term_spectra_show_a_source_that_rolls_off_and_prefer_uncoded_clips(tmp_path):
+    """helpers.reporting.data_views.long_term_spectra: per bonafide source and per spoof system, each clip normalised
+    to its peak; a low-passed source sits far below a white one at the band's top, and coded clips count only for a
+    group without uncoded ones."""
+    import soundfile as sf
+    from scipy.signal import butter, sosfilt
+
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from helpers.reporting import figures
+    from helpers.reporting.data_views import long_term_spectra
+
+    rng = np.random.default_rng(0)
+    sos = butter(8, 4000, fs=16000, output="sos")
+    rows = []
+    for i in range(6):
+        white = rng.standard_normal(16000).astype("float32") * 0.1
+        low = sosfilt(sos, rng.standard_normal(16000)).astype("float32") * 0.1
+        for source, label, system, codec, wav in (("wide", "bonafide", "-", "nocodec", white),
+                                                  ("narrow", "bonafide", "-", "nocodec", low),
+                                                  ("wide", "bonafide", "-", "low_mp3", low),   # coded: left out
+                                                  ("-", "spoof", "S1", "low_mp3", low)):       # only coded: kept
+            path = tmp_path / f"{source}_{system}_{codec}_{i}.wav"
+            sf.write(path, wav, 16000)
+            rows.append({"trial": path.stem, "label": label, "source": source, "system": system, "codec": codec,
+                         "path": str(path)})
+    table = pd.DataFrame(rows)
+    df = long_term_spectra(SimpleNamespace(table=table), per_group=4)
+    assert set(zip(df["label"], df["group"])) == {("bonafide", "wide"), ("bonafide", "narrow"), ("spoof", "S1")}
+    assert (df.groupby("group")["clips"].first() == 4).all()
+    at = df[df["freq_hz"] == 7000.0].set_index("group")["db"]
+    assert at["wide"] > -15 and at["narrow"] < at["wide"] - 30           # the coded low-passed clips were not used
+    assert at["S1"] < at["wide"] - 30 and (df["db"] <= 1e-6).all()       # peaks at 0 dB
+    fig = figures.long_term_spectra(df)
+    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 2    # two sources; one system and the mean

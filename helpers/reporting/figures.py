@@ -81,6 +81,29 @@ def durations(table: pd.DataFrame, seconds: Sequence[float] | None = None) -> pl
     return fig
 
 
+def long_term_spectra(df: pd.DataFrame) -> plt.Figure:
+    """Left: each bonafide source package's long-term spectrum; right: each spoofing system's, over the mean of the
+    bonafide sources (dashed). dB below each clip's peak; from :func:`helpers.reporting.data_views.long_term_spectra`."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    bona, spoof = df[df["label"] == "bonafide"], df[df["label"] == "spoof"]
+    for ax, part, title in ((axes[0], bona, "bonafide, per source package"), (axes[1], spoof, "spoof, per system")):
+        groups = list(dict.fromkeys(part["group"]))
+        colours = dict(zip(groups, sns.color_palette("tab20" if len(groups) > 10 else PALETTE, len(groups))))
+        for gname in groups:
+            g = part[part["group"] == gname]
+            ax.plot(g["freq_hz"] / 1000, g["db"], lw=1.2, color=colours[gname], label=f"{gname} ({g['clips'].iloc[0]})")
+        ax.set(title=title, xlabel="frequency (kHz)")
+        ax.legend(fontsize=6, ncol=2 if len(groups) > 7 else 1, loc="lower left")
+    if len(bona):
+        ref = bona.groupby("freq_hz")["db"].mean()
+        axes[1].plot(ref.index / 1000, ref.values, "k--", lw=1.5, label="bonafide mean")
+        axes[1].legend(fontsize=6, ncol=2, loc="lower left")
+    axes[0].set_ylabel("dB below the clip's peak (mean of clips)")
+    fig.suptitle("long-term average spectra (uncoded clips; number of clips in brackets)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def waveforms_and_spectrograms(clips: dict[str, np.ndarray], sr: int = 16000) -> plt.Figure:
     """One column per clip (bonafide and its vocoded copies): waveform above, spectrogram below."""
     n = len(clips)
