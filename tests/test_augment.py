@@ -74,3 +74,15 @@ def test_eq_is_a_channel_filter_a_constant_shift_of_the_log_filterbank_energies_
 def test_eq_refuses_an_image_that_is_not_lfcc_and_names_the_parameter():
     with pytest.raises(ValueError, match="FEATURES must be 'lfcc'"):
         make_augment("eq")(_batch(), batch_generator(0, 0, 0))
+
+
+def test_eq_runs_first_so_a_mask_combined_with_it_survives_and_any_float_dtype_works():
+    x = _lfcc_batch()
+    both = make_augment("freqmask+eq")(x, batch_generator(4, 0, 0))
+    g = batch_generator(4, 0, 0)                                            # eq, then the mask, on one generator
+    assert torch.equal(both, make_augment("freqmask")(make_augment("eq")(x, g), g))
+    constant_rows = (both[:, 0] == both[:, 0, :, :1]).all(-1)               # a masked row: the mean in every frame
+    assert constant_rows.any(-1).sum() >= len(x) - 1                        # (a mask may be 0 rows wide)
+    eq_only = make_augment("eq")(x, batch_generator(4, 0, 0))
+    out64 = make_augment("eq")(x.double(), batch_generator(4, 0, 0))
+    assert out64.dtype == torch.float64 and torch.allclose(out64.float(), eq_only, atol=1e-5)

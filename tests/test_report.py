@@ -179,3 +179,6 @@ def test_long_term_spectra_show_a_source_that_rolls_off_and_prefer_uncoded_clips
     assert at["S1"] < at["wide"] - 30 and (df["db"] <= 1e-6).all()       # peaks at 0 dB
     fig = figures.long_term_spectra(df)
     assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 2    # two sources; one system and the mean
+    assert "S1 (4, coded)" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert df.groupby("group")["coded"].first().to_dict() == {"S1": True, "narrow": False, "wide": False}
+    figures.plt.close(fig)

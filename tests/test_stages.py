@@ -43,6 +43,18 @@ def test_valid_parameters_pass_and_shapes_are_checked():
         check({"SPLIT": [0.5, 0.5, 0.5]})
 
 
+def test_eq_on_data_that_is_not_lfcc_is_refused_before_any_training():
+    from types import SimpleNamespace
+
+    prep = SimpleNamespace(params=SimpleNamespace(features="thesis_rgb32"),
+                           xy=lambda split: pytest.fail("touched the data"))
+    with pytest.raises(ValueError, match="FEATURES = 'thesis_rgb32'"):
+        stages.run_baselines("p", prep, ["resnet18"], TrainConfig(augment="shift+eq"))
+    with pytest.raises(ParameterError) as e:                 # with a misspelt choice: both problems at once
+        check({"AUGMENT": "eq", "FEATURES": "thesis_rgb32", "BLUR_PER": "batches"})
+    assert "'eq' filters LFCC" in str(e.value) and "BLUR_PER" in str(e.value)
+
+
 def test_run_all_refuses_a_misspelt_choice_before_any_work(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "run_all.py"), "--profile", "smoke", "-p", "FEATURES", "thesis_rgb"],
                        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OUTPUT_DIR": str(tmp_path)})

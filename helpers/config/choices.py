@@ -24,7 +24,7 @@ AT_INIT: tuple[str, ...] = ("scratch", "baseline")
 BALANCE: tuple[str, ...] = ("none", "weighted")                                # helpers.models.training.TrainConfig
 SELECT: tuple[str, ...] = ("last", "val_eer")                                  # helpers.models.training.TrainConfig
 EARLY_STOP_METRICS: tuple[str, ...] = ("val_loss", "val_eer")                  # helpers.models.training.EarlyStop
-AUGMENTS: tuple[str, ...] = ("shift", "freqmask", "timemask", "noise", "gain", "eq")  # helpers.models.augment.AUGMENTS
+AUGMENTS: tuple[str, ...] = ("eq", "shift", "freqmask", "timemask", "noise", "gain")  # helpers.models.augment.AUGMENTS
 CERT_INIT: tuple[str, ...] = ("baseline", "scratch")                           # helpers.experiments.certified
 UNSEEN_VOICE_SPEAKER: tuple[str, ...] = ("drawn", "test")                             # helpers.data.corpus.assign_splits
 

@@ -175,8 +175,12 @@ def _odd(value: Any) -> str | None:
     return None if value % 2 == 1 else "an odd kernel size (the blur is centred)"
 
 
+def _augment_names(value: Any) -> list[str]:
+    return [] if value in (None, "", "none") else str(value).split("+")
+
+
 def _augment(value: Any) -> str | None:
-    names = [] if value in (None, "", "none") else str(value).split("+")
+    names = _augment_names(value)
     bad = [n for n in names if n not in C.AUGMENTS]
     return f"'+'-joined names from {list(C.AUGMENTS)}, or 'none' (unknown: {bad})" if bad else None
 
@@ -344,8 +348,7 @@ def check_sections(params: Mapping[str, Any]) -> dict[type[Section], Section]:
             built[cls] = cls.from_params(params)
         except ParameterError as exc:
             problems += exc.problems
-    if not problems:
-        problems += _cross_problems(params)
+    problems += _cross_problems(params)
     if problems:
         raise ParameterError(problems)
     return built
@@ -357,8 +360,7 @@ def _cross_problems(params: Mapping[str, Any]) -> list[str]:
     if "AUGMENT" not in params or "FEATURES" not in params:
         return []
     augment, features = params["AUGMENT"], params["FEATURES"]
-    names = [] if augment in (None, "", "none") else str(augment).split("+")
-    if "eq" in names and features != "lfcc":
+    if "eq" in _augment_names(augment) and features != "lfcc":
         return [f"AUGMENT = {augment!r} with FEATURES = {features!r}: 'eq' filters LFCC images only; "
                 "set FEATURES 'lfcc' or leave 'eq' out"]
     return []

@@ -214,10 +214,16 @@ def lfcc(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     return img if batched else img[0]
 
 
+_LFCC_SCALE: dict[str, torch.Tensor] = {}
+
+
 def _lfcc_scale(device: torch.device) -> torch.Tensor:
-    s0, s1, s2, s3 = LFCC_SCALES
-    return torch.tensor([s0] + [s1] * (LFCC_COEFFS - 1) + [s2] * LFCC_COEFFS + [s3] * LFCC_COEFFS,
-                        device=device).view(1, -1, 1)
+    """(1, 60, 1): the divisor of each LFCC image row before the sigmoid (:data:`LFCC_SCALES` per row block)."""
+    if str(device) not in _LFCC_SCALE:
+        s0, s1, s2, s3 = LFCC_SCALES
+        _LFCC_SCALE[str(device)] = torch.tensor([s0] + [s1] * (LFCC_COEFFS - 1) + [s2] * LFCC_COEFFS
+                                                + [s3] * LFCC_COEFFS, device=device).view(1, -1, 1)
+    return _LFCC_SCALE[str(device)]
 
 
 def lfcc_image_from_db(db: torch.Tensor) -> torch.Tensor:

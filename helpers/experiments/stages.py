@@ -413,6 +413,9 @@ def system_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str
 def run_baselines(profile: str, prep: Prepared, models: list[str], cfg: TrainConfig,
                   device: str | torch.device = "cpu") -> tuple[dict[str, TrainResult], BaselinesStage]:
     """Train (or reuse) each baseline and evaluate it on the whole test split."""
+    if "eq" in (cfg.augment or "").split("+") and prep.params.features != "lfcc":
+        raise ValueError(f"AUGMENT = {cfg.augment!r}: 'eq' filters LFCC images only, and 00's data has FEATURES = "
+                         f"{prep.params.features!r}; leave 'eq' out or run 00 with FEATURES 'lfcc'")
     runs, records, breakdown, per_system = {}, [], [], []
     x_test, y_test = prep.xy("test")
     for arch in models:

@@ -13,9 +13,11 @@ condition applied offline (:mod:`helpers.data.codecs`). What is left to do onlin
 - ``noise``: additive Gaussian noise with a standard deviation drawn from [0, 0.03] per image (a noisy channel).
 - ``gain``: a random brightness offset in [-0.05, 0.05] (a level change moves a log spectrogram by a constant;
   for the thesis's min-max-normalised RGB image it is a colour shift).
-- ``eq`` (LFCC images only): a random channel response, RawBoost's linear convolutive noise (Tak et al., ICASSP
-  2022) applied where a filter acts on LFCC, to the log filterbank energies: a high-frequency roll-off of 0-30 dB
-  from a cut-off drawn between 3.2 and 7.6 kHz, plus a smooth ripple of three cosines of up to 3 dB each. A
+- ``eq`` (LFCC images only, applied before the others): a random channel response, RawBoost's linear
+  convolutive noise (Tak et al., ICASSP 2022) applied where a filter acts on LFCC, to the log filterbank energies:
+  a high-frequency roll-off of 0-30 dB starting at a random filter centred between 3.4 and 7.6 kHz (of the 20
+  linear filters over 0-8 kHz, centres (i + 1) x 8000 / 21 Hz), plus a smooth ripple of three cosines of up to
+  3 dB each. A
   filter's response is constant in time, so it moves the cepstra by a constant per clip and the deltas not at all;
   the image is inverted to dB, filtered and rebuilt exactly (:func:`helpers.data.features.lfcc_db_from_image`).
   Why: in the demo corpus every bonafide source package has its own high-frequency level (festvox-ru's studio
@@ -34,7 +36,8 @@ from typing import Callable
 import torch
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-AUGMENTS: tuple[str, ...] = ("shift", "freqmask", "timemask", "noise", "gain", "eq")
+# eq first: it rebuilds the image from its cepstral rows, so it must see the clean image, not a masked or noisy one
+AUGMENTS: tuple[str, ...] = ("eq", "shift", "freqmask", "timemask", "noise", "gain")
 
 
 def parse_augment(spec: str | None) -> tuple[str, ...]:
@@ -80,17 +83,20 @@ def _gain(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return x + _uniform(len(x), g, -0.05, 0.05).view(-1, 1, 1, 1).to(x.device)
 
 
-# eq: the roll-off's depth and cut-off (as a linear-filter index of 20 over 0-8 kHz), the ripple's amplitude
+# eq: the roll-off's depth, the first attenuated filter (index among the 20 linear filters over 0-8 kHz: 8 is
+# centred at 3.4 kHz, 19 at 7.6 kHz), the ripple's amplitude per cosine
 EQ_ROLLOFF_DB, EQ_CUTOFF_FILTERS, EQ_RIPPLE_DB = (0.0, 30.0), (8, 19), 3.0
 
 
-def channel_response_db(n: int, g: torch.Generator, n_filters: int = 20) -> torch.Tensor:
-    """``n`` random channel responses in dB over ``n_filters`` linear filters, (n, n_filters): a linear roll-off
-    from a random cut-off filter to the top one, of random depth, plus three random cosines (the ripple)."""
+def channel_response_db(n: int, g: torch.Generator) -> torch.Tensor:
+    """``n`` random channel responses in dB over the LFCC's linear filters, (n, 20): a linear roll-off from a
+    random first attenuated filter to full depth at the top one, of random depth, plus three random cosines."""
+    from helpers.data.features import LFCC_FILTERS as n_filters
+
     f = torch.arange(n_filters, dtype=torch.float32)[None]
     depth = _uniform(n, g, *EQ_ROLLOFF_DB)[:, None]
     cut = torch.randint(EQ_CUTOFF_FILTERS[0], EQ_CUTOFF_FILTERS[1] + 1, (n, 1), generator=g).float()
-    ramp = ((f - cut + 1) / (n_filters - cut)).clamp(0, 1)               # 0 below the cut-off, 1 at the top
+    ramp = ((f - cut + 1) / (n_filters - cut)).clamp(0, 1)               # 0 below filter `cut`, 1 at the top
     k = torch.arange(1, 4, dtype=torch.float32).view(1, 3, 1)
     amp = _uniform(3 * n, g, -EQ_RIPPLE_DB, EQ_RIPPLE_DB).view(n, 3, 1)
     phase = _uniform(3 * n, g, 0.0, 2 * torch.pi).view(n, 3, 1)
@@ -101,8 +107,8 @@ def channel_response_db(n: int, g: torch.Generator, n_filters: int = 20) -> torc
 def _eq(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     from helpers.data.features import lfcc_db_from_image, lfcc_image_from_db
 
-    db = lfcc_db_from_image(x)                                              # (B, 20, frames); raises if not LFCC
-    response = channel_response_db(len(x), g, db.shape[1]).to(x.device)
+    db = lfcc_db_from_image(x.float())                                      # (B, 20, frames); raises if not LFCC
+    response = channel_response_db(len(x), g).to(x.device)
     return lfcc_image_from_db(db + response[:, :, None]).to(x.dtype)
 
 
@@ -111,7 +117,7 @@ _OPS: dict[str, Transform] = {"shift": _shift, "freqmask": lambda x, g: _mask(x,
 
 
 def make_augment(spec: str | None) -> Transform | None:
-    """The composed transform for ``spec`` (applied in :data:`AUGMENTS` order), or None for no augmentation."""
+    """The composed transform for ``spec`` (applied in :data:`AUGMENTS` order, ``eq`` first), or None for none."""
     names = parse_augment(spec)
     if not names:
         return None

@@ -130,29 +130,37 @@ def coded_examples(prep: Prepared, codecs: tuple[str, ...] = ("low_mp3", "low_m4
 def long_term_spectra(prep: Prepared, per_group: int = 12, seconds: float = 4.0, n_fft: int = 512):
     """The long-term average spectrum of each bonafide source package and each spoofing system, in dB below its
     own peak (each clip normalised to its peak, then averaged over up to ``per_group`` uncoded clips per group;
-    coded clips only where a group has no uncoded one). Long-format DataFrame: label, group, freq_hz, db, clips.
+    coded clips only where a group has no uncoded one, and then ``coded`` is True). Long-format DataFrame:
+    label, group, freq_hz, db, clips, coded. A file that cannot be read is named and left out.
 
     What it shows: a detector can learn a bonafide *recording condition* instead of a spoofing trace when the
     bonafide sources differ in band or tilt and the spoofs resemble one of them (README, "S07's speaker held in test").
     """
     import pandas as pd
 
-    from helpers.data.audio import TARGET_SR
+    from helpers.data.audio import TARGET_SR, AudioError
 
     table = prep.table.copy()
     spoof_key = "system" if "system" in table and (table["system"] != "-").any() else "attack"
-    table["_group"] = np.where(table["label"] == "bonafide",
-                               table.get("source", pd.Series("bonafide", index=table.index)).replace({"": "bonafide", "-": "bonafide"}),
-                               table[spoof_key])
+    source = table["source"] if "source" in table else pd.Series("bonafide", index=table.index)
+    spoof_group = table[spoof_key] if spoof_key in table else pd.Series("spoof", index=table.index)
+    table["_group"] = np.where(table["label"] == "bonafide", source.replace({"": "bonafide", "-": "bonafide"}),
+                               spoof_group)
+    table["_group"] = table["_group"].fillna("?")
     window = torch.hann_window(n_fft)
     freqs = np.fft.rfftfreq(n_fft, 1 / TARGET_SR)
     rows = []
     for (label, group), g in table.groupby(["label", "_group"], sort=True):
         plain = g[g["codec"] == "nocodec"] if "codec" in g else g
-        pick = (plain if len(plain) else g).sort_values("trial").head(per_group)
+        coded = len(plain) == 0 and "codec" in g
+        pick = (g if coded else plain).sort_values("trial").head(per_group)
         spectra = []
         for path in pick["path"]:
-            wav = torch.as_tensor(load_audio(path)[0][: int(seconds * TARGET_SR)])
+            try:
+                wav = torch.as_tensor(load_audio(path)[0][: int(seconds * TARGET_SR)])
+            except AudioError as exc:
+                print(f"long-term spectra: left out {exc}")
+                continue
             if len(wav) < n_fft:
                 continue
             power = torch.stft(wav, n_fft, n_fft // 4, window=window, return_complex=True).abs().pow(2).mean(-1)
@@ -160,6 +168,6 @@ def long_term_spectra(prep: Prepared, per_group: int = 12, seconds: float = 4.0,
             spectra.append((db - db.max()).numpy())
         if spectra:
             mean = np.mean(spectra, 0)
-            rows += [{"label": label, "group": group, "freq_hz": f, "db": d, "clips": len(spectra)}
+            rows += [{"label": label, "group": group, "freq_hz": f, "db": d, "clips": len(spectra), "coded": coded}
                      for f, d in zip(freqs, mean)]
-    return pd.DataFrame(rows, columns=["label", "group", "freq_hz", "db", "clips"])
+    return pd.DataFrame(rows, columns=["label", "group", "freq_hz", "db", "clips", "coded"])

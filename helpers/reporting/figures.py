@@ -91,7 +91,9 @@ def long_term_spectra(df: pd.DataFrame) -> plt.Figure:
         colours = dict(zip(groups, sns.color_palette("tab20" if len(groups) > 10 else PALETTE, len(groups))))
         for gname in groups:
             g = part[part["group"] == gname]
-            ax.plot(g["freq_hz"] / 1000, g["db"], lw=1.2, color=colours[gname], label=f"{gname} ({g['clips'].iloc[0]})")
+            coded = ", coded" if "coded" in g and g["coded"].iloc[0] else ""
+            ax.plot(g["freq_hz"] / 1000, g["db"], lw=1.2, color=colours[gname],
+                    label=f"{gname} ({g['clips'].iloc[0]}{coded})")
         ax.set(title=title, xlabel="frequency (kHz)")
         ax.legend(fontsize=6, ncol=2 if len(groups) > 7 else 1, loc="lower left")
     if len(bona):
@@ -99,7 +101,8 @@ def long_term_spectra(df: pd.DataFrame) -> plt.Figure:
         axes[1].plot(ref.index / 1000, ref.values, "k--", lw=1.5, label="bonafide mean")
         axes[1].legend(fontsize=6, ncol=2, loc="lower left")
     axes[0].set_ylabel("dB below the clip's peak (mean of clips)")
-    fig.suptitle("long-term average spectra (uncoded clips; number of clips in brackets)", fontsize=10)
+    fig.suptitle("long-term average spectra (uncoded clips where a group has them; number of clips in brackets)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
