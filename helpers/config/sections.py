@@ -359,13 +359,18 @@ def _cross_problems(params: Mapping[str, Any]) -> list[str]:
     a notebook's namespace names only its own): the ``eq`` augmentation filters LFCC images only."""
     if "AUGMENT" not in params or "FEATURES" not in params:
         return []
-    augment, features = params["AUGMENT"], params["FEATURES"]
+    problem = augment_features_problem(params["AUGMENT"], params["FEATURES"])
+    return [problem] if problem else []
+
+
+def augment_features_problem(augment: Any, features: Any) -> str | None:
+    """What is wrong with AUGMENT and FEATURES together (None: nothing); also what 01 checks against 00's data."""
     if "eq" in _augment_names(augment) and features != "lfcc":
-        return [f"AUGMENT = {augment!r} with FEATURES = {features!r}: 'eq' filters LFCC images only; "
-                "set FEATURES 'lfcc' or leave 'eq' out"]
-    return []
+        return (f"AUGMENT = {augment!r} with FEATURES = {features!r}: 'eq' filters LFCC images only; "
+                "set FEATURES 'lfcc' or leave 'eq' out")
+    return None
 
 
 __all__ = ["ParameterError", "Section", "param", "from_upper", "upper_kwargs", "SECTIONS", "DataSection", "TrainSection", "PixleSection",
            "SmoothingSection", "AdversarialSection", "ReportSection", "RealizableSection", "check_sections",
-           "problems_of"]
+           "problems_of", "augment_features_problem"]

@@ -32,7 +32,7 @@ import torch
 from helpers.defenses.smoothing import Defended, GaussianBlur
 from helpers.evaluation.attack_loop import AttackConfig, AttackJob, AttackRun, attack_cache_dir, load_attack, record
 from helpers.config.sections import (AdversarialSection, DataSection, PixleSection, SmoothingSection, TrainSection,
-                                      from_upper, upper_kwargs)
+                                      augment_features_problem, from_upper, upper_kwargs)
 from helpers.io import quarantine, save_json
 from helpers.models.detectors import MODEL_VERSION, predict
 from helpers.paths import cache_dir, metrics_dir, profile_dir
@@ -413,9 +413,9 @@ def system_breakdown(arch: str, logits: torch.Tensor, prep: Prepared, split: str
 def run_baselines(profile: str, prep: Prepared, models: list[str], cfg: TrainConfig,
                   device: str | torch.device = "cpu") -> tuple[dict[str, TrainResult], BaselinesStage]:
     """Train (or reuse) each baseline and evaluate it on the whole test split."""
-    if "eq" in (cfg.augment or "").split("+") and prep.params.features != "lfcc":
-        raise ValueError(f"AUGMENT = {cfg.augment!r}: 'eq' filters LFCC images only, and 00's data has FEATURES = "
-                         f"{prep.params.features!r}; leave 'eq' out or run 00 with FEATURES 'lfcc'")
+    problem = augment_features_problem(cfg.augment, prep.params.features)
+    if problem:
+        raise ValueError(f"{problem} (FEATURES as 00 prepared the data: rerun 00 with FEATURES 'lfcc' for 'eq')")
     runs, records, breakdown, per_system = {}, [], [], []
     x_test, y_test = prep.xy("test")
     for arch in models:

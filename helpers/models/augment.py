@@ -17,9 +17,9 @@ condition applied offline (:mod:`helpers.data.codecs`). What is left to do onlin
   convolutive noise (Tak et al., ICASSP 2022) applied where a filter acts on LFCC, to the log filterbank energies:
   a high-frequency roll-off of 0-30 dB starting at a random filter centred between 3.4 and 7.6 kHz (of the 20
   linear filters over 0-8 kHz, centres (i + 1) x 8000 / 21 Hz), plus a smooth ripple of three cosines of up to
-  3 dB each. A
-  filter's response is constant in time, so it moves the cepstra by a constant per clip and the deltas not at all;
-  the image is inverted to dB, filtered and rebuilt exactly (:func:`helpers.data.features.lfcc_db_from_image`).
+  3 dB each. A filter's response is constant in time, so it moves the cepstra by a constant per clip and the
+  deltas not at all; the image is inverted to dB, filtered and rebuilt exactly
+  (:func:`helpers.data.features.lfcc_db_from_image`).
   Why: in the demo corpus every bonafide source package has its own high-frequency level (festvox-ru's studio
   reading rolls off like the vocoders, the Asterisk prompts do not), so without it the LFCC detector can learn
   which recording conditions are bonafide (README, "S07's speaker held in test").
