@@ -4,8 +4,8 @@
     OUTPUT_DIR=... python benchmarks/channel_counterfactual.py --profile demo_lfcc --arch resnet18
 
 Reads the profile's prepared test split and 01's detector (``stages.load_prepared`` / ``stages.load_detector``), then
-scores the test images again after a fixed channel change applied exactly to their log filterbank energies (the same
-inversion as ``AUGMENT eq``): 0 dB up to the filter centred at 5.7 kHz, rising linearly to ``--gains`` dB at the top
+scores the test images again after a fixed channel change applied exactly to their log filterbank energies (``features.lfcc_filtered``,
+as ``AUGMENT eq``): 0 dB up to the filter centred at 5.7 kHz, rising linearly to ``--gains`` dB at the top
 filter (7.6 kHz). Prints, per gain, the mean bonafide score (logit(bonafide) - logit(spoof)) of each bonafide test
 speaker and of the spoofs, the share of bonafide and of spoof clips called bonafide (score > 0), and the EER.
 
@@ -21,7 +21,7 @@ import argparse
 import numpy as np
 import torch
 
-from helpers.data.features import LFCC_FILTERS, lfcc_db_from_image, lfcc_image_from_db
+from helpers.data.features import LFCC_FILTERS, lfcc_filtered
 from helpers.evaluation.metrics import bonafide_score, eer
 from helpers.experiments import stages
 from helpers.models.detectors import predict
@@ -33,7 +33,7 @@ def top_band(x: torch.Tensor, gain_db: float) -> torch.Tensor:
     """LFCC images with the level above ~6 kHz moved by up to ``gain_db`` (a linear ramp over the top filters)."""
     f = torch.arange(LFCC_FILTERS, dtype=torch.float32)
     ramp = ((f - FIRST_FILTER) / (LFCC_FILTERS - 1 - FIRST_FILTER)).clamp(0, 1)
-    return lfcc_image_from_db(lfcc_db_from_image(x.float()) + gain_db * ramp[None, :, None])
+    return lfcc_filtered(x, gain_db * ramp)
 
 
 def main() -> None:

@@ -249,6 +249,14 @@ def lfcc_db_from_image(img: torch.Tensor) -> torch.Tensor:
     return torch.matmul(c.transpose(1, 2), _lfcc_dct(img.device).T).transpose(1, 2)
 
 
+def lfcc_filtered(img: torch.Tensor, response_db: torch.Tensor) -> torch.Tensor:
+    """LFCC images as if their audio had passed a linear filter whose gain per linear filterbank band is
+    ``response_db`` ((B, 20) per image, or (20,) for all): exact, as the filter adds a constant in dB per band and
+    frame. Computed in float32 and returned in ``img``'s dtype; what ``AUGMENT eq`` and the channel benchmark use."""
+    db = lfcc_db_from_image(img.float())
+    return lfcc_image_from_db(db + response_db.reshape(-1, LFCC_FILTERS, 1).to(db)).to(img.dtype)
+
+
 def loglin(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     """Full-resolution log-power linear-frequency spectrogram of the fixed-length crop, mapped to [0, 1]
     (0 = ``top_db`` below the clip's peak), low frequencies at the bottom: (B, 1, 257, frames)."""

@@ -19,7 +19,7 @@ condition applied offline (:mod:`helpers.data.codecs`). What is left to do onlin
   linear filters over 0-8 kHz, centres (i + 1) x 8000 / 21 Hz), plus a smooth ripple of three cosines of up to
   3 dB each. A filter's response is constant in time, so it moves the cepstra by a constant per clip and the
   deltas not at all; the image is inverted to dB, filtered and rebuilt exactly
-  (:func:`helpers.data.features.lfcc_db_from_image`).
+  (:func:`helpers.data.features.lfcc_filtered`).
   Why: in the demo corpus every bonafide source package has its own high-frequency level (festvox-ru's studio
   reading rolls off like the vocoders, the Asterisk prompts do not), so without it the LFCC detector can learn
   which recording conditions are bonafide (README, "S07's speaker held in test").
@@ -105,11 +105,9 @@ def channel_response_db(n: int, g: torch.Generator) -> torch.Tensor:
 
 
 def _eq(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    from helpers.data.features import lfcc_db_from_image, lfcc_image_from_db
+    from helpers.data.features import lfcc_filtered
 
-    db = lfcc_db_from_image(x.float())                                      # (B, 20, frames); raises if not LFCC
-    response = channel_response_db(len(x), g).to(x.device)
-    return lfcc_image_from_db(db + response[:, :, None]).to(x.dtype)
+    return lfcc_filtered(x, channel_response_db(len(x), g))                # raises if x is not an LFCC image
 
 
 _OPS: dict[str, Transform] = {"shift": _shift, "freqmask": lambda x, g: _mask(x, g, -2),

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from helpers.data.audio import load_audio
-from helpers.data.features import extract, render_via_figure
+from helpers.data.features import FeatureConfig, extract, power_spectrogram, render_via_figure
 from helpers.experiments.pipeline import Prepared
 
 
@@ -147,7 +147,7 @@ def long_term_spectra(prep: Prepared, per_group: int = 12, seconds: float = 4.0,
     table["_group"] = np.where(table["label"] == "bonafide", source.replace({"": "bonafide", "-": "bonafide"}),
                                spoof_group)
     table["_group"] = table["_group"].fillna("?")
-    window = torch.hann_window(n_fft)
+    cfg = FeatureConfig(n_fft=n_fft, hop=n_fft // 4)
     freqs = np.fft.rfftfreq(n_fft, 1 / TARGET_SR)
     rows = []
     for (label, group), g in table.groupby(["label", "_group"], sort=True):
@@ -161,10 +161,9 @@ def long_term_spectra(prep: Prepared, per_group: int = 12, seconds: float = 4.0,
             except AudioError as exc:
                 print(f"long-term spectra: left out {exc}")
                 continue
-            if len(wav) < n_fft:
+            if len(wav) == 0:
                 continue
-            power = torch.stft(wav, n_fft, n_fft // 4, window=window, return_complex=True).abs().pow(2).mean(-1)
-            db = 10 * torch.log10(power.clamp_min(1e-12))
+            db = 10 * torch.log10(power_spectrogram(wav, cfg).mean(-1).clamp_min(1e-12))
             spectra.append((db - db.max()).numpy())
         if spectra:
             mean = np.mean(spectra, 0)
