@@ -44,7 +44,9 @@ def main() -> None:
     args = ap.parse_args()
     prep = stages.load_prepared(args.profile)
     if prep.params.features != "lfcc":
-        raise SystemExit(f"profile {args.profile} has FEATURES = {prep.params.features!r}; this needs 'lfcc'")
+        why = (" ('lfcc_cmn' is blind to a fixed filter by construction: every gain gives the same scores)"
+               if prep.params.features == "lfcc_cmn" else "")
+        raise SystemExit(f"profile {args.profile} has FEATURES = {prep.params.features!r}; this needs 'lfcc'{why}")
     model = stages.load_detector(args.profile, args.arch, "baseline", prep)
     x, y = prep.xy("test")
     test = prep.table[prep.table["split"] == "test"].reset_index(drop=True)

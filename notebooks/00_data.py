@@ -49,7 +49,7 @@ BONAFIDE_SHARE = 0.5           # None keeps the corpus mix; the thesis's sample 
 SPLIT = [0.7, 0.1, 0.2]        # train, val, test fractions
 SPLIT_BY = "speaker"           # speaker (unseen voices in test), source (leak-free), or clip (the thesis's split)
 UNSEEN_VOICE_SPEAKER = "drawn" # S07's own speaker (festvox_ru_nsh): drawn like any speaker, or "test" (ASVspoof's way)
-FEATURES = "thesis_rgb32"      # or logspec
+FEATURES = "thesis_rgb32"      # or logspec, lfcc (profile demo_lfcc), lfcc_cmn (LFCC, mean-normalised), loglin
 FEATURE_SIZE = 32
 ON_ERROR = "error"             # or skip: bad files are listed in outputs/PROFILE/skipped.csv
 

@@ -100,7 +100,7 @@ def test_conversions_are_recorded_with_the_features(tmp_path):
 
 # --------------------------------------------------------------------------- high-resolution front ends
 
-@pytest.mark.parametrize("name,rows", [("lfcc", 60), ("loglin", 257)])
+@pytest.mark.parametrize("name,rows", [("lfcc", 60), ("lfcc_cmn", 60), ("loglin", 257)])
 def test_hires_front_end_shape_range_and_fixed_length(name, rows):
     from helpers.data.features import FeatureConfig, extract
 
@@ -135,7 +135,29 @@ def test_lfcc_is_torchaudios_lfcc_with_deltas_squashed():
                           atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["lfcc", "loglin"])
+def test_lfcc_cmn_removes_a_fixed_filter_and_the_level_exactly_and_nothing_else():
+    """CMN: the cepstral rows of ``lfcc_cmn`` are ``lfcc``'s minus their mean over frames (deltas untouched), so a
+    constant dB per band (a fixed filter, any level) leaves the image unchanged, where plain LFCC moves."""
+    from helpers.data.features import LFCC_SCALES, FeatureConfig, lfcc, lfcc_db_from_image, lfcc_image_from_db
+
+    wav = 0.1 * torch.randn(2, 48000, generator=torch.Generator().manual_seed(4))
+    plain, cmn = lfcc(wav, FeatureConfig(name="lfcc")), lfcc(wav, FeatureConfig(name="lfcc_cmn"))
+    assert cmn.shape == plain.shape == (2, 1, 60, 301)
+    assert torch.allclose(cmn[:, :, 20:], plain[:, :, 20:], atol=1e-6)      # deltas and delta-deltas as LFCC's
+    c = torch.logit(plain[:, 0, :20].double()) * torch.tensor([LFCC_SCALES[0]] + [LFCC_SCALES[1]] * 19)[:, None]
+    expect = torch.sigmoid((c - c.mean(-1, keepdim=True)) / torch.tensor([LFCC_SCALES[0]] + [LFCC_SCALES[1]] * 19)[:, None])
+    assert torch.allclose(cmn[:, 0, :20].double(), expect, atol=1e-4)
+    # a fixed filter: a roll-off of 30 dB over the top 8 bands and a 12 dB level change
+    db = lfcc_db_from_image(plain)
+    response = torch.cat([torch.zeros(12), torch.linspace(-4, -30, 8)]) - 12.0
+    shifted = db + response[None, :, None]
+    assert torch.allclose(lfcc_image_from_db(shifted, cmn=True), lfcc_image_from_db(db, cmn=True), atol=1e-5)
+    assert (lfcc_image_from_db(shifted) - lfcc_image_from_db(db)).abs().amax() > 0.1
+    # on audio: a gain is a fixed filter too (the 80 dB floor moves with the clip's peak)
+    assert torch.allclose(lfcc(0.25 * wav, FeatureConfig(name="lfcc_cmn")), cmn, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["lfcc", "lfcc_cmn", "loglin"])
 def test_hires_batch_equals_each_clip_alone(name):
     from helpers.data.features import FeatureConfig, extract, hires_batch
 

@@ -64,6 +64,8 @@ def test_the_eq_augmentation_is_refused_before_any_work_unless_the_features_are_
     with pytest.raises(ParameterError, match="'eq' filters LFCC images only"):
         check({"AUGMENT": "shift+eq", "FEATURES": "thesis_rgb32"})
     check({"AUGMENT": "shift+eq", "FEATURES": "lfcc"})
+    with pytest.raises(ParameterError, match="'lfcc_cmn' removes any fixed filter by itself"):
+        check({"AUGMENT": "eq", "FEATURES": "lfcc_cmn"})    # eq on normalised cepstra would undo the normalisation
     check({"AUGMENT": "eq"})                # 01's namespace alone: its features come from 00's record
 
 

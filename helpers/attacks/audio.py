@@ -101,7 +101,7 @@ def features_batch(wav: torch.Tensor, cfg: FeatureConfig = FeatureConfig(),
         return img.clamp(0, 1)
     if cfg.hires:                       # lfcc / loglin: already batched and differentiable
         return hires_batch(wav, cfg)
-    raise ValueError(f"unknown feature {cfg.name!r}; choose 'thesis_rgb32', 'logspec', 'lfcc' or 'loglin'")
+    raise ValueError(f"unknown feature {cfg.name!r}; choose 'thesis_rgb32', 'logspec', 'lfcc', 'lfcc_cmn' or 'loglin'")
 
 
 def _mel_scale(cfg: FeatureConfig, device: torch.device | str) -> nn.Module:

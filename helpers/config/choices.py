@@ -10,7 +10,7 @@ from __future__ import annotations
 
 DATASETS: tuple[str, ...] = ("copysynth", "asvspoof2021_df")
 SPLIT_BY: tuple[str, ...] = ("source", "speaker", "clip")                      # helpers.data.corpus.split_units
-FEATURES: tuple[str, ...] = ("thesis_rgb32", "logspec", "lfcc", "loglin")                      # helpers.data.features.FEATURES
+FEATURES: tuple[str, ...] = ("thesis_rgb32", "logspec", "lfcc", "lfcc_cmn", "loglin")                      # helpers.data.features.FEATURES
 ON_ERROR: tuple[str, ...] = ("error", "skip")
 SPEECH_SOURCES: tuple[str, ...] = ("asterisk_g722", "festvox_ru", "tuxpaint")  # helpers.data.speech_sources.SOURCES
 DF_CODECS: tuple[str, ...] = ("nocodec", "low_mp3", "high_mp3", "low_m4a", "high_m4a", "low_ogg",

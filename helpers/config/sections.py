@@ -367,7 +367,7 @@ def augment_features_problem(augment: Any, features: Any) -> str | None:
     """What is wrong with AUGMENT and FEATURES together (None: nothing); also what 01 checks against 00's data."""
     if "eq" in _augment_names(augment) and features != "lfcc":
         return (f"AUGMENT = {augment!r} with FEATURES = {features!r}: 'eq' filters LFCC images only; "
-                "set FEATURES 'lfcc' or leave 'eq' out")
+                "set FEATURES 'lfcc' or leave 'eq' out ('lfcc_cmn' removes any fixed filter by itself)")
     return None
 
 

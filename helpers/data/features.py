@@ -11,6 +11,10 @@
   2021): 20 linear-filterbank cepstral coefficients from a 512-point STFT with 20 ms Hann windows every 10 ms,
   plus deltas and delta-deltas, on a fixed-length crop: (1, 60, frames), squashed into [0, 1] by a fixed sigmoid
   per coefficient block (no per-clip normalisation, so level and spectral tilt stay visible).
+- ``lfcc_cmn`` (high resolution): the same LFCC with cepstral mean normalisation (each clip's mean cepstrum over
+  its frames subtracted, the classic channel compensation of speaker recognition): blind, by construction, to any
+  fixed linear filter and to the level, i.e. to the recording channel a detector can otherwise take for "bonafide"
+  (README: the held speaker's roll-off), and to a vocoder's fixed spectral colouring as well.
 - ``loglin`` (high resolution): the full-resolution log-power linear-frequency spectrogram of Alzantot et al.
   (Interspeech 2019, "Spec" ResNet), same STFT and crop: (1, 257, frames), mapped to [0, 1] as ``logspec``.
 
@@ -39,9 +43,12 @@ from helpers.data.audio import TARGET_SR, AudioError, load_audio
 from helpers.io import atomic_path, cache_key, read_or_quarantine
 from helpers.progress import progress_iter
 
-FeatureName = Literal["thesis_rgb32", "logspec", "lfcc", "loglin"]
-FEATURES: tuple[str, ...] = ("thesis_rgb32", "logspec", "lfcc", "loglin")
-HIRES: tuple[str, ...] = ("lfcc", "loglin")
+FeatureName = Literal["thesis_rgb32", "logspec", "lfcc", "lfcc_cmn", "loglin"]
+FEATURES: tuple[str, ...] = ("thesis_rgb32", "logspec", "lfcc", "lfcc_cmn", "loglin")
+HIRES: tuple[str, ...] = ("lfcc", "lfcc_cmn", "loglin")
+# LFCC with cepstral mean normalisation: each clip's mean cepstrum (over the crop's frames) subtracted, which removes
+# any fixed linear filter (a constant in dB per band, hence per cepstral coefficient) and the level exactly
+LFCC_NAMES: tuple[str, ...] = ("lfcc", "lfcc_cmn")
 # The ASVspoof 2021 LFCC baselines' analysis: 512-point FFT, 20 ms (320-sample) Hann window, 10 ms hop, 20 linear
 # filters, 20 cepstral coefficients (with deltas and delta-deltas: 60 rows).
 HIRES_STFT = {"n_fft": 512, "win": 320, "hop": 160}
@@ -81,7 +88,7 @@ class FeatureConfig:
         if not self.hires:
             return (self.channels, self.size, self.size)
         frames = self.crop_samples // HIRES_STFT["hop"] + 1
-        rows = 3 * LFCC_COEFFS if self.name == "lfcc" else HIRES_STFT["n_fft"] // 2 + 1
+        rows = 3 * LFCC_COEFFS if self.name in LFCC_NAMES else HIRES_STFT["n_fft"] // 2 + 1
         return (1, rows, frames)
 
     @property
@@ -210,7 +217,7 @@ def lfcc(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     fb, _ = _lfcc_matrices(cfg.sample_rate, wav.device)
     power = _hires_power(wav, cfg)                                           # (B, 257, frames)
     db = _db_per_clip(torch.matmul(power.transpose(1, 2), fb).transpose(1, 2), cfg.amin, cfg.top_db)
-    img = lfcc_image_from_db(db)
+    img = lfcc_image_from_db(db, cmn=cfg.name == "lfcc_cmn")
     return img if batched else img[0]
 
 
@@ -226,12 +233,19 @@ def _lfcc_scale(device: torch.device) -> torch.Tensor:
     return _LFCC_SCALE[str(device)]
 
 
-def lfcc_image_from_db(db: torch.Tensor) -> torch.Tensor:
+def lfcc_image_from_db(db: torch.Tensor, cmn: bool = False) -> torch.Tensor:
     """(B, 20, frames) log filterbank energies in dB -> the LFCC image (B, 1, 60, frames): DCT, deltas,
-    delta-deltas, each row block squashed by its scale. The one place the LFCC image's layout is defined."""
+    delta-deltas, each row block squashed by its scale. The one place the LFCC image's layout is defined.
+
+    ``cmn`` (``FEATURES = "lfcc_cmn"``): cepstral mean normalisation, each cepstral row minus its mean over the
+    clip's frames. A fixed linear filter adds a constant in dB to each band in every frame, hence a constant to each
+    cepstral coefficient, so the normalised image is exactly the same with or without it (the recording channel and
+    the level are gone; a vocoder's fixed spectral colouring goes with them). The deltas do not change."""
     import torchaudio.functional as AF
 
     c = torch.matmul(db.transpose(1, 2), _lfcc_dct(db.device)).transpose(1, 2)   # (B, 20, frames)
+    if cmn:
+        c = c - c.mean(-1, keepdim=True)
     d = AF.compute_deltas(c)
     feats = torch.cat([c, d, AF.compute_deltas(d)], 1)
     return torch.sigmoid(feats / _lfcc_scale(db.device))[:, None]
@@ -270,7 +284,7 @@ def loglin(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
 def hires_batch(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     """The high-resolution image of a batch of clips (B, T) -> (B, 1, H, W): what an audio-domain attack
     (``helpers.attacks.audio.features_batch``) needs for ``lfcc`` / ``loglin``; differentiable."""
-    if cfg.name == "lfcc":
+    if cfg.name in LFCC_NAMES:
         return lfcc(wav.float(), cfg)
     if cfg.name == "loglin":
         return loglin(wav.float(), cfg)
