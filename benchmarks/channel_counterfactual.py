@@ -44,7 +44,7 @@ def main() -> None:
     args = ap.parse_args()
     prep = stages.load_prepared(args.profile)
     if prep.params.features != "lfcc":
-        why = (" ('lfcc_cmn' is blind to a fixed filter by construction: every gain gives the same scores)"
+        why = (" ('lfcc_cmn' is blind to a per-band gain by construction: every gain gives the same scores)"
                if prep.params.features == "lfcc_cmn" else "")
         raise SystemExit(f"profile {args.profile} has FEATURES = {prep.params.features!r}; this needs 'lfcc'{why}")
     model = stages.load_detector(args.profile, args.arch, "baseline", prep)

@@ -137,7 +137,8 @@ def test_lfcc_is_torchaudios_lfcc_with_deltas_squashed():
 
 def test_lfcc_cmn_removes_a_fixed_filter_and_the_level_exactly_and_nothing_else():
     """CMN: the cepstral rows of ``lfcc_cmn`` are ``lfcc``'s minus their mean over frames (deltas untouched), so a
-    constant dB per band (a fixed filter, any level) leaves the image unchanged, where plain LFCC moves."""
+    constant dB per band (any level) leaves the image unchanged, where plain LFCC moves; a real filter on the audio
+    moves it far less than it moves plain LFCC."""
     from helpers.data.features import LFCC_SCALES, FeatureConfig, lfcc, lfcc_db_from_image, lfcc_image_from_db
 
     wav = 0.1 * torch.randn(2, 48000, generator=torch.Generator().manual_seed(4))
@@ -153,8 +154,15 @@ def test_lfcc_cmn_removes_a_fixed_filter_and_the_level_exactly_and_nothing_else(
     shifted = db + response[None, :, None]
     assert torch.allclose(lfcc_image_from_db(shifted, cmn=True), lfcc_image_from_db(db, cmn=True), atol=1e-5)
     assert (lfcc_image_from_db(shifted) - lfcc_image_from_db(db)).abs().amax() > 0.1
-    # on audio: a gain is a fixed filter too (the 80 dB floor moves with the clip's peak)
+    # on audio: a gain is exact (the 80 dB floor moves with the clip's peak); a 10 dB treble cut nearly
     assert torch.allclose(lfcc(0.25 * wav, FeatureConfig(name="lfcc_cmn")), cmn, atol=1e-4)
+    assert (lfcc(0.25 * wav, FeatureConfig(name="lfcc")) - plain).abs().amax() > 0.1
+    import torchaudio.functional as AF
+
+    shelf = AF.treble_biquad(wav, 16000, gain=-10.0, central_freq=4000.0)
+    moved_cmn = (lfcc(shelf, FeatureConfig(name="lfcc_cmn")) - cmn).abs().amax()
+    moved_plain = (lfcc(shelf, FeatureConfig(name="lfcc")) - plain).abs().amax()
+    assert moved_cmn < 0.05 and moved_plain > 4 * moved_cmn
 
 
 @pytest.mark.parametrize("name", ["lfcc", "lfcc_cmn", "loglin"])
@@ -180,7 +188,7 @@ def test_hires_features_are_differentiable_for_waveform_attacks():
     from helpers.data.features import FeatureConfig, hires_batch
 
     wav = (0.1 * torch.randn(2, 48000, generator=torch.Generator().manual_seed(3))).requires_grad_()
-    for name in ("lfcc", "loglin"):
+    for name in ("lfcc", "lfcc_cmn", "loglin"):
         hires_batch(wav, FeatureConfig(name=name)).sum().backward()
         assert wav.grad is not None and torch.isfinite(wav.grad).all() and wav.grad.abs().sum() > 0
         wav.grad = None

@@ -76,6 +76,24 @@ def test_eq_refuses_an_image_that_is_not_lfcc_and_names_the_parameter():
         make_augment("eq")(_batch(), batch_generator(0, 0, 0))
 
 
+def test_eq_is_refused_on_training_images_of_another_front_end_even_of_lfcc_shape():
+    x = _lfcc_batch()           # an lfcc_cmn image has this shape too: only the front end's name can refuse it
+    with pytest.raises(ValueError, match="'eq' needs FEATURES 'lfcc'"):
+        make_augment("shift+eq", features="lfcc_cmn")
+    assert make_augment("eq", features="lfcc")(x, batch_generator(0, 0, 0)).shape == x.shape
+    assert make_augment("shift", features="lfcc_cmn") is not None                 # other ops on any front end
+
+
+def test_training_refuses_eq_on_lfcc_cmn_data_before_any_step(tmp_path):
+    from helpers.models.training import TrainConfig, train
+
+    x, y = _lfcc_batch(4), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="FEATURES = 'lfcc_cmn' images"):
+        train("resnet18", 1, (x, y), (x, y), TrainConfig(epochs=1, augment="eq"), checkpoint=tmp_path / "c.safetensors",
+              meta={"features": "lfcc_cmn"}, progress=False)
+    assert not (tmp_path / "c.safetensors").exists()
+
+
 def test_eq_runs_first_so_a_mask_combined_with_it_survives_and_any_float_dtype_works():
     x = _lfcc_batch()
     both = make_augment("freqmask+eq")(x, batch_generator(4, 0, 0))

@@ -307,6 +307,18 @@ def test_column_summary_on_toy_model():
     assert s["pixle_perturbed"] == 1 and s["pixle_covered"] == 1 and s["per_clip"]["pixle_touched"][0] == 2
 
 
+def test_every_k_is_checked_against_the_image_before_training_also_without_a_sweep():
+    from helpers.config.profiles import PROFILES
+    from helpers.experiments.certified import CertConfig, check_ks
+
+    check_ks(CertConfig(k=30, k_sweep=()), 32, 32)                     # demo_lfcc's empty sweep (it raised TypeError)
+    check_ks(CertConfig.from_params(PROFILES["demo_lfcc"]), 60, 301)
+    check_ks(CertConfig(k=1024, k_sweep=(100,)), 32, 32)
+    for bad in (CertConfig(k=1025, k_sweep=()), CertConfig(k=30, k_sweep=(100, 2000))):
+        with pytest.raises(ValueError, match="at most the 32x32 = 1024 pixels"):
+            check_ks(bad, 32, 32)
+
+
 def test_profiles_declare_every_cert_parameter():
     from helpers.config.profiles import PROFILES
     from helpers.experiments.certified import CertConfig

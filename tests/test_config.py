@@ -61,10 +61,10 @@ def test_check_reports_every_problem_at_once_and_passes_unknown_names():
 
 
 def test_the_eq_augmentation_is_refused_before_any_work_unless_the_features_are_lfcc():
-    with pytest.raises(ParameterError, match="'eq' filters LFCC images only"):
+    with pytest.raises(ParameterError, match="'eq' needs FEATURES 'lfcc'"):
         check({"AUGMENT": "shift+eq", "FEATURES": "thesis_rgb32"})
     check({"AUGMENT": "shift+eq", "FEATURES": "lfcc"})
-    with pytest.raises(ParameterError, match="'lfcc_cmn' removes any fixed filter by itself"):
+    with pytest.raises(ParameterError, match="'lfcc_cmn' is already blind to a fixed per-band gain"):
         check({"AUGMENT": "eq", "FEATURES": "lfcc_cmn"})    # eq on normalised cepstra would undo the normalisation
     check({"AUGMENT": "eq"})                # 01's namespace alone: its features come from 00's record
 

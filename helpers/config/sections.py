@@ -366,8 +366,9 @@ def _cross_problems(params: Mapping[str, Any]) -> list[str]:
 def augment_features_problem(augment: Any, features: Any) -> str | None:
     """What is wrong with AUGMENT and FEATURES together (None: nothing); also what 01 checks against 00's data."""
     if "eq" in _augment_names(augment) and features != "lfcc":
-        return (f"AUGMENT = {augment!r} with FEATURES = {features!r}: 'eq' filters LFCC images only; "
-                "set FEATURES 'lfcc' or leave 'eq' out ('lfcc_cmn' removes any fixed filter by itself)")
+        return (f"AUGMENT = {augment!r} with FEATURES = {features!r}: 'eq' needs FEATURES 'lfcc'; "
+                "set it or leave 'eq' out" + (" ('lfcc_cmn' is already blind to a fixed per-band gain)"
+                                               if features == "lfcc_cmn" else ""))
     return None
 
 

@@ -12,9 +12,10 @@
   plus deltas and delta-deltas, on a fixed-length crop: (1, 60, frames), squashed into [0, 1] by a fixed sigmoid
   per coefficient block (no per-clip normalisation, so level and spectral tilt stay visible).
 - ``lfcc_cmn`` (high resolution): the same LFCC with cepstral mean normalisation (each clip's mean cepstrum over
-  its frames subtracted, the classic channel compensation of speaker recognition): blind, by construction, to any
-  fixed linear filter and to the level, i.e. to the recording channel a detector can otherwise take for "bonafide"
-  (README: the held speaker's roll-off), and to a vocoder's fixed spectral colouring as well.
+  its frames subtracted, the classic channel compensation of speaker recognition): exactly blind to the level and to
+  a constant gain per filterbank band, and nearly blind to a real fixed filter (whose gain varies inside a band, and
+  which the 80 dB floor clips in places), i.e. to the recording channel a detector can otherwise take for
+  "bonafide" (README: the held speaker's roll-off), and to a vocoder's fixed spectral colouring as well.
 - ``loglin`` (high resolution): the full-resolution log-power linear-frequency spectrogram of Alzantot et al.
   (Interspeech 2019, "Spec" ResNet), same STFT and crop: (1, 257, frames), mapped to [0, 1] as ``logspec``.
 
@@ -47,7 +48,7 @@ FeatureName = Literal["thesis_rgb32", "logspec", "lfcc", "lfcc_cmn", "loglin"]
 FEATURES: tuple[str, ...] = ("thesis_rgb32", "logspec", "lfcc", "lfcc_cmn", "loglin")
 HIRES: tuple[str, ...] = ("lfcc", "lfcc_cmn", "loglin")
 # LFCC with cepstral mean normalisation: each clip's mean cepstrum (over the crop's frames) subtracted, which removes
-# any fixed linear filter (a constant in dB per band, hence per cepstral coefficient) and the level exactly
+# the level and a constant dB per band (hence per cepstral coefficient) exactly, a real fixed filter nearly
 LFCC_NAMES: tuple[str, ...] = ("lfcc", "lfcc_cmn")
 # The ASVspoof 2021 LFCC baselines' analysis: 512-point FFT, 20 ms (320-sample) Hann window, 10 ms hop, 20 linear
 # filters, 20 cepstral coefficients (with deltas and delta-deltas: 60 rows).
@@ -211,7 +212,8 @@ def lfcc(wav: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     """LFCC + deltas + delta-deltas of each clip's fixed-length crop, squashed into [0, 1]: (B, 1, 60, frames).
 
     Per clip the same numbers as ``torchaudio.transforms.LFCC(n_filter=20, n_lfcc=20)`` with the 512/320/160
-    STFT (tested), but with the 80 dB floor below each clip's own peak in a batch too."""
+    STFT (tested), but with the 80 dB floor below each clip's own peak in a batch too; ``lfcc_cmn`` then subtracts
+    each cepstral row's mean over the frames (:func:`lfcc_image_from_db`)."""
     batched = wav.dim() == 2
     wav = wav if batched else wav[None]
     fb, _ = _lfcc_matrices(cfg.sample_rate, wav.device)
@@ -238,9 +240,10 @@ def lfcc_image_from_db(db: torch.Tensor, cmn: bool = False) -> torch.Tensor:
     delta-deltas, each row block squashed by its scale. The one place the LFCC image's layout is defined.
 
     ``cmn`` (``FEATURES = "lfcc_cmn"``): cepstral mean normalisation, each cepstral row minus its mean over the
-    clip's frames. A fixed linear filter adds a constant in dB to each band in every frame, hence a constant to each
-    cepstral coefficient, so the normalised image is exactly the same with or without it (the recording channel and
-    the level are gone; a vocoder's fixed spectral colouring goes with them). The deltas do not change."""
+    clip's frames. A gain that is constant over each filterbank band adds a constant in dB to that band in every
+    frame, hence a constant to each cepstral coefficient, so the normalised image is exactly the same with or
+    without it; a real fixed filter (its gain varies inside a band) nearly so (the recording channel and the level
+    are gone; a vocoder's fixed spectral colouring goes with them). The deltas do not change."""
     import torchaudio.functional as AF
 
     c = torch.matmul(db.transpose(1, 2), _lfcc_dct(db.device)).transpose(1, 2)   # (B, 20, frames)
@@ -257,7 +260,7 @@ def lfcc_db_from_image(img: torch.Tensor) -> torch.Tensor:
     the deltas are not needed, they are linear in the cepstra along time."""
     if img.dim() != 4 or img.shape[1] != 1 or img.shape[2] != 3 * LFCC_COEFFS:
         raise ValueError(f"an LFCC image batch is (B, 1, {3 * LFCC_COEFFS}, frames); got {tuple(img.shape)} "
-                         "(FEATURES must be 'lfcc' for this)")
+                         "(FEATURES must be 'lfcc' for this; an 'lfcc_cmn' image has the same shape and is not refused here)")
     c = torch.logit(img[:, 0, :LFCC_COEFFS].clamp(1e-6, 1 - 1e-6)) * _lfcc_scale(img.device)[:, :LFCC_COEFFS]
     # the DCT is orthonormal: its inverse is its transpose
     return torch.matmul(c.transpose(1, 2), _lfcc_dct(img.device).T).transpose(1, 2)

@@ -416,7 +416,7 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
         wrapped = nn.parallel.DistributedDataParallel(wrapped, device_ids=ids)
     frozen = copy.deepcopy(model).eval() if adv is not None else None
     stopper = EarlyStop(cfg.early_stop_patience, history, cfg.early_stop_metric)
-    augment = make_augment(cfg.augment)
+    augment = make_augment(cfg.augment, meta.get("features"))
     weight = class_weights(y_tr).to(env.device) if cfg.balance == "weighted" else None
     for epoch in range(start, cfg.epochs):
         wrapped.train()

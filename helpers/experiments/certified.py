@@ -479,6 +479,14 @@ def k_sweep(stage: CertifiedStage, arch: str, main: tuple[A.Certificate, TrainRe
         stage.sweep.append(row)
 
 
+def check_ks(cfg: CertConfig, h: int, w: int) -> None:
+    """Refuse a ``CERT_K`` or ``CERT_K_SWEEP`` value that no ablation of an ``h`` x ``w`` image can keep (the sweep may
+    be empty)."""
+    if max((cfg.k, *cfg.k_sweep)) > h * w:
+        raise ValueError(f"CERT_K={cfg.k} / CERT_K_SWEEP={list(cfg.k_sweep)}: every k must be at most the {h}x{w} = "
+                         f"{h * w} pixels of an image; lower it in the profile or with -p")
+
+
 def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | torch.device = "cpu") -> CertifiedStage:
     """07: train the ablation base detectors, certify 02's clips, attack the smoothed detectors adaptively."""
     clips = attacked_clips(profile, prep)
@@ -503,9 +511,7 @@ def run_certified(profile: str, prep: Prepared, cfg: CertConfig, device: str | t
     x, y = clips.x[pos], clips.y[pos]
     _, _, h, w = x.shape
     d = h * w                                # pixels per image: the L0 space every radius lives in
-    if max(cfg.k, *cfg.k_sweep) > d:         # before any training: a k that cannot be drawn fails now, not later
-        raise ValueError(f"CERT_K={cfg.k} / CERT_K_SWEEP={list(cfg.k_sweep)}: every k must be at most the {h}x{w} = "
-                         f"{d} pixels of an image; lower it in the profile or with -p")
+    check_ks(cfg, h, w)                      # before any training: a k that cannot be drawn fails now, not later
     patch = (patch_bounds(clips.config.y_dimensions, h)[1], patch_bounds(clips.config.x_dimensions, w)[1])  # Pixle's largest
     empirical = empirical_rows(profile)
     key = cache_key({"version": VERSION, "cfg": asdict(cfg), "train": asdict(tcfg), "data": prep.key,

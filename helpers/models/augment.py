@@ -114,9 +114,16 @@ _OPS: dict[str, Transform] = {"shift": _shift, "freqmask": lambda x, g: _mask(x,
                               "timemask": lambda x, g: _mask(x, g, -1), "noise": _noise, "gain": _gain, "eq": _eq}
 
 
-def make_augment(spec: str | None) -> Transform | None:
-    """The composed transform for ``spec`` (applied in :data:`AUGMENTS` order, ``eq`` first), or None for none."""
+def make_augment(spec: str | None, features: str | None = None) -> Transform | None:
+    """The composed transform for ``spec`` (applied in :data:`AUGMENTS` order, ``eq`` first), or None for none.
+
+    ``features`` (the training images' front end, when known) refuses ``eq`` on anything but plain ``lfcc``: an
+    ``lfcc_cmn`` image has LFCC's shape, so :func:`helpers.data.features.lfcc_filtered` cannot tell it apart, and
+    filtering it would undo its normalisation."""
     names = parse_augment(spec)
+    if "eq" in names and features is not None and features != "lfcc":
+        raise ValueError(f"AUGMENT = {spec!r} on FEATURES = {features!r} images: 'eq' needs FEATURES 'lfcc'; "
+                         "leave 'eq' out")
     if not names:
         return None
     ops = [_OPS[n] for n in AUGMENTS if n in names]

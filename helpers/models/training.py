@@ -336,11 +336,11 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
     """
     t0 = time.perf_counter()
     _check_recipe(cfg)
-    augment = make_augment(cfg.augment)
     device = torch.device(device)
     x_tr, y_tr = train_xy
     x_va, y_va = val_xy
     meta, expect = run_metadata(arch, in_channels, cfg, train_xy, adv is not None, meta)
+    augment = make_augment(cfg.augment, meta.get("features"))
     torch.manual_seed(cfg.seed)
     model = copy.deepcopy(init) if init is not None else build_model(arch, in_channels, seed=cfg.seed, stem=meta["stem"])  # type: ignore[arg-type]
     model = model.to(device).to(memory_format=torch.channels_last)
