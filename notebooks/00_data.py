@@ -160,7 +160,7 @@ for name, wav in coded.items():
 # mean. In the demo corpus festvox-ru's studio reading rolls off above 6 kHz like several vocoders do (S03,
 # S07, S13), while the Tux Paint and Asterisk recordings keep their level up to 8 kHz: a detector trained with
 # that speaker drawn into train can call its spoofs bonafide (S07), and one trained without it calls its real
-# recordings spoof (README, "S07's speaker held in test"). `AUGMENT = "eq"` (LFCC only) trains on random
+# recordings spoof (README, "S07's speaker held in test"). `AUGMENT = "eq"` (FEATURES "lfcc" only) trains on random
 # roll-offs and ripples of the channel so that the band's edge alone cannot decide.
 
 # %%

@@ -356,7 +356,7 @@ def check_sections(params: Mapping[str, Any]) -> dict[type[Section], Section]:
 
 def _cross_problems(params: Mapping[str, Any]) -> list[str]:
     """Problems of two parameters together, where ``params`` names both (a whole profile, as run_all.py checks it;
-    a notebook's namespace names only its own): the ``eq`` augmentation filters LFCC images only."""
+    a notebook's namespace names only its own): the ``eq`` augmentation needs ``FEATURES = "lfcc"``."""
     if "AUGMENT" not in params or "FEATURES" not in params:
         return []
     problem = augment_features_problem(params["AUGMENT"], params["FEATURES"])
