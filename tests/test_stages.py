@@ -52,7 +52,7 @@ def test_eq_on_data_that_is_not_lfcc_is_refused_before_any_training():
         stages.run_baselines("p", prep, ["resnet18"], TrainConfig(augment="shift+eq"))
     with pytest.raises(ParameterError) as e:                 # with a misspelt choice: both problems at once
         check({"AUGMENT": "eq", "FEATURES": "thesis_rgb32", "BLUR_PER": "batches"})
-    assert "'eq' filters LFCC" in str(e.value) and "BLUR_PER" in str(e.value)
+    assert "'eq' needs FEATURES 'lfcc'" in str(e.value) and "BLUR_PER" in str(e.value)
 
 
 def test_run_all_refuses_a_misspelt_choice_before_any_work(tmp_path):

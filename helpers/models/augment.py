@@ -13,7 +13,7 @@ condition applied offline (:mod:`helpers.data.codecs`). What is left to do onlin
 - ``noise``: additive Gaussian noise with a standard deviation drawn from [0, 0.03] per image (a noisy channel).
 - ``gain``: a random brightness offset in [-0.05, 0.05] (a level change moves a log spectrogram by a constant;
   for the thesis's min-max-normalised RGB image it is a colour shift).
-- ``eq`` (LFCC images only, applied before the others): a random channel response, RawBoost's linear
+- ``eq`` (``FEATURES = "lfcc"`` images only, applied before the others): a random channel response, RawBoost's linear
   convolutive noise (Tak et al., ICASSP 2022) applied where a filter acts on LFCC, to the log filterbank energies:
   a high-frequency roll-off of 0-30 dB starting at a random filter centred between 3.4 and 7.6 kHz (of the 20
   linear filters over 0-8 kHz, centres (i + 1) x 8000 / 21 Hz), plus a smooth ripple of three cosines of up to
