@@ -3,6 +3,7 @@
 
     python benchmarks/fit_epochs.py --arch resnet50 --epochs 20      # after `python run_all.py --profile demo`
     python benchmarks/fit_epochs.py --arch resnet50 --epochs 15 --lr 0.03   # the same epochs, a larger peak lr
+    python benchmarks/fit_epochs.py --arch resnet50 --epochs 8 --lr 0.001 --ablation 30   # 07's base detector
 
 Trains ``--arch`` with the recipe 01 recorded (``metrics/01_baselines.json``: batch, lr, schedule, balance,
 selection), only ``--epochs`` (and ``--lr`` when given) changed, on the profile's prepared train and validation
@@ -10,6 +11,11 @@ splits, into a checkpoint under /tmp (01's checkpoints are not touched), and pri
 loss and validation EER, the epoch kept and the seconds it took, then the kept weights' test EER pooled over the
 seen and the unseen systems, scored as 01 scores its detectors (``stages.system_breakdown``), beside 01's own. Issue 23's measurement of why ResNet-50 misses
 train accuracy 0.95 on the demo in 15 epochs (README, *The default run*).
+
+With ``--ablation K`` it trains 07's base detector instead: fine-tuned from 01's baseline checkpoint
+(``certified.ablation_init``) on images that keep ``K`` random pixels (``ablation.ablation_transform``), validation
+images ablated once with 07's seed; no test scoring (the base detector alone is not 07's smoothed detector). Issue
+24's measurement of whether a smaller learning rate lets 07's base detectors learn (README, *Certified*).
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from helpers.experiments import stages
+from helpers.defenses import ablation
+from helpers.experiments import certified, stages
 from helpers.experiments.pipeline import training_val
 from helpers.experiments.stages import BaselinesStage, read_stage
 from helpers.models.detectors import predict
@@ -35,6 +42,7 @@ def main() -> None:
     ap.add_argument("--arch", default="resnet50", choices=("resnet18", "resnet50"))
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--lr", type=float, help="peak learning rate instead of 01's")
+    ap.add_argument("--ablation", type=int, metavar="K", help="train 07's base detector: K kept pixels, from 01's")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     prep = stages.load_prepared(args.profile)
@@ -42,15 +50,24 @@ def main() -> None:
     recipe = base.train
     cfg = TrainConfig(**{**recipe, "epochs": args.epochs, "lr": recipe["lr"] if args.lr is None else args.lr})
     print("recipe:", asdict(cfg), flush=True)
-    path = Path(tempfile.gettempdir()) / f"fit_epochs-{args.profile}-{args.arch}-{args.epochs}-lr{cfg.lr:g}.safetensors"
+    tag = f"-ablation{args.ablation}" if args.ablation else ""
+    path = Path(tempfile.gettempdir()) / f"fit_epochs-{args.profile}-{args.arch}-{args.epochs}-lr{cfg.lr:g}{tag}.safetensors"
     t0 = time.time()
-    res = train(args.arch, prep.feature_config.channels, prep.xy("train"), training_val(prep), cfg, path,
-                {"features": prep.params.features, "kind": "benchmark"}, progress=True)
+    channels, val, extra = prep.feature_config.channels, training_val(prep), {}
+    if args.ablation:
+        clean = stages.load_detector(args.profile, args.arch, "baseline", prep)
+        transform = ablation.ablation_transform(args.ablation)
+        val = (transform(val[0], torch.Generator().manual_seed(cfg.seed + 17)), val[1])   # as certified.train_base
+        channels, extra = channels + 1, {"transform": transform, "init": certified.ablation_init(clean)}
+    res = train(args.arch, channels, prep.xy("train"), val, cfg, path,
+                {"features": prep.params.features, "kind": "benchmark"}, progress=True, **extra)
     print("epoch | train accuracy | train loss | validation EER")
     for h in res.history:
         print(f"{h['epoch']:5d} | {h['train_accuracy']:.3f} | {h['train_loss']:.3f} | {h.get('val_eer', float('nan')):.3f}")
     print(f"kept epoch {res.selected_epoch}; {time.time() - t0:.0f} s (a checkpoint already there is reused: "
           f"delete {path} to time it)")
+    if args.ablation:
+        return
     # the kept weights on the test split, as 01 scores its own detector (same function, same bootstrap seed)
     rows = stages.system_breakdown(args.arch, predict(res.model, prep.xy("test")[0]), prep, seed=cfg.seed)
     ours = {r["group"]: r for r in rows}

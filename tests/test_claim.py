@@ -179,7 +179,7 @@ def test_verdict_class_mix_when_combined_says_spoof():
     df = claim.claim_table(recs, n_boot=30)
     tests = claim.headline_tests(recs, n_boot=30)
     text = claim.verdict(df, tests)
-    assert "class mix" in text and "robustness" in text and "reproduces the thesis's 91.89%" in text
+    assert "class mix" in text and "robustness" in text and "matches the thesis's 91.89%" in text
     assert "not significantly more accurate" in text and "bonafide recall 0.0%" in text
     assert "holds as robustness" not in text
 
@@ -194,7 +194,7 @@ def test_verdict_robust_and_missing():
     assert r50.startswith("resnet50") and "not run" in r50
     # with a thesis number far from ours, the verdict says it is not reproduced
     far = claim.verdict(claim.claim_table(recs, n_boot=0, thesis={("resnet18", "combined_pixle"): 40.0}), None)
-    assert "does not reproduce the thesis's 40.00%" in far
+    assert "does not match the thesis's 40.00%" in far
 
 
 # 7. figure ----------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ This module puts each condition next to that reference:
   correctness (McNemar 1947; exact binomial form, Fagerland et al. 2013, BMC Med. Res. Methodol.
   13:91) and a paired percentile bootstrap of the accuracy and balanced-accuracy differences
   (Efron & Tibshirani 1993);
-* :func:`verdict` states, from the numbers alone, whether the claim is reproduced and whether it
-  reflects robustness or the class mix.
+* :func:`verdict` states, from the numbers alone, whether our accuracy matches the thesis's number and whether
+  it reflects robustness or the class mix.
 
 Convention (see :mod:`helpers.evaluation.metrics`): class 0 = bonafide, 1 = spoof; rates are fractions 0..1
 except where ``THESIS_ACCURACY`` says percent. Text is written by :mod:`helpers.reporting.format`.
@@ -351,8 +351,8 @@ def verdict(df: pd.DataFrame, tests: pd.DataFrame | None, tolerance: float = 0.0
             low_recall: float = 0.10) -> str:
     """One or two sentences per model, computed from ``claim_table`` and ``headline_tests`` output.
 
-    "Reproduced" = the thesis's accuracy lies in our 95% CI, or within ``tolerance`` of either our
-    pooled or our per-batch accuracy. "Explained by the class mix" = the combined detector is not
+    "Matches the thesis's number" = the thesis's accuracy lies in our 95% CI, or within ``tolerance`` of either our
+    pooled or our per-batch accuracy (a number, not yet robustness: the sentences after it say which). "Explained by the class mix" = the combined detector is not
     significantly (McNemar, ``alpha``) more accurate than always-spoof, or its bonafide recall is
     below ``low_recall``, or its clean predictions are all one class. "Holds as robustness" =
     significantly above always-spoof and balanced accuracy's CI above 0.5.
@@ -370,7 +370,7 @@ def verdict(df: pd.DataFrame, tests: pd.DataFrame | None, tolerance: float = 0.0
         if np.isfinite(th):
             near = (np.isfinite(lo) and lo <= th <= hi) or abs(acc - th) <= tolerance or (
                 np.isfinite(r["accuracy_thesis_style"]) and abs(r["accuracy_thesis_style"] - th) <= tolerance)
-            s += (f", which {'reproduces' if near else 'does not reproduce'} the thesis's {pct(th, digits=2, unit='%')}"
+            s += (f", which {'matches' if near else 'does not match'} the thesis's {pct(th, digits=2, unit='%')}"
                   f" (per-batch mean as the thesis computes it: {pct(r['accuracy_thesis_style'], digits=2)}%)")
         ref = _get(df, m, "always_spoof", "reference")
         t = _test(tests, m, "combined vs always spoof")
