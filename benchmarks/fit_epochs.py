@@ -3,7 +3,7 @@
 
     python benchmarks/fit_epochs.py --arch resnet50 --epochs 20      # after `python run_all.py --profile demo`
     python benchmarks/fit_epochs.py --arch resnet50 --epochs 15 --lr 0.03   # the same epochs, a larger peak lr
-    python benchmarks/fit_epochs.py --arch resnet50 --epochs 8 --lr 0.001 --ablation 30   # 07's base detector
+    python benchmarks/fit_epochs.py --arch resnet50 --lr 0.001 --ablation 30   # 07's base detector, CERT_EPOCHS epochs
 
 Trains ``--arch`` with the recipe 01 recorded (``metrics/01_baselines.json``: batch, lr, schedule, balance,
 selection), only ``--epochs`` (and ``--lr`` when given) changed, on the profile's prepared train and validation
@@ -14,8 +14,10 @@ train accuracy 0.95 on the demo in 15 epochs (README, *The default run*).
 
 With ``--ablation K`` it trains 07's base detector instead: fine-tuned from 01's baseline checkpoint
 (``certified.ablation_init``) on images that keep ``K`` random pixels (``ablation.ablation_transform``), validation
-images ablated once with 07's seed; no test scoring (the base detector alone is not 07's smoothed detector). Issue
-24's measurement of whether a smaller learning rate lets 07's base detectors learn (README, *Certified*).
+images ablated once with 07's seed, for the profile's ``CERT_EPOCHS`` unless ``--epochs`` says otherwise: 07's own
+base detector when the profile's ``CERT_INIT`` is ``baseline`` and ``--lr`` is not given. No test scoring (the
+base detector alone is not 07's smoothed detector). Issue 24's measurement of whether a smaller learning rate or
+more epochs let 07's base detectors learn (README, *Certified*).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 import torch
 
 from helpers.defenses import ablation
+from helpers.config.profiles import profile_params
 from helpers.experiments import certified, stages
 from helpers.experiments.pipeline import training_val
 from helpers.experiments.stages import BaselinesStage, read_stage
@@ -40,33 +43,38 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="demo")
     ap.add_argument("--arch", default="resnet50", choices=("resnet18", "resnet50"))
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, help="epochs (default: 20; with --ablation, the profile's CERT_EPOCHS)")
     ap.add_argument("--lr", type=float, help="peak learning rate instead of 01's")
     ap.add_argument("--ablation", type=int, metavar="K", help="train 07's base detector: K kept pixels, from 01's")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     prep = stages.load_prepared(args.profile)
     base = read_stage(args.profile, BaselinesStage)
+    epochs = args.epochs or (profile_params(args.profile)["CERT_EPOCHS"] if args.ablation is not None else 20)
     recipe = base.train
-    cfg = TrainConfig(**{**recipe, "epochs": args.epochs, "lr": recipe["lr"] if args.lr is None else args.lr})
+    cfg = TrainConfig(**{**recipe, "epochs": epochs, "lr": recipe["lr"] if args.lr is None else args.lr})
     print("recipe:", asdict(cfg), flush=True)
-    tag = f"-ablation{args.ablation}" if args.ablation else ""
-    path = Path(tempfile.gettempdir()) / f"fit_epochs-{args.profile}-{args.arch}-{args.epochs}-lr{cfg.lr:g}{tag}.safetensors"
-    t0 = time.time()
-    channels, val, extra = prep.feature_config.channels, training_val(prep), {}
-    if args.ablation:
+    channels, val, extra, tag = prep.feature_config.channels, training_val(prep), {}, ""
+    meta = {"features": prep.params.features, "kind": "benchmark"}
+    if args.ablation is not None:
+        _, _, h, w = val[0].shape
+        if not 0 < args.ablation <= h * w:
+            ap.error(f"--ablation {args.ablation}: K must be 1..{h * w} (pixels of a {h}x{w} image)")
         clean = stages.load_detector(args.profile, args.arch, "baseline", prep)
         transform = ablation.ablation_transform(args.ablation)
         val = (transform(val[0], torch.Generator().manual_seed(cfg.seed + 17)), val[1])   # as certified.train_base
         channels, extra = channels + 1, {"transform": transform, "init": certified.ablation_init(clean)}
-    res = train(args.arch, channels, prep.xy("train"), val, cfg, path,
-                {"features": prep.params.features, "kind": "benchmark"}, progress=True, **extra)
+        tag = f"-ablation{args.ablation}-from-{clean.checkpoint_id}"    # a retrained 01 baseline: a new file
+        meta.update(kind="benchmark-ablation-random", ablation=f"random-{args.ablation}", init=clean.checkpoint_id)
+    path = Path(tempfile.gettempdir()) / f"fit_epochs-{args.profile}-{args.arch}-{epochs}-lr{cfg.lr:g}{tag}.safetensors"
+    t0 = time.time()
+    res = train(args.arch, channels, prep.xy("train"), val, cfg, path, meta, progress=True, **extra)
     print("epoch | train accuracy | train loss | validation EER")
     for h in res.history:
         print(f"{h['epoch']:5d} | {h['train_accuracy']:.3f} | {h['train_loss']:.3f} | {h.get('val_eer', float('nan')):.3f}")
     print(f"kept epoch {res.selected_epoch}; {time.time() - t0:.0f} s (a checkpoint already there is reused: "
           f"delete {path} to time it)")
-    if args.ablation:
+    if args.ablation is not None:
         return
     # the kept weights on the test split, as 01 scores its own detector (same function, same bootstrap seed)
     rows = stages.system_breakdown(args.arch, predict(res.model, prep.xy("test")[0]), prep, seed=cfg.seed)

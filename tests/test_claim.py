@@ -192,7 +192,7 @@ def test_verdict_robust_and_missing():
     r18, r50 = text.splitlines()
     assert "holds as robustness" in r18 and "significantly more accurate" in r18 and "not significantly" not in r18
     assert r50.startswith("resnet50") and "not run" in r50
-    # with a thesis number far from ours, the verdict says it is not reproduced
+    # with a thesis number far from ours, the verdict says our number does not match the thesis's
     far = claim.verdict(claim.claim_table(recs, n_boot=0, thesis={("resnet18", "combined_pixle"): 40.0}), None)
     assert "does not match the thesis's 40.00%" in far
 

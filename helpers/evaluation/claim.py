@@ -351,8 +351,9 @@ def verdict(df: pd.DataFrame, tests: pd.DataFrame | None, tolerance: float = 0.0
             low_recall: float = 0.10) -> str:
     """One or two sentences per model, computed from ``claim_table`` and ``headline_tests`` output.
 
-    "Matches the thesis's number" = the thesis's accuracy lies in our 95% CI, or within ``tolerance`` of either our
-    pooled or our per-batch accuracy (a number, not yet robustness: the sentences after it say which). "Explained by the class mix" = the combined detector is not
+    "Matches the thesis's number" = the thesis's accuracy lies in our 95% CI, or within ``tolerance`` of
+    either our pooled or our per-batch accuracy (a number, not yet robustness: the sentences after it say
+    which). "Explained by the class mix" = the combined detector is not
     significantly (McNemar, ``alpha``) more accurate than always-spoof, or its bonafide recall is
     below ``low_recall``, or its clean predictions are all one class. "Holds as robustness" =
     significantly above always-spoof and balanced accuracy's CI above 0.5.
