@@ -12,12 +12,12 @@ loss and validation EER, the epoch kept and the seconds it took, then the kept w
 seen and the unseen systems, scored as 01 scores its detectors (``stages.system_breakdown``), beside 01's own. Issue 23's measurement of why ResNet-50 misses
 train accuracy 0.95 on the demo in 15 epochs (README, *The default run*).
 
-With ``--ablation K`` it trains 07's base detector instead: fine-tuned from 01's baseline checkpoint
-(``certified.ablation_init``) on images that keep ``K`` random pixels (``ablation.ablation_transform``), validation
-images ablated once with 07's seed, for the profile's ``CERT_EPOCHS`` unless ``--epochs`` says otherwise: 07's own
-base detector when the profile's ``CERT_INIT`` is ``baseline`` and ``--lr`` is not given. No test scoring (the
-base detector alone is not 07's smoothed detector). Issue 24's measurement of whether a smaller learning rate or
-more epochs let 07's base detectors learn (README, *Certified*).
+With ``--ablation K`` it trains 07's base detector instead: fine-tuned from 01's baseline checkpoint on images
+that keep ``K`` random pixels, with 07's inputs (``certified.base_inputs``: the mask channel, validation images
+ablated once with 07's seed, the starting weights), for the profile's ``CERT_EPOCHS`` unless ``--epochs`` says
+otherwise: 07's own base detector when the profile's ``CERT_INIT`` is ``baseline`` and ``--lr`` is not given. No
+test scoring (the base detector alone is not 07's smoothed detector). Issue 24's measurement of whether a smaller
+learning rate or more epochs let 07's base detectors learn (README, *Certified*).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from pathlib import Path
 
 import torch
 
-from helpers.defenses import ablation
 from helpers.config.profiles import profile_params
 from helpers.experiments import certified, stages
 from helpers.experiments.pipeline import training_val
@@ -57,13 +56,12 @@ def main() -> None:
     channels, val, extra, tag = prep.feature_config.channels, training_val(prep), {}, ""
     meta = {"features": prep.params.features, "kind": "benchmark"}
     if args.ablation is not None:
-        _, _, h, w = val[0].shape
-        if not 0 < args.ablation <= h * w:
-            ap.error(f"--ablation {args.ablation}: K must be 1..{h * w} (pixels of a {h}x{w} image)")
         clean = stages.load_detector(args.profile, args.arch, "baseline", prep)
-        transform = ablation.ablation_transform(args.ablation)
-        val = (transform(val[0], torch.Generator().manual_seed(cfg.seed + 17)), val[1])   # as certified.train_base
-        channels, extra = channels + 1, {"transform": transform, "init": certified.ablation_init(clean)}
+        try:
+            channels, val, transform, start = certified.base_inputs(prep, cfg, "random", args.ablation, clean)
+        except ValueError as exc:
+            ap.error(f"--ablation {args.ablation}: {exc}")
+        extra = {"transform": transform, "init": start}
         tag = f"-ablation{args.ablation}-from-{clean.checkpoint_id}"    # a retrained 01 baseline: a new file
         meta.update(kind="benchmark-ablation-random", ablation=f"random-{args.ablation}", init=clean.checkpoint_id)
     path = Path(tempfile.gettempdir()) / f"fit_epochs-{args.profile}-{args.arch}-{epochs}-lr{cfg.lr:g}{tag}.safetensors"

@@ -30,7 +30,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -149,26 +149,37 @@ def ablation_init(base: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def train_base(arch: str, prep: Prepared, cfg: TrainConfig, mode: str, size: int, profile: str,
-               device: str = "cpu", progress: bool = True, init: torch.nn.Module | None = None,
-               stride: int = 1) -> TrainResult:
-    """Train (or reuse) a base detector on ``mode``-ablated images through the project's one training loop (its
-    per-batch ``transform`` hook), from ``init`` (a clean detector, :func:`ablation_init`) or from scratch;
-    validation images are ablated once with a fixed seed."""
-    path, meta = base_spec(arch, prep, cfg, mode, size, profile, getattr(init, "checkpoint_id", None) if init else None,
-                           stride)
+def base_inputs(prep: Prepared, cfg: TrainConfig, mode: str, size: int, init: torch.nn.Module | None = None,
+                stride: int = 1) -> tuple[int, tuple[torch.Tensor, torch.Tensor], Callable, torch.nn.Module | None]:
+    """What a base detector for ``mode``-ablated images trains on: its input channels (the mask added), the
+    validation split ablated once with a fixed seed, the per-batch ablation ``transform`` and its starting weights
+    (``init`` through :func:`ablation_init`; None: from scratch). One place for 07 and ``benchmarks/fit_epochs.py``."""
     x_va, y_va = training_val(prep)
-    g = torch.Generator().manual_seed(cfg.seed + 17)
     if mode == "random":
+        _, _, h, w = x_va.shape
+        if not 0 < size <= h * w:
+            raise ValueError(f"k={size}: an ablation keeps 1..{h * w} pixels of a {h}x{w} image")
         transform = A.ablation_transform(size)
     elif mode in VARIANTS:
         transform = A.block_transform(**variant_kwargs(mode, size, stride))
     else:
         raise ValueError(f"ablation mode {mode!r}; choose 'random' or one of {VARIANTS}")
-    x_va = transform(x_va, g)
-    return train(arch, prep.feature_config.channels + 1, prep.xy("train"), (x_va, y_va), cfg, path, meta,
-                 device=device, progress=progress, transform=transform,
-                 init=ablation_init(init) if init is not None else None)
+    x_va = transform(x_va, torch.Generator().manual_seed(cfg.seed + 17))
+    return (prep.feature_config.channels + 1, (x_va, y_va), transform,
+            ablation_init(init) if init is not None else None)
+
+
+def train_base(arch: str, prep: Prepared, cfg: TrainConfig, mode: str, size: int, profile: str,
+               device: str = "cpu", progress: bool = True, init: torch.nn.Module | None = None,
+               stride: int = 1) -> TrainResult:
+    """Train (or reuse) a base detector on ``mode``-ablated images through the project's one training loop (its
+    per-batch ``transform`` hook), from ``init`` (a clean detector, :func:`ablation_init`) or from scratch
+    (:func:`base_inputs`)."""
+    path, meta = base_spec(arch, prep, cfg, mode, size, profile, getattr(init, "checkpoint_id", None) if init else None,
+                           stride)
+    channels, val, transform, start = base_inputs(prep, cfg, mode, size, init, stride)
+    return train(arch, channels, prep.xy("train"), val, cfg, path, meta, device=device, progress=progress,
+                 transform=transform, init=start)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -762,7 +773,7 @@ def verdict_markdown(stage: CertifiedStage) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["VERSION", "RADII", "CertConfig", "CertifiedStage", "base_spec", "ablation_init", "train_base", "certified_curve",
+__all__ = ["VERSION", "RADII", "CertConfig", "CertifiedStage", "base_spec", "ablation_init", "base_inputs", "train_base", "certified_curve",
            "median_radius", "summarise", "ci_half_width", "check_attack", "adaptive_attacks", "VARIANTS", "variant_kwargs",
            "patch_delta", "bands_affordable", "patch_summary", "patch_attack", "record_base", "derandomized", "pixle_mean_l0",
            "empirical_rows", "sweep_row", "k_sweep", "run_certified", "summary_table", "attacks_table", "patch_table",
