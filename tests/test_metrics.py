@@ -31,6 +31,28 @@ def test_eer_matches_sklearn_roc_on_random_scores():
         assert M.eer(y, s) == pytest.approx((fnr[i] + fpr[i]) / 2, abs=0.01)
 
 
+def test_bootstrap_eer_ci_vectorised_equals_one_resample_at_a_time():
+    """eer_ci computes its resamples' EERs all at once; the interval is the one a loop over det_curve gives (the same
+    draws, the same operating points, ties kept together), bit for bit, also across memory chunks."""
+    def looped(y, s, n_boot, seed):
+        bona, spoof = s[y == 0], s[y == 1]
+        rng, vals = np.random.default_rng(seed), []
+        for _ in range(n_boot):
+            b, p = bona[rng.integers(0, bona.size, bona.size)], spoof[rng.integers(0, spoof.size, spoof.size)]
+            frr, far, _ = M.det_curve(b, p)
+            j = int(np.nanargmin(np.abs(frr - far)))
+            vals.append((frr[j] + far[j]) / 2)
+        return np.quantile(vals, 0.025), np.quantile(vals, 0.975)
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 90)
+    for s in (rng.normal(size=90) + (y == 0), np.round(rng.normal(size=90), 1), np.zeros(90)):   # ties, constant
+        assert M.eer_ci(y, s, n_boot=300, seed=2) == looped(y, s, 300, 2)
+    yb = rng.integers(0, 2, 4000)                     # 500 resamples a chunk: two chunks, rows in draw order
+    big = rng.normal(size=4000) + 0.3 * (yb == 0)
+    assert M.eer_ci(yb, big, n_boot=700, seed=5) == looped(yb, big, 700, 5)
+
+
 def test_accuracy_balanced_confusion():
     y = np.array([0, 0, 0, 1])
     p = np.array([0, 0, 1, 1])

@@ -17,6 +17,43 @@ def test_output_shapes_and_cifar_stem(arch, shape):
     assert isinstance(m.net.maxpool, torch.nn.Identity)
 
 
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("stem,channels", [("cifar", 3), ("cifar", 4), ("imagenet", 1)])
+def test_resnet_is_torchvisions_weight_for_weight_and_output_for_output(arch, stem, channels):
+    """helpers.models.resnet builds torchvision's ResNet without importing torchvision: a seeded detector has the
+    same parameter names, the same weights bit for bit (the RNG consumed in the same order) and the same outputs;
+    so checkpoints and every measured number carry over."""
+    import torchvision.models.resnet as tv
+
+    from helpers.models import detectors
+
+    ours = build_model(arch, channels, seed=3, stem=stem)
+    with pytest.MonkeyPatch.context() as mp:       # the same Detector on torchvision's classes
+        for name in ("BasicBlock", "Bottleneck", "ResNet"):
+            mp.setattr(detectors, name, getattr(tv, name))
+        theirs = build_model(arch, channels, seed=3, stem=stem)
+    assert type(theirs.net) is tv.ResNet and type(ours.net) is not tv.ResNet
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert list(a) == list(b)
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
+    x = torch.rand(4, channels, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ours.eval()(x), theirs.eval()(x))
+    ours.train(), theirs.train()
+    assert torch.equal(ours(x), theirs(x))
+
+
+def test_importing_the_pipeline_does_not_import_torchvision():
+    """The ResNet is ours so that a notebook's imports skip torchvision (and the torch._dynamo it pulls in)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, helpers.experiments.stages, helpers.experiments.certified, helpers.score, "
+            "helpers.reporting.figures; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision' "
+            "or m.startswith('torch._dynamo')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
 def test_resnet50_residual_branches_start_at_zero_and_resnet18_does_not():
     r50, r18 = build_model("resnet50", 3, seed=0), build_model("resnet18", 3, seed=0)
     assert all(torch.count_nonzero(b.bn3.weight) == 0 for layer in (r50.net.layer1, r50.net.layer4) for b in layer)
@@ -52,8 +89,11 @@ def test_training_lowers_loss_and_checkpoint_roundtrip(tmp_path):
     meta = load_checkpoint(ck, fresh, expect={"arch": "resnet18", "features": "toy"})
     assert meta["complete"] and meta["epoch"] == 3
     assert torch.allclose(predict(fresh, x), predict(res.model, x), atol=1e-6)
-    again = train("resnet18", 3, (x, y), (x, y), cfg, ck, {"features": "toy"}, progress=False)
-    assert again.reused
+    with pytest.MonkeyPatch.context() as mp:    # a finished run is reused without an optimizer (torch._dynamo)
+        mp.setattr(torch.optim, "SGD", None)
+        again = train("resnet18", 3, (x, y), (x, y), cfg, ck, {"features": "toy"}, progress=False)
+    assert again.reused and again.history == res.history
+    assert torch.equal(predict(again.model, x), predict(fresh, x))
 
 
 def test_mismatched_checkpoint_is_refused_before_loading(tmp_path):

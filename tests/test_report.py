@@ -140,6 +140,8 @@ def test_protocol_line_names_the_split_and_a_speaker_held_in_test():
     assert "435 clips, bonafide share 0.379" in line and "held in test" not in line
     held = protocol_line({**header, "protocol": {**proto, "held_in_test": ["festvox_ru_nsh"]}})
     assert "speaker(s) festvox_ru_nsh held in test" in held and held.startswith(line.split(" (test split")[0])
+    small = protocol_line({**header, "features": "thesis_rgb32", "protocol": {**proto, "feature_shape": [3, 16, 16]}})
+    assert "`thesis_rgb32` (3x16x16 images)," in small      # smoke's smaller images are named, not hidden
 
 
 def test_long_term_spectra_show_a_source_that_rolls_off_and_prefer_uncoded_clips(tmp_path):

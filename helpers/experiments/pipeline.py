@@ -77,13 +77,15 @@ class Prepared:
         return self.sets[split].x, self.sets[split].y
 
     def protocol(self) -> dict:
-        """How the clips were sampled and split: every metrics file records it (the report names it)."""
+        """How the clips were sampled and split, and the image shape the detectors see: every metrics file records
+        it (the report names it)."""
         t = self.table
         test = t[t.split == "test"]
         return {"bonafide_share": self.params.bonafide_share, "split_by": C.split_units(t, self.params.split_by)[1],
                 "split": list(self.params.split), "n_trials": len(t),
                 "test_bonafide_share": float((test.label == "bonafide").mean()) if len(test) else None,
                 "n_test": len(test), "n_test_bonafide": int((test.label == "bonafide").sum()),
+                "feature_shape": list(self.feature_config.shape),
                 **({"held_in_test": list(held)} if (held := held_speakers(self.params, t)) else {})}
 
     def describe(self) -> dict:

@@ -1,10 +1,10 @@
 """CIFAR-style ResNet-18 / ResNet-50 detectors (bonafide vs spoof), as in the thesis.
 
-Built from torchvision's ResNet and its BasicBlock / Bottleneck blocks (He et al., CVPR 2016)
-with the CIFAR stem the thesis used: a 3x3 stride-1 convolution and no max-pool, then the four
-residual stages, average pooling (global, which equals the thesis's 4x4 pooling at 32x32 and
-lets other sizes work), and a 2-way linear head. Input normalisation is the model's first
-layer, so attacks and defenses work on images in [0, 1] as torchattacks expects.
+Built from the ResNet and its BasicBlock / Bottleneck blocks as torchvision builds them (He et al., CVPR
+2016; :mod:`helpers.models.resnet`: the same weights for a seed, without importing torchvision) with the CIFAR stem
+the thesis used: a 3x3 stride-1 convolution and no max-pool, then the four residual stages, average pooling
+(global, which equals the thesis's 4x4 pooling at 32x32 and lets other sizes work), and a 2-way linear head. Input
+normalisation is the model's first layer, so attacks and defenses work on images in [0, 1] as torchattacks expects.
 
 The high-resolution front ends (``lfcc`` 60 x 301, ``loglin`` 257 x 301, :mod:`helpers.data.features`) get the
 ImageNet stem of the same ResNet (He et al. 2016: a 7x7 stride-2 convolution and a 3x3 stride-2 max-pool, 4x
@@ -19,7 +19,8 @@ from typing import Iterator, Literal
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+from helpers.models.resnet import BasicBlock, Bottleneck, ResNet
 
 Arch = Literal["resnet18", "resnet50"]
 ARCHS: tuple[str, ...] = ("resnet18", "resnet50")

@@ -344,22 +344,22 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
     torch.manual_seed(cfg.seed)
     model = copy.deepcopy(init) if init is not None else build_model(arch, in_channels, seed=cfg.seed, stem=meta["stem"])  # type: ignore[arg-type]
     model = model.to(device).to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     history: list[dict] = []
     start = 0
     prev = None
-    if checkpoint is not None:
-        # a damaged checkpoint (truncated copy, disk error) is moved aside and the run starts over;
-        # a readable one made for other parameters is refused by load_checkpoint's metadata check
-        meta_ok = read_or_quarantine(checkpoint, _readable_checkpoint)
-        if meta_ok is not None:
-            prev = load_checkpoint(checkpoint, model, opt, expect=expect)
+    # a damaged checkpoint (truncated copy, disk error) is moved aside and the run starts over; a readable one made
+    # for other parameters is refused by load_checkpoint's metadata check
+    found = read_or_quarantine(checkpoint, _readable_checkpoint) if checkpoint is not None else None
+    if found is not None and found.get("complete"):     # a finished run: its weights, no optimizer (the first
+        prev = load_checkpoint(checkpoint, model, expect=expect)    # one a process builds imports torch._dynamo, 5-9 s)
+        return TrainResult(model.eval(), prev.get("history", []), int(prev.get("epoch", 0)), True,
+                           time.perf_counter() - t0, Path(checkpoint), prev.get("selected_epoch"))
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    if found is not None:
+        prev = load_checkpoint(checkpoint, model, opt, expect=expect)
     best_state: dict[str, torch.Tensor] | None = None
     if prev is not None:
         history, start = prev.get("history", []), int(prev.get("epoch", 0))
-        if prev.get("complete"):
-            return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint),
-                               prev.get("selected_epoch"))
         best_state = read_prefixed(checkpoint, "best.")
     frozen = copy.deepcopy(model).eval() if adv is not None else None
     views = TwoViews(model)     # the step DDP shares (helpers.distributed.ddp.ddp_train wraps the same module)

@@ -170,10 +170,11 @@ def protocol_line(header: dict) -> str:
     test_share = proto.get("test_bonafide_share")
     test = f" (test split: {proto.get('n_test')} clips, bonafide share {test_share:.3f})" if test_share is not None else ""
     train = f"; detectors trained with {training_line(header['train'])}" if header.get("train") else ""
+    shape = f" ({'x'.join(map(str, proto['feature_shape']))} images)" if proto.get("feature_shape") else ""
     if proto.get("held_in_test"):   # UNSEEN_VOICE_SPEAKER = "test"
         test += f", speaker(s) {', '.join(proto['held_in_test'])} held in test (an unseen voice was built from them)"
     return (f"corpus `{header.get('dataset', '?')}`, profile `{header.get('profile', '?')}`, features "
-            f"`{header.get('features', '?')}`, sampled with {mix}, split by **{proto.get('split_by', '?')}** "
+            f"`{header.get('features', '?')}`{shape}, sampled with {mix}, split by **{proto.get('split_by', '?')}** "
             f"{proto.get('split', '')}{test}{train}")
 
 
