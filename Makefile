@@ -7,6 +7,7 @@ PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+COMPILED := $(VENV)/.compiled
 PROFILE ?= demo
 TEST_OUT ?= build/test-outputs
 # torchattacks 3.5.1 pins requests~=2.25.1, which no current Jupyter accepts: install it alone, without deps.
@@ -21,7 +22,7 @@ UV := uv==0.13.9
 # the corpus is built without the missing systems (00 names them).
 ENGINES := espeak-ng festival flite festvox-us-slt-hts festvox-ca-ona-hts festvox-kallpc16k festvox-kdlpc16k festvox-ru
 
-venv: $(STAMP) engines
+venv: $(STAMP) $(COMPILED) engines
 
 engines:
 	@missing=""; for p in $(ENGINES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
@@ -35,11 +36,6 @@ engines:
 # in parallel (52 s against pip's 181 s, 120 s without byte-compiling, from an empty cache; 2.7 GB of it are torch's
 # CUDA wheels). tools/uv_install.py hands it pip's configured indexes; where uv cannot be installed or fails, pip
 # installs the lock.
-#
-# Then the venv's byte code, once (about 60 s on 2 cores): uv does not write it, and where PYTHONDONTWRITEBYTECODE is
-# set (this development machine sets it) Python never caches what it compiles, so every process (each notebook,
-# nbval kernel, test subprocess) compiled torch's, scipy's and pandas' sources again. A notebook's first cell took
-# 18.5 s, 6.8 s with the byte code (python benchmarks/startup.py).
 $(STAMP): pyproject.toml requirements.lock tools/uv_install.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -48,8 +44,15 @@ $(STAMP): pyproject.toml requirements.lock tools/uv_install.py
 		|| (echo "venv: uv did not install the lock; pip installs it" && $(BIN)/python -m pip install --quiet -r requirements.lock)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m pip install --quiet --no-deps $(REFERENCE)
-	-$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib
 	touch $(STAMP)
+
+# Then the venv's byte code, once per install (about 60 s on 2 cores): uv does not write it, and where
+# PYTHONDONTWRITEBYTECODE is set (this development machine sets it) Python never caches what it compiles, so every
+# process (each notebook, nbval kernel, test subprocess) compiled torch's, scipy's and pandas' sources again. A
+# notebook's first cell took 18.5 s, 6.8 s after this step (python benchmarks/startup.py, before and after).
+$(COMPILED): $(STAMP)
+	-$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib
+	touch $(COMPILED)
 
 # Refresh the lock after changing dependencies in pyproject.toml (uv, installed with the venv, resolves for Linux
 # x86-64, Python 3.11).

@@ -13,8 +13,10 @@ Every notebook (and every nbval kernel, and ``python -m helpers.score``) starts 
 - ``+ optimizer``: the same, then one ``torch.optim.SGD``, whose first construction in a process imports
   ``torch._dynamo`` (``helpers.models.training.train`` builds none for a finished checkpoint).
 
-Prints seconds per variant and the ratio to ``notebook``. The issue it serves: ``make test`` within 15 minutes
-(README, *Measured*).
+Prints seconds per variant and the ratio to ``notebook``. Where ``PYTHONDONTWRITEBYTECODE`` is set, what it
+measures depends on whether the venv's byte code was written (``make venv`` does, with ``compileall``): run it
+before and after ``python -m compileall -qq .venv/lib`` to see that step's worth. The issue it serves: ``make
+test`` within 15 minutes (README, *Measured*).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    for code in VARIANTS.values():      # warm the file cache and write any missing byte code first
+    for code in VARIANTS.values():      # warm the file cache (byte code is written only where Python may write it)
         seconds(code)
     times = {name: statistics.median(seconds(code) for _ in range(args.repeats)) for name, code in VARIANTS.items()}
     base = times["notebook"]

@@ -30,6 +30,7 @@ Leaves (imported by every layer)
 - :mod:`helpers.data.features`        spectrogram images (thesis_rgb32) and log-spectrograms, cached
 
 ``models/`` the detectors and the one training loop
+- :mod:`helpers.models.resnet`     ResNet-18/50 built as torchvision builds them, without importing torchvision
 - :mod:`helpers.models.detectors`  CIFAR-style ResNet-18/50 detectors, ``predict``, ``eval_mode``
 - :mod:`helpers.models.training`   one training loop (plain, adversarial, ablated), checkpoints, resume
 - :mod:`helpers.models.augment`    seeded image augmentation for training (time shift, SpecAugment masks, noise, gain)

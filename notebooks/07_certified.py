@@ -120,9 +120,9 @@ display(Markdown(f"**Certified clips flipped within their radius: {flips}** "
 # confined to one rectangle (*patch*: Pixle's largest, rows x columns); *delta* is how many votes such a patch
 # can move, of *positions*. Pixle's random mapping scatters the patch's pixels, so its perturbations touch many
 # bands and blocks: *pixle_covered* counts the 02 perturbations (on the same clips) that the certificate of
-# their clip still covers. Block smoothing costs a third base detector per model and 1,024 / t^2 evaluations per
-# prediction (`CERT_BLOCK_STRIDE = t`): smoke runs 8x8 blocks at stride 8 (16 votes), thesis at stride 1 (1,024
-# votes); the demo leaves it off (`CERT_BLOCK = 0`: its 8x8-block base detectors stayed at chance, train accuracy
+# their clip still covers. Block smoothing costs a third base detector per model and H*W / t^2 evaluations per
+# prediction (`CERT_BLOCK_STRIDE = t`): smoke runs 8x8 blocks at stride 8 on its 16x16 images (4 votes), thesis
+# at stride 1 on 32x32 (1,024 votes); the demo leaves it off (`CERT_BLOCK = 0`: its 8x8-block base detectors stayed at chance, train accuracy
 # 0.55 / 0.53, for 10 minutes of training) and spends the time on the k trade-off below.
 
 # %%

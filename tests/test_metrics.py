@@ -45,6 +45,15 @@ def test_bootstrap_eer_ci_vectorised_equals_one_resample_at_a_time():
         return np.quantile(vals, 0.025), np.quantile(vals, 0.975)
 
     rng = np.random.default_rng(4)
+    for n_t, n_n in ((1, 1), (3, 9), (40, 25)):     # each row's EER, ties and constant rows included
+        t = np.round(rng.normal(size=(50, n_t)), 1)
+        t[0] = 0.0
+        nt = np.round(rng.normal(size=(50, n_n)), 1)
+        nt[0] = 0.0
+        for i, got in enumerate(M._row_eers(t, nt)):
+            frr, far, _ = M.det_curve(t[i], nt[i])
+            j = int(np.nanargmin(np.abs(frr - far)))
+            assert got == (frr[j] + far[j]) / 2
     y = rng.integers(0, 2, 90)
     for s in (rng.normal(size=90) + (y == 0), np.round(rng.normal(size=90), 1), np.zeros(90)):   # ties, constant
         assert M.eer_ci(y, s, n_boot=300, seed=2) == looped(y, s, 300, 2)
