@@ -31,29 +31,47 @@ def test_eer_matches_sklearn_roc_on_random_scores():
         assert M.eer(y, s) == pytest.approx((fnr[i] + fpr[i]) / 2, abs=0.01)
 
 
-def test_bootstrap_eer_ci_vectorised_equals_one_resample_at_a_time():
-    """eer_ci computes its resamples' EERs all at once; the interval is the one a loop over det_curve gives (the same
-    draws, the same operating points, ties kept together), bit for bit, also across memory chunks."""
-    def looped(y, s, n_boot, seed):
-        bona, spoof = s[y == 0], s[y == 1]
-        rng, vals = np.random.default_rng(seed), []
-        for _ in range(n_boot):
-            b, p = bona[rng.integers(0, bona.size, bona.size)], spoof[rng.integers(0, spoof.size, spoof.size)]
-            frr, far, _ = M.det_curve(b, p)
-            j = int(np.nanargmin(np.abs(frr - far)))
-            vals.append((frr[j] + far[j]) / 2)
-        return np.quantile(vals, 0.025), np.quantile(vals, 0.975)
+def _reference_det(target, nontarget):
+    """The DET curve one score list at a time (ASVspoof's computation, ties kept together): what det_curve computed
+    before it shared its vectorised rows with eer_ci."""
+    n_t, n_n = target.size, nontarget.size
+    scores = np.concatenate((target, nontarget))
+    order = np.argsort(scores, kind="mergesort")
+    tar = np.cumsum(np.concatenate((np.ones(n_t), np.zeros(n_n)))[order])
+    frr = np.concatenate(([0], tar / n_t))
+    far = np.concatenate(([1], (n_n - (np.arange(1, n_t + n_n + 1) - tar)) / n_n))
+    ranked = scores[order]
+    keep = np.concatenate(([True], ranked[1:] != ranked[:-1], [True]))
+    return frr[keep], far[keep], np.concatenate(([ranked[0] - 0.001], ranked))[keep]
 
+
+def _reference_eer(target, nontarget):
+    frr, far, _ = _reference_det(target, nontarget)
+    j = int(np.nanargmin(np.abs(frr - far)))
+    return (frr[j] + far[j]) / 2
+
+
+def test_det_curve_and_bootstrap_eer_ci_equal_the_one_list_at_a_time_computation():
+    """det_curve and eer_ci share one vectorised DET computation (_det_rows); both give, bit for bit, what the
+    computation one score list at a time gives: every row, ties and constant scores included, the bootstrap's
+    draws in order across memory chunks."""
     rng = np.random.default_rng(4)
-    for n_t, n_n in ((1, 1), (3, 9), (40, 25)):     # each row's EER, ties and constant rows included
+    for n_t, n_n in ((1, 1), (3, 9), (40, 25)):
         t = np.round(rng.normal(size=(50, n_t)), 1)
         t[0] = 0.0
         nt = np.round(rng.normal(size=(50, n_n)), 1)
         nt[0] = 0.0
-        for i, got in enumerate(M._row_eers(t, nt)):
-            frr, far, _ = M.det_curve(t[i], nt[i])
-            j = int(np.nanargmin(np.abs(frr - far)))
-            assert got == (frr[j] + far[j]) / 2
+        assert M._row_eers(t, nt).tolist() == [_reference_eer(t[i], nt[i]) for i in range(50)]
+        for got, want in zip(M.det_curve(t[1], nt[1]), _reference_det(t[1], nt[1])):
+            assert np.array_equal(got, want)
+
+    def looped(y, s, n_boot, seed):
+        bona, spoof = s[y == 0], s[y == 1]
+        draws = np.random.default_rng(seed)
+        vals = [_reference_eer(bona[draws.integers(0, bona.size, bona.size)],
+                               spoof[draws.integers(0, spoof.size, spoof.size)]) for _ in range(n_boot)]
+        return np.quantile(vals, 0.025), np.quantile(vals, 0.975)
+
     y = rng.integers(0, 2, 90)
     for s in (rng.normal(size=90) + (y == 0), np.round(rng.normal(size=90), 1), np.zeros(90)):   # ties, constant
         assert M.eer_ci(y, s, n_boot=300, seed=2) == looped(y, s, 300, 2)

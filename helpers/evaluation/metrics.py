@@ -46,22 +46,29 @@ def confusion(y_true, y_pred, n_classes: int = 2) -> np.ndarray:
 def det_curve(bonafide_scores, spoof_scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Miss (FRR) and false-alarm (FAR) rates over all thresholds, as ASVspoof computes them."""
     target, nontarget = _np(bonafide_scores).astype(float), _np(spoof_scores).astype(float)
-    n_t, n_n = target.size, nontarget.size
-    scores = np.concatenate((target, nontarget))
-    labels = np.concatenate((np.ones(n_t), np.zeros(n_n)))
-    order = np.argsort(scores, kind="mergesort")
-    labels = labels[order]
-    tar_trial_sums = np.cumsum(labels)
-    nontarget_trial_sums = n_n - (np.arange(1, n_t + n_n + 1) - tar_trial_sums)
-    frr = np.concatenate((np.atleast_1d(0), tar_trial_sums / n_t))
-    far = np.concatenate((np.atleast_1d(1), nontarget_trial_sums / n_n))
-    sorted_scores = scores[order]
-    thresholds = np.concatenate((np.atleast_1d(sorted_scores[0] - 0.001), sorted_scores))
-    # Tied scores cannot be separated by any threshold: keep only the operating point after each run
-    # of equal scores (the official code also steps *inside* a tie, which makes a constant detector's
-    # EER 100% instead of 50%). Without ties this keeps every point, as the official code does.
-    keep = np.concatenate(([True], np.r_[sorted_scores[1:] != sorted_scores[:-1], True]))
-    return frr[keep], far[keep], thresholds[keep]
+    frr, far, ranked, keep = _det_rows(target[None], nontarget[None])
+    thresholds = np.concatenate(([ranked[0, 0] - 0.001], ranked[0]))
+    return frr[0, keep[0]], far[0, keep[0]], thresholds[keep[0]]
+
+
+def _det_rows(target: np.ndarray, nontarget: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The DET operating points of each row of ``target`` (R, n_t) against the same row of ``nontarget`` (R, n_n):
+    FRR and FAR (R, n_t + n_n + 1) at a threshold below every score and after each score, the ranked scores, and
+    which points to keep. Tied scores cannot be separated by any threshold: only the point after each run of equal
+    scores is kept (the official code also steps *inside* a tie, which makes a constant detector's EER 100% instead
+    of 50%); without ties every point is kept, as the official code does."""
+    r, n_t = target.shape
+    n_n = nontarget.shape[1]
+    scores = np.concatenate((target, nontarget), 1)
+    order = np.argsort(scores, axis=1, kind="mergesort")
+    labels = np.take_along_axis(np.concatenate((np.ones((r, n_t)), np.zeros((r, n_n))), 1), order, 1)
+    ranked = np.take_along_axis(scores, order, 1)
+    tar = np.cumsum(labels, 1)
+    frr = np.concatenate((np.zeros((r, 1)), tar / n_t), 1)
+    far = np.concatenate((np.ones((r, 1)), (n_n - (np.arange(1, n_t + n_n + 1) - tar)) / n_n), 1)
+    edge = np.ones((r, 1), dtype=bool)
+    keep = np.concatenate((edge, ranked[:, 1:] != ranked[:, :-1], edge), 1)
+    return frr, far, ranked, keep
 
 
 def eer(y_true, bonafide_score) -> float:
@@ -126,22 +133,12 @@ def eer_ci(y_true, bonafide_score, n_boot: int = 1000, alpha: float = 0.05, seed
 
 def _row_eers(target: np.ndarray, nontarget: np.ndarray) -> np.ndarray:
     """The EER of each row of ``target`` (R, n_t) against the same row of ``nontarget`` (R, n_n): :func:`det_curve`'s
-    operating points (ties kept together) and the first point closest to FRR = FAR, as :func:`eer_ci` took them
-    one resample at a time, computed for all rows at once: the same values bit for bit, 2-4 times faster at 30 to
-    1,000 clips (the draws stay one call each, to keep the random stream)."""
-    r, n_t = target.shape
-    n_n = nontarget.shape[1]
-    scores = np.concatenate((target, nontarget), 1)
-    order = np.argsort(scores, axis=1, kind="mergesort")
-    labels = np.take_along_axis(np.concatenate((np.ones((r, n_t)), np.zeros((r, n_n))), 1), order, 1)
-    ranked = np.take_along_axis(scores, order, 1)
-    tar = np.cumsum(labels, 1)
-    frr = np.concatenate((np.zeros((r, 1)), tar / n_t), 1)
-    far = np.concatenate((np.ones((r, 1)), (n_n - (np.arange(1, n_t + n_n + 1) - tar)) / n_n), 1)
-    edge = np.ones((r, 1), dtype=bool)
-    keep = np.concatenate((edge, ranked[:, 1:] != ranked[:, :-1], edge), 1)
+    operating points and the first one closest to FRR = FAR, as :func:`eer_ci` took them one resample at a time,
+    for all rows at once: the same values bit for bit, 2-4 times faster at 30 to 1,000 clips (the draws stay one
+    call each, to keep the random stream)."""
+    frr, far, _, keep = _det_rows(target, nontarget)
     j = np.where(keep, np.abs(frr - far), np.inf).argmin(1)
-    rows = np.arange(r)
+    rows = np.arange(len(frr))
     return (frr[rows, j] + far[rows, j]) / 2
 
 
