@@ -77,9 +77,7 @@ def eer(y_true, bonafide_score) -> float:
     bona, spoof = s[y_true == BONAFIDE], s[y_true == SPOOF]
     if bona.size == 0 or spoof.size == 0:
         return float("nan")
-    frr, far, _ = det_curve(bona, spoof)
-    i = int(np.nanargmin(np.abs(frr - far)))
-    return float(np.mean((frr[i], far[i])))
+    return float(_row_eers(bona[None], spoof[None])[0])     # the same operating point as every bootstrap resample
 
 
 def roc_points(y_true, bonafide_score) -> dict[str, list[float]]:
