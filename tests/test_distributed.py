@@ -257,7 +257,7 @@ def test_ddp_refuses_a_recipe_step_it_lacks(monkeypatch):
 
 def test_ddp_keeps_the_best_validation_epoch_as_one_process_does(tmp_path):
     """select="val_eer" (the demo's recipe) in the DDP loop: the same selected epoch and weights as training.train,
-    and a finished checkpoint reused with its selected epoch."""
+    and a finished checkpoint reused with its selected epoch and weights, without building an optimizer."""
     cfg = dataclasses.replace(TRAIN, epochs=4, select="val_eer")
     tr, va = _train_data()
     one = train("tiny", 3, tr, va, cfg, init=TinyNet(), progress=False)
@@ -267,9 +267,13 @@ def test_ddp_keeps_the_best_validation_epoch_as_one_process_does(tmp_path):
     assert [h["val_eer"] for h in ddp.history] == pytest.approx([h["val_eer"] for h in one.history], abs=1e-6)
     for a, b in zip(one.model.state_dict().values(), ddp.model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
-    again = ddp_train("tiny", 3, tr, va, cfg, DistEnv(), init=TinyNet(), checkpoint=tmp_path / "d.safetensors",
-                      progress=False)
-    assert again.reused and again.selected_epoch == one.selected_epoch
+    with pytest.MonkeyPatch.context() as mp_:   # a finished run is reused without an optimizer (torch._dynamo)
+        mp_.setattr(torch.optim, "SGD", None)
+        again = ddp_train("tiny", 3, tr, va, cfg, DistEnv(), init=TinyNet(), checkpoint=tmp_path / "d.safetensors",
+                          progress=False)
+    assert again.reused and again.selected_epoch == one.selected_epoch and again.history == ddp.history
+    for a, b in zip(again.model.state_dict().values(), ddp.model.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 # --------------------------------------------------------------------------- torchrun: kill and resume

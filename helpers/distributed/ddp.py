@@ -397,16 +397,18 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
             raise ValueError("sync_bn: torch.nn.SyncBatchNorm runs only on GPUs (its forward refuses CPU tensors); "
                              "train without it on the CPU (per-rank BatchNorm statistics) or on GPUs")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     history: list[dict] = []
     start = 0
     best_state = None
-    if checkpoint is not None and Path(checkpoint).exists():
+    found = checkpoint is not None and Path(checkpoint).exists()
+    if found and read_checkpoint_meta(checkpoint).get("complete"):   # a finished run: its weights, no optimizer
+        prev = load_checkpoint(checkpoint, model, expect=expect)    # (training.train's reuse, the same reason)
+        return TrainResult(model.eval(), prev.get("history", []), int(prev.get("epoch", 0)), True,
+                           time.perf_counter() - t0, Path(checkpoint), prev.get("selected_epoch"))
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    if found:
         prev = load_checkpoint(checkpoint, model, opt, expect=expect)
         history, start = prev.get("history", []), int(prev.get("epoch", 0))
-        if prev.get("complete"):
-            return TrainResult(model.eval(), history, start, True, time.perf_counter() - t0, Path(checkpoint),
-                               prev.get("selected_epoch"))
         best_state = read_prefixed(checkpoint, "best.")
     selection = Selection(cfg.select, best_state)
     selected = None
