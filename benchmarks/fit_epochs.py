@@ -17,12 +17,18 @@ that keep ``K`` random pixels, with 07's inputs (``certified.base_inputs``: the 
 ablated once with 07's seed, the starting weights), for the profile's ``CERT_EPOCHS`` unless ``--epochs`` says
 otherwise: 07's own base detector when the profile's ``CERT_INIT`` is ``baseline`` and ``--lr`` is not given. No
 test scoring (the base detector alone is not 07's smoothed detector). Issue 24's measurement of whether a smaller
-learning rate or more epochs let 07's base detectors learn (README, *Certified*).
+learning rate or more epochs let 07's base detectors learn (README, *Certified*). ``--ablation 1024`` (every pixel
+kept, the mask channel alone) is the control: 07's recipe on the clean task. ``--k-from K0`` anneals the kept pixels
+log-linearly from ``K0`` to ``K`` over the first half of the training steps, then stays at ``K`` (a curriculum: any
+base detector keeps the certificate valid; 07 does not use it).
+
+    python benchmarks/fit_epochs.py --arch resnet50 --ablation 30 --k-from 1024
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from dataclasses import asdict
@@ -31,11 +37,26 @@ from pathlib import Path
 import torch
 
 from helpers.config.profiles import profile_params
+from helpers.defenses import ablation as A
 from helpers.experiments import certified, stages
 from helpers.experiments.pipeline import training_val
 from helpers.experiments.stages import BaselinesStage, read_stage
 from helpers.models.detectors import predict
-from helpers.models.training import TrainConfig, train
+from helpers.models.training import TrainConfig, read_checkpoint_meta, train
+
+
+def annealed_ablation(k_from: int, k: int, ramp_steps: int, first_step: int):
+    """07's ablation transform with ``k_from`` kept pixels at step 0, ``k`` from step ``ramp_steps`` on, log-linear
+    between; ``first_step``: where a resumed run starts (the hook is called once per training batch, in order)."""
+    step = [first_step]
+
+    def transform(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        frac = min(1.0, step[0] / max(1, ramp_steps))
+        step[0] += 1
+        kt = round(math.exp(math.log(k_from) + frac * (math.log(k) - math.log(k_from))))
+        return A.ablation_transform(kt)(x, g)
+
+    return transform
 
 
 def main() -> None:
@@ -45,6 +66,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, help="epochs (default: 20; with --ablation, the profile's CERT_EPOCHS)")
     ap.add_argument("--lr", type=float, help="peak learning rate instead of 01's")
     ap.add_argument("--ablation", type=int, metavar="K", help="train 07's base detector: K kept pixels, from 01's")
+    ap.add_argument("--k-from", type=int, metavar="K0", help="with --ablation: anneal from K0 kept pixels to K")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     prep = stages.load_prepared(args.profile)
@@ -63,8 +85,16 @@ def main() -> None:
             ap.error(f"--ablation {args.ablation}: {exc}")
         extra = {"transform": transform, "init": start}
         tag = f"-ablation{args.ablation}-from-{clean.checkpoint_id}"    # a retrained 01 baseline: a new file
+        if args.k_from is not None:
+            tag += f"-kfrom{args.k_from}"
         meta.update(kind="benchmark-ablation-random", ablation=f"random-{args.ablation}", init=clean.checkpoint_id)
     path = Path(tempfile.gettempdir()) / f"fit_epochs-{args.profile}-{args.arch}-{epochs}-lr{cfg.lr:g}{tag}.safetensors"
+    if args.k_from is not None:
+        if args.ablation is None:
+            ap.error("--k-from needs --ablation K")
+        steps = math.ceil(len(prep.xy("train")[1]) / cfg.batch_size)
+        done = read_checkpoint_meta(path).get("epoch", 0) if path.exists() else 0
+        extra["transform"] = annealed_ablation(args.k_from, args.ablation, epochs * steps // 2, done * steps)
     t0 = time.time()
     res = train(args.arch, channels, prep.xy("train"), val, cfg, path, meta, progress=True, **extra)
     print("epoch | train accuracy | train loss | validation EER")
