@@ -10,7 +10,8 @@ images. This prints, for each model and k, the EER and accuracy of that starting
 (drawn with a fixed seed), every clip with its own random k pixels (``ablation.keep_masks``, seed 5), in two states:
 
 - ``eval``: the BatchNorm running statistics of clean images (how 07's smoothed detector would use the model);
-- ``train``: each batch normalised with its own statistics (what the first fine-tuning steps see),
+- ``train``: the clips normalised with their own statistics (about what the first fine-tuning steps see; those
+  batches hold 16 clips, so their statistics are noisier),
 
 and for two null encodings: ``zero``, 07's (an ablated pixel is 0 in every channel before the detector's input
 normalisation, a dark colour after it), and ``mean``, the normalisation's mean colour (0 after it, as the paper's
@@ -26,7 +27,7 @@ import copy
 import torch
 
 from helpers.defenses import ablation as A
-from helpers.evaluation.metrics import eer
+from helpers.evaluation.metrics import bonafide_score, eer
 from helpers.experiments import certified, stages
 from helpers.experiments.pipeline import training_val
 
@@ -47,27 +48,32 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=192, help="clips drawn from the split (seed 0)")
     ap.add_argument("--k", type=int, nargs="+", default=[1024, 700, 424, 250, 100, 30])
     args = ap.parse_args()
+    if args.n < 1 or min(args.k) < 1:
+        ap.error(f"--n ({args.n}) and every --k ({args.k}) must be >= 1")
     prep = stages.load_prepared(args.profile)
+    split = args.split if args.split != "validation" or len(prep.sets["val"]) else "test (no validation split)"
     x, y = training_val(prep) if args.split == "validation" else prep.xy(args.split)
     pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:args.n]
     x, y = x[pick], y[pick]
     _, _, h, w = x.shape
     archs = args.arch or list(stages.read_stage(args.profile, stages.BaselinesStage).checkpoints)
-    print(f"{args.profile}, {args.split} split, {len(y)} clips ({int((y == 0).sum())} bonafide), {h}x{w} images")
+    if max(args.k) > h * w:
+        ap.error(f"--k {max(args.k)}: a {h}x{w} image has {h * w} pixels")
+    print(f"{args.profile}, {split} split, {len(y)} clips ({int((y == 0).sum())} bonafide), {h}x{w} images")
     print("model | k (share kept) | null | state | EER % | accuracy %")
     for arch in archs:
         clean = stages.load_detector(args.profile, arch, "baseline", prep)
         model = certified.ablation_init(clean)
         for k in args.k:
-            keep = A.keep_masks(len(y), h, w, min(k, h * w), seed=5)
+            keep = A.keep_masks(len(y), h, w, k, seed=5)
             for null in ("zero", "mean"):
                 xa = ablated(x, keep, null, clean.normalize.mean.flatten())
                 for state in ("eval", "train"):    # a train-mode pass updates running statistics: on a copy
                     m = model.eval() if state == "eval" else copy.deepcopy(model).train()
                     with torch.no_grad():
-                        p_spoof = torch.softmax(m(xa), 1)[:, 1]
-                    acc = ((p_spoof > 0.5).long() == y).float().mean().item()
-                    print(f"{arch} | {k} ({k / (h * w):.0%}) | {null} | {state} | {100 * eer(y, 1 - p_spoof):.1f} | "
+                        logits = m(xa)
+                    acc = (logits.argmax(1) == y).float().mean().item()
+                    print(f"{arch} | {k} ({k / (h * w):.1%}) | {null} | {state} | {100 * eer(y, bonafide_score(logits)):.1f} | "
                           f"{100 * acc:.1f}", flush=True)
 
 

@@ -42,7 +42,7 @@ from helpers.experiments import certified, stages
 from helpers.experiments.pipeline import training_val
 from helpers.experiments.stages import BaselinesStage, read_stage
 from helpers.models.detectors import predict
-from helpers.models.training import TrainConfig, read_checkpoint_meta, train
+from helpers.models.training import TrainConfig, epoch_batches, read_checkpoint_meta, train
 
 
 def annealed_ablation(k_from: int, k: int, ramp_steps: int, first_step: int):
@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--ablation", type=int, metavar="K", help="train 07's base detector: K kept pixels, from 01's")
     ap.add_argument("--k-from", type=int, metavar="K0", help="with --ablation: anneal from K0 kept pixels to K")
     args = ap.parse_args()
+    if args.k_from is not None and args.ablation is None:
+        ap.error("--k-from needs --ablation K")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     prep = stages.load_prepared(args.profile)
     base = read_stage(args.profile, BaselinesStage)
@@ -85,14 +87,16 @@ def main() -> None:
             ap.error(f"--ablation {args.ablation}: {exc}")
         extra = {"transform": transform, "init": start}
         tag = f"-ablation{args.ablation}-from-{clean.checkpoint_id}"    # a retrained 01 baseline: a new file
-        if args.k_from is not None:
-            tag += f"-kfrom{args.k_from}"
         meta.update(kind="benchmark-ablation-random", ablation=f"random-{args.ablation}", init=clean.checkpoint_id)
+        if args.k_from is not None:
+            d = val[0].shape[-2] * val[0].shape[-1]
+            if not 0 < args.k_from <= d:
+                ap.error(f"--k-from {args.k_from} must be in 1..{d} (pixels of the image)")
+            tag += f"-kfrom{args.k_from}"
+            meta.update(ablation=f"random-{args.k_from}-to-{args.ablation}")
     path = Path(tempfile.gettempdir()) / f"fit_epochs-{args.profile}-{args.arch}-{epochs}-lr{cfg.lr:g}{tag}.safetensors"
-    if args.k_from is not None:
-        if args.ablation is None:
-            ap.error("--k-from needs --ablation K")
-        steps = math.ceil(len(prep.xy("train")[1]) / cfg.batch_size)
+    if args.k_from is not None:     # training batches per epoch (``max_batches`` caps them), as train() draws them
+        steps = len(epoch_batches(len(prep.xy("train")[1]), cfg, 0))
         done = read_checkpoint_meta(path).get("epoch", 0) if path.exists() else 0
         extra["transform"] = annealed_ablation(args.k_from, args.ablation, epochs * steps // 2, done * steps)
     t0 = time.time()
