@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
+from pathlib import Path
 
 import torch
 
@@ -31,13 +33,14 @@ from helpers.evaluation.metrics import bonafide_score, eer
 from helpers.experiments import certified, stages
 from helpers.experiments.pipeline import training_val
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is scripts, not a package
+from common import mean_null  # noqa: E402
+
 
 def ablated(x: torch.Tensor, keep: torch.Tensor, null: str, mean: torch.Tensor) -> torch.Tensor:
     """07's input (``null="zero"``: :func:`ablation.apply_mask`) or the same with ablated pixels at ``mean``."""
     out = A.apply_mask(x, keep)
-    if null == "mean":
-        out[:, :-1] += mean.reshape(1, -1, 1, 1) * (~keep).unsqueeze(1).to(x.dtype)
-    return out
+    return mean_null(out, mean) if null == "mean" else out
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ test scoring (the base detector alone is not 07's smoothed detector). Issue 24's
 learning rate or more epochs let 07's base detectors learn (README, *Certified*). ``--ablation 1024`` (every pixel
 kept, the mask channel alone) is the control: 07's recipe on the clean task. ``--k-from K0`` anneals the kept pixels
 log-linearly from ``K0`` to ``K`` over the first half of the training steps, then stays at ``K`` (a curriculum: any
-base detector keeps the certificate valid; 07 does not use it).
+base detector keeps the certificate valid; 07 does not use it). ``--null mean`` puts ablated pixels at the clean
+detector's input-normalisation mean instead of 07's 0 (``common.mean_null``, training and validation images alike).
 
     python benchmarks/fit_epochs.py --arch resnet50 --ablation 30 --k-from 1024
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -43,6 +45,9 @@ from helpers.experiments.pipeline import training_val
 from helpers.experiments.stages import BaselinesStage, read_stage
 from helpers.models.detectors import predict
 from helpers.models.training import TrainConfig, epoch_batches, read_checkpoint_meta, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is scripts, not a package
+from common import mean_null  # noqa: E402
 
 
 def annealed_ablation(k_from: int, k: int, ramp_steps: int, first_step: int):
@@ -67,9 +72,11 @@ def main() -> None:
     ap.add_argument("--lr", type=float, help="peak learning rate instead of 01's")
     ap.add_argument("--ablation", type=int, metavar="K", help="train 07's base detector: K kept pixels, from 01's")
     ap.add_argument("--k-from", type=int, metavar="K0", help="with --ablation: anneal from K0 kept pixels to K")
+    ap.add_argument("--null", choices=("zero", "mean"), default="zero",
+                    help="with --ablation: ablated pixels at 0 (07's encoding) or at the input normalisation's mean")
     args = ap.parse_args()
-    if args.k_from is not None and args.ablation is None:
-        ap.error("--k-from needs --ablation K")
+    if (args.k_from is not None or args.null != "zero") and args.ablation is None:
+        ap.error("--k-from and --null need --ablation K")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     prep = stages.load_prepared(args.profile)
     base = read_stage(args.profile, BaselinesStage)
@@ -94,11 +101,19 @@ def main() -> None:
                 ap.error(f"--k-from {args.k_from} must be in 1..{d} (pixels of the image)")
             tag += f"-kfrom{args.k_from}"
             meta.update(ablation=f"random-{args.k_from}-to-{args.ablation}")
+        if args.null == "mean":     # ablated pixels at the clean detector's normalisation mean (0 after it)
+            tag += "-nullmean"
+            meta.update(null="mean")
+            mean = clean.normalize.mean.flatten()
+            val = (mean_null(val[0], mean), val[1])
     path = Path(tempfile.gettempdir()) / f"fit_epochs-{args.profile}-{args.arch}-{epochs}-lr{cfg.lr:g}{tag}.safetensors"
     if args.k_from is not None:     # training batches per epoch (``max_batches`` caps them), as train() draws them
         steps = len(epoch_batches(len(prep.xy("train")[1]), cfg, 0))
         done = read_checkpoint_meta(path).get("epoch", 0) if path.exists() else 0
         extra["transform"] = annealed_ablation(args.k_from, args.ablation, epochs * steps // 2, done * steps)
+    if args.null == "mean":
+        zero_null = extra["transform"]
+        extra["transform"] = lambda x, g: mean_null(zero_null(x, g), mean)
     t0 = time.time()
     res = train(args.arch, channels, prep.xy("train"), val, cfg, path, meta, progress=True, **extra)
     print("epoch | train accuracy | train loss | validation EER")
