@@ -68,11 +68,10 @@ def forward_ms_per_image(model, shape, batch: int, device: str, reps: int = 3) -
     return 1000 * t / (reps * batch)
 
 
-
 def mean_null(xa: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     """07's ablated images (``ablation.apply_mask``: image channels, then the keep mask) with every ablated pixel at
     ``mean`` (a detector's input-normalisation mean, so 0 after it) instead of 07's 0: the null encoding
     ``ablation_sensitivity.py`` and ``fit_epochs.py --null mean`` compare with 07's."""
     out = xa.clone()
-    out[:, :-1] += mean.reshape(1, -1, 1, 1) * (1 - xa[:, -1:])
+    out[:, :-1] += mean.to(xa).reshape(1, -1, 1, 1) * (1 - xa[:, -1:])   # the mask channel is exactly 0 or 1
     return out

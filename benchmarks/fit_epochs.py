@@ -75,8 +75,9 @@ def main() -> None:
     ap.add_argument("--null", choices=("zero", "mean"), default="zero",
                     help="with --ablation: ablated pixels at 0 (07's encoding) or at the input normalisation's mean")
     args = ap.parse_args()
-    if (args.k_from is not None or args.null != "zero") and args.ablation is None:
-        ap.error("--k-from and --null need --ablation K")
+    for name, given in (("--k-from", args.k_from is not None), ("--null", args.null != "zero")):
+        if given and args.ablation is None:
+            ap.error(f"{name} needs --ablation K")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     prep = stages.load_prepared(args.profile)
     base = read_stage(args.profile, BaselinesStage)
