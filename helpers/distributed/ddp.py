@@ -78,8 +78,8 @@ from helpers.runtime import get_device
 from helpers.models.augment import make_augment
 from helpers.models.training import (AdvGenerator, EarlyStop, Selection, TrainConfig, TrainResult, TwoViews, adv_maker,
                                      batch_inputs, class_weights, data_hash, epoch_batches, load_checkpoint,
-                                     logits_metrics, read_checkpoint_meta, read_prefixed, run_metadata,
-                                     save_checkpoint, train_step)
+                                     logits_metrics, read_checkpoint_meta, read_prefixed, reuse_finished,
+                                     run_metadata, save_checkpoint, train_step)
 
 Backend = Literal["gloo", "nccl"]
 
@@ -402,9 +402,7 @@ def ddp_train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.T
     best_state = None
     found = checkpoint is not None and Path(checkpoint).exists()
     if found and read_checkpoint_meta(checkpoint).get("complete"):   # a finished run: its weights, no optimizer
-        prev = load_checkpoint(checkpoint, model, expect=expect)    # (training.train's reuse, the same reason)
-        return TrainResult(model.eval(), prev.get("history", []), int(prev.get("epoch", 0)), True,
-                           time.perf_counter() - t0, Path(checkpoint), prev.get("selected_epoch"))
+        return reuse_finished(checkpoint, model, expect, t0)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     if found:
         prev = load_checkpoint(checkpoint, model, opt, expect=expect)

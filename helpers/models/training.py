@@ -319,6 +319,14 @@ def train_step(views: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, y
     return loss, adv_loss, logits, logits_adv
 
 
+def reuse_finished(checkpoint: Path, model: nn.Module, expect: dict, t0: float) -> TrainResult:
+    """A finished run's result: its weights loaded into ``model`` after the metadata check, and no optimizer (the
+    first one a process builds imports torch._dynamo, 5-9 s). One place for :func:`train` and ``ddp_train``."""
+    prev = load_checkpoint(checkpoint, model, expect=expect)
+    return TrainResult(model.eval(), prev.get("history", []), int(prev.get("epoch", 0)), True,
+                       time.perf_counter() - t0, Path(checkpoint), prev.get("selected_epoch"))
+
+
 def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tensor],
           val_xy: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, checkpoint: Path | None = None,
           meta: dict | None = None, adv: AdvGenerator | None = None, init: Detector | None = None,
@@ -350,10 +358,8 @@ def train(arch: str, in_channels: int, train_xy: tuple[torch.Tensor, torch.Tenso
     # a damaged checkpoint (truncated copy, disk error) is moved aside and the run starts over; a readable one made
     # for other parameters is refused by load_checkpoint's metadata check
     found = read_or_quarantine(checkpoint, _readable_checkpoint) if checkpoint is not None else None
-    if found is not None and found.get("complete"):     # a finished run: its weights, no optimizer (the first
-        prev = load_checkpoint(checkpoint, model, expect=expect)    # one a process builds imports torch._dynamo, 5-9 s)
-        return TrainResult(model.eval(), prev.get("history", []), int(prev.get("epoch", 0)), True,
-                           time.perf_counter() - t0, Path(checkpoint), prev.get("selected_epoch"))
+    if found is not None and found.get("complete"):
+        return reuse_finished(checkpoint, model, expect, t0)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     if found is not None:
         prev = load_checkpoint(checkpoint, model, opt, expect=expect)
